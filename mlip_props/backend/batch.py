@@ -1,0 +1,227 @@
+"""Packing many structures into one set of tensors.
+
+A :class:`Batch` holds ``B`` structures with ``N`` atoms in total:
+
+==================  ===============  ==========================================
+field               shape            meaning
+==================  ===============  ==========================================
+``positions``       (N, 3)           Cartesian positions, Angstrom
+``numbers``         (N,)             atomic numbers
+``structure_index`` (N,)             which structure each atom belongs to
+``cells``           (B, 3, 3)        lattice vectors as rows, Angstrom
+``pbc``             (B, 3)           periodic directions
+``n_atoms``         (B,)             atoms per structure
+``ptr``             (B + 1,)         offsets: atoms of structure b are ptr[b]:ptr[b+1]
+==================  ===============  ==========================================
+
+Positions and cells are float64 by default (property accuracy); pass
+``dtype=torch.float32`` for speed when the property allows it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import chemical_symbols
+
+#: Smallest cell volume (Angstrom^3 per periodic structure) that is not called singular.
+MIN_CELL_VOLUME_A3 = 1e-6
+#: Atoms closer than this (Angstrom) are coincident: no potential can give them a finite gradient.
+COINCIDENT_ATOMS_A = 1e-4
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU; ``MLIP_PROPS_DEVICE`` overrides both."""
+    env = os.environ.get("MLIP_PROPS_DEVICE")
+    if env:
+        return torch.device(env)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    return default_device() if device is None else torch.device(device)
+
+
+def to_atoms(structure: Any) -> Atoms:
+    """Return an ASE ``Atoms`` for an ASE ``Atoms``, pymatgen ``Structure`` or ``Molecule``."""
+    if isinstance(structure, Atoms):
+        return structure
+    try:
+        from pymatgen.core import Molecule, Structure
+    except ImportError:  # pragma: no cover - pymatgen is a dependency
+        Molecule = Structure = ()  # type: ignore[assignment]
+    if isinstance(structure, (Structure, Molecule)):
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        return AseAtomsAdaptor.get_atoms(structure)
+    raise TypeError(
+        f"expected ase.Atoms or pymatgen Structure/Molecule, got {type(structure).__name__}"
+    )
+
+
+def validate_atoms(atoms: Atoms, index: int = 0) -> None:
+    """Raise ``ValueError`` naming structure ``index`` and the problem if ``atoms`` cannot be evaluated.
+
+    Checks: at least one atom, finite positions, known atomic numbers, a non-singular cell in
+    every periodic direction, and no two atoms at the same place.
+    """
+    n = len(atoms)
+    if n == 0:
+        raise ValueError(f"structure {index}: has no atoms")
+    pos = atoms.get_positions()
+    if not np.all(np.isfinite(pos)):
+        bad = np.where(~np.isfinite(pos).all(axis=1))[0]
+        raise ValueError(f"structure {index}: non-finite (NaN/inf) positions for atoms {bad[:10].tolist()}")
+    z = atoms.get_atomic_numbers()
+    if np.any(z < 1) or np.any(z >= len(chemical_symbols)):
+        raise ValueError(f"structure {index}: unknown atomic number(s) {sorted(set(z[(z < 1)].tolist()))}")
+    pbc = atoms.get_pbc()
+    cell = np.asarray(atoms.get_cell())
+    if not np.all(np.isfinite(cell)):
+        raise ValueError(f"structure {index}: non-finite cell")
+    if pbc.any():
+        vol = abs(np.linalg.det(cell)) if pbc.all() else None
+        if vol is not None and vol < MIN_CELL_VOLUME_A3:
+            raise ValueError(f"structure {index}: zero-volume or singular cell (volume {vol:.3g} A^3)")
+        for d in np.where(pbc)[0]:
+            if np.linalg.norm(cell[d]) < 1e-8:
+                raise ValueError(f"structure {index}: periodic direction {d} has a zero-length cell vector")
+        if not pbc.all():
+            # Mixed boundary conditions: the periodic vectors must be independent.
+            sub = cell[pbc]
+            if np.linalg.matrix_rank(sub, tol=1e-8) < len(sub):
+                raise ValueError(f"structure {index}: singular cell in its periodic directions")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Many structures packed into tensors (see the module docstring for the fields)."""
+
+    positions: torch.Tensor
+    numbers: torch.Tensor
+    structure_index: torch.Tensor
+    cells: torch.Tensor
+    pbc: torch.Tensor
+    n_atoms: torch.Tensor
+    ptr: torch.Tensor
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_structures(
+        cls,
+        structures: Iterable[Any],
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device | None = None,
+        validate: bool = True,
+    ) -> "Batch":
+        """Pack ASE ``Atoms`` / pymatgen structures (periodic or not, mixed sizes) into a batch.
+
+        Raises ``ValueError`` naming the structure index for empty input, empty structures, NaN
+        positions, unknown atomic numbers or singular cells.
+        """
+        atoms_list = [to_atoms(s) for s in structures]
+        if not atoms_list:
+            raise ValueError("no structures given (empty list)")
+        if validate:
+            for k, a in enumerate(atoms_list):
+                validate_atoms(a, k)
+        device = resolve_device(device)
+        n_atoms = np.array([len(a) for a in atoms_list], dtype=np.int64)
+        ptr = np.concatenate([[0], np.cumsum(n_atoms)])
+        pos = np.concatenate([a.get_positions() for a in atoms_list])
+        z = np.concatenate([a.get_atomic_numbers() for a in atoms_list])
+        cells = np.stack([np.asarray(a.get_cell()) for a in atoms_list])
+        pbc = np.stack([a.get_pbc() for a in atoms_list])
+        sidx = np.repeat(np.arange(len(atoms_list)), n_atoms)
+        as_t = lambda x, dt: torch.as_tensor(x, dtype=dt, device=device)  # noqa: E731
+        return cls(
+            positions=as_t(pos, dtype),
+            numbers=as_t(z, torch.long),
+            structure_index=as_t(sidx, torch.long),
+            cells=as_t(cells, dtype),
+            pbc=as_t(pbc, torch.bool),
+            n_atoms=as_t(n_atoms, torch.long),
+            ptr=as_t(ptr, torch.long),
+        )
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_structures(self) -> int:
+        return int(self.cells.shape[0])
+
+    @property
+    def n_total(self) -> int:
+        return int(self.positions.shape[0])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.positions.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.positions.device
+
+    def volumes(self) -> torch.Tensor:
+        """Cell volumes, Angstrom^3 (B,). Meaningless (possibly 0) for non-periodic structures."""
+        return torch.linalg.det(self.cells).abs()
+
+    # ------------------------------------------------------------------ derived batches
+    def with_positions(self, positions: torch.Tensor) -> "Batch":
+        return replace(self, positions=positions)
+
+    def with_cells(self, cells: torch.Tensor) -> "Batch":
+        return replace(self, cells=cells)
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "Batch":
+        dev = self.device if device is None else torch.device(device)
+        dt = self.dtype if dtype is None else dtype
+        return Batch(
+            positions=self.positions.to(dev, dt),
+            numbers=self.numbers.to(dev),
+            structure_index=self.structure_index.to(dev),
+            cells=self.cells.to(dev, dt),
+            pbc=self.pbc.to(dev),
+            n_atoms=self.n_atoms.to(dev),
+            ptr=self.ptr.to(dev),
+        )
+
+    def select(self, indices: Sequence[int]) -> "Batch":
+        """A new batch holding structures ``indices`` (in that order)."""
+        idx = [int(i) for i in indices]
+        ptr = self.ptr.cpu().numpy()
+        atom_idx = np.concatenate([np.arange(ptr[i], ptr[i + 1]) for i in idx])
+        n_atoms = self.n_atoms[idx]
+        new_ptr = torch.cat([n_atoms.new_zeros(1), torch.cumsum(n_atoms, 0)])
+        ai = torch.as_tensor(atom_idx, device=self.device)
+        return Batch(
+            positions=self.positions[ai],
+            numbers=self.numbers[ai],
+            structure_index=torch.repeat_interleave(
+                torch.arange(len(idx), device=self.device), n_atoms
+            ),
+            cells=self.cells[idx],
+            pbc=self.pbc[idx],
+            n_atoms=n_atoms,
+            ptr=new_ptr,
+        )
+
+    def split_atoms(self, per_atom: np.ndarray) -> list[np.ndarray]:
+        """Split an (N, ...) per-atom array into one array per structure."""
+        ptr = self.ptr.cpu().numpy()
+        return [per_atom[ptr[b] : ptr[b + 1]] for b in range(self.n_structures)]
+
+    def to_atoms(self) -> list[Atoms]:
+        """Unpack back into ASE ``Atoms`` (current positions and cells)."""
+        pos = self.positions.detach().cpu().numpy()
+        z = self.numbers.cpu().numpy()
+        cells = self.cells.detach().cpu().numpy()
+        pbc = self.pbc.cpu().numpy()
+        ptr = self.ptr.cpu().numpy()
+        return [
+            Atoms(numbers=z[ptr[b] : ptr[b + 1]], positions=pos[ptr[b] : ptr[b + 1]], cell=cells[b], pbc=pbc[b])
+            for b in range(self.n_structures)
+        ]

@@ -1,0 +1,389 @@
+"""Energies, forces, stresses and Hessians for many structures in one call.
+
+Torch potentials are evaluated on whole batches; every derivative comes from autograd:
+
+* forces  F = -dE/dx;
+* stress  sigma = (1/V) dE/d(epsilon) at epsilon = 0, where the symmetric strain epsilon deforms
+  positions and cell together (x -> x (1 + epsilon)); Voigt order xx, yy, zz, yz, xz, xy, ASE's
+  sign convention (negative under compression, pressure P = -tr(sigma)/3);
+* Hessian d2E/dx dx' (3N x 3N per structure) by double backward: Hessian-vector products with
+  unit vectors, batched over all structures at once (vmapped with ``is_grads_batched``).
+
+Large jobs are split into chunks by a memory budget so that 10,000 structures evaluate without
+exhausting memory; structures are never looped over in Python for torch potentials.
+Oracles (ASE calculators, see :mod:`mlip_props.backend.oracle`) go through the same functions.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .batch import Batch, resolve_device, to_atoms, validate_atoms
+from .neighbors import NeighborGraph, assemble_graph, build_neighbor_graph, edge_vectors, structure_neighbors
+from .potential import AtomicGraph, Potential
+from .units import EV_A3_TO_GPA
+
+PROPERTIES = ("energy", "forces", "stress", "hessian")
+_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def _check_properties(properties: Iterable[str]) -> tuple[str, ...]:
+    props = tuple(properties)
+    unknown = [p for p in props if p not in PROPERTIES]
+    if unknown:
+        raise ValueError(f"unknown properties {unknown}; choose from {list(PROPERTIES)}")
+    return props
+
+
+def is_oracle(potential: Any) -> bool:
+    """True for ASE-calculator oracles (evaluated structure by structure, outside autograd)."""
+    return bool(getattr(potential, "is_oracle", False))
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """Bytes of autograd workspace one chunk may use: ``MLIP_PROPS_MEMORY_BUDGET`` (in MiB), else
+    half the free GPU memory on CUDA, else 1 GiB."""
+    env = os.environ.get("MLIP_PROPS_MEMORY_BUDGET")
+    if env:
+        return int(float(env) * 2**20)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(0.5 * free)
+    return 1 << 30
+
+
+# ---------------------------------------------------------------------------------------------
+# one batch, tensors in and out
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class BatchOutput:
+    """Results of :func:`evaluate_batch` as tensors on the batch's device.
+
+    ``energies`` (B,) eV; ``forces`` (N, 3) eV/A; ``stress`` (B, 6) eV/A^3 (NaN for structures
+    not periodic in all three directions); ``hessians`` one (3n, 3n) eV/A^2 per structure.
+    For a committee of M members an extra member axis appears: energies (B, M), forces
+    (M, N, 3), stress (B, M, 6).
+    """
+
+    energies: torch.Tensor
+    per_atom_energies: torch.Tensor | None = None
+    forces: torch.Tensor | None = None
+    stress: torch.Tensor | None = None
+    hessians: list[torch.Tensor] | None = None
+
+
+def atomic_graph(batch: Batch, graph: NeighborGraph) -> AtomicGraph:
+    """Bundle a batch and its neighbour graph into what a potential sees (edge vectors included)."""
+    vec = edge_vectors(batch, graph)
+    return AtomicGraph(
+        numbers=batch.numbers,
+        structure_index=batch.structure_index,
+        n_structures=batch.n_structures,
+        edge_index=graph.edge_index,
+        edge_vectors=vec,
+        edge_lengths=vec.norm(dim=-1),
+        edge_structure=graph.edge_structure,
+        positions=batch.positions,
+        cells=batch.cells,
+        pbc=batch.pbc,
+    )
+
+
+def _sym(t: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (t + t.transpose(-1, -2))
+
+
+def _to_voigt(t: torch.Tensor) -> torch.Tensor:
+    return torch.stack([t[..., a, b] for a, b in _VOIGT], dim=-1)
+
+
+def _grad_per_member(outputs: torch.Tensor, inputs: list[torch.Tensor], create_graph: bool):
+    """Gradients of outputs (B,) or (B, M) summed over structures; member axis first if any."""
+    if outputs.dim() == 1:
+        return torch.autograd.grad(outputs.sum(), inputs, create_graph=create_graph)
+    m = outputs.shape[1]
+    eye = torch.eye(m, dtype=outputs.dtype, device=outputs.device)
+    go = eye[:, None, :].expand(m, outputs.shape[0], m)
+    return torch.autograd.grad(outputs, inputs, grad_outputs=go, is_grads_batched=True, create_graph=create_graph)
+
+
+def _hessians(grad: torch.Tensor, positions: torch.Tensor, batch: Batch, block: int) -> list[torch.Tensor]:
+    """Per-structure Hessians from the gradient (N, 3) by batched Hessian-vector products.
+
+    Vector k selects degree of freedom k (atom k // 3, direction k % 3) of *every* structure at
+    once, so 3 * max(n_atoms) products give all the (block-diagonal) Hessians of the batch.
+    """
+    n_atoms = batch.n_atoms
+    ptr = batch.ptr
+    nmax = int(n_atoms.max())
+    ndof = 3 * nmax
+    n = batch.n_total
+    local = torch.arange(n, device=positions.device) - ptr[batch.structure_index]
+    padded = torch.zeros(batch.n_structures, ndof, nmax, 3, dtype=grad.dtype, device=grad.device)
+    for k0 in range(0, ndof, block):
+        ks = torch.arange(k0, min(ndof, k0 + block), device=positions.device)
+        vecs = torch.zeros(len(ks), n, 3, dtype=grad.dtype, device=grad.device)
+        atom = ks // 3
+        for kk in range(len(ks)):  # builds unit vectors only; the products below are one call
+            has = n_atoms > atom[kk]
+            vecs[kk, ptr[:-1][has] + atom[kk], ks[kk] % 3] = 1.0
+        try:
+            hv = torch.autograd.grad(grad, positions, grad_outputs=vecs, is_grads_batched=True, retain_graph=True)[0]
+        except RuntimeError:  # an op without a batching rule: fall back to one product at a time
+            hv = torch.stack([
+                torch.autograd.grad(grad, positions, grad_outputs=v, retain_graph=True)[0] for v in vecs
+            ])
+        # hv[kk, atom, :] -> padded[structure, k, local atom, :]
+        tmp = torch.zeros(batch.n_structures, len(ks), nmax, 3, dtype=grad.dtype, device=grad.device)
+        tmp[batch.structure_index, :, local] = hv.permute(1, 0, 2)
+        padded[:, k0 : k0 + len(ks)] = tmp
+    out = []
+    for b in range(batch.n_structures):
+        d = 3 * int(n_atoms[b])
+        out.append(padded[b, :d].reshape(d, 3 * nmax)[:, :d])
+    return out
+
+
+def evaluate_batch(
+    potential: Any,
+    batch: Batch,
+    properties: Sequence[str] = ("energy", "forces"),
+    graph: NeighborGraph | None = None,
+    create_graph: bool = False,
+    hessian_block: int | None = None,
+) -> BatchOutput:
+    """Evaluate one batch (no chunking) and return tensors; see :class:`BatchOutput`.
+
+    ``graph`` may be passed to reuse a neighbour graph (built with a skin); ``create_graph``
+    keeps the autograd graph of forces/stress (for training on them).
+    """
+    props = _check_properties(properties)
+    if is_oracle(potential):
+        return potential.evaluate_batch(batch, props)
+    potential.check_elements(batch)
+    if graph is None or graph.needs_rebuild(batch):
+        graph = build_neighbor_graph(batch, potential.cutoff)
+    want_f = "forces" in props
+    want_s = "stress" in props
+    want_h = "hessian" in props
+    pos = batch.positions.detach().requires_grad_(want_f or want_h or create_graph)
+    cells = batch.cells.detach()
+    strain = None
+    if want_s:
+        strain = torch.zeros_like(cells, requires_grad=True)
+        defo = torch.eye(3, dtype=cells.dtype, device=cells.device) + _sym(strain)
+        pos_used = torch.einsum("ni,nij->nj", pos, defo[batch.structure_index])
+        cells_used = torch.bmm(cells, defo)
+    else:
+        pos_used, cells_used = pos, cells
+    strained = batch.with_positions(pos_used).with_cells(cells_used)
+    per_atom = potential(atomic_graph(strained, graph))
+    shape = (batch.n_structures,) + tuple(per_atom.shape[1:])
+    energies = torch.zeros(shape, dtype=per_atom.dtype, device=per_atom.device).index_add(
+        0, batch.structure_index, per_atom
+    )
+    out = BatchOutput(energies=energies, per_atom_energies=per_atom)
+    inputs = [t for t, w in ((pos, want_f or want_h), (strain, want_s)) if w]
+    if not inputs:
+        return out
+    if want_h and energies.dim() > 1:
+        raise NotImplementedError("Hessians of committees: evaluate each member separately")
+    grads = list(_grad_per_member(energies, inputs, create_graph=create_graph or want_h))
+    if want_f or want_h:
+        g_pos = grads.pop(0)
+        if want_f:
+            out.forces = -g_pos
+        if want_h:
+            block = hessian_block or 3 * int(batch.n_atoms.max())
+            out.hessians = _hessians(g_pos, pos, batch, block)
+    if want_s:
+        g_eps = grads.pop(0)  # (B, 3, 3) or (M, B, 3, 3)
+        vol = torch.linalg.det(cells).abs()
+        periodic = batch.pbc.all(dim=1)
+        vol = torch.where(periodic, vol, torch.ones_like(vol))
+        if g_eps.dim() == 4:
+            sigma = _to_voigt(_sym(g_eps)) / vol[None, :, None]
+            sigma = sigma.permute(1, 0, 2)  # (B, M, 6)
+            sigma = torch.where(periodic[:, None, None], sigma, torch.full_like(sigma, float("nan")))
+        else:
+            sigma = _to_voigt(_sym(g_eps)) / vol[:, None]
+            sigma = torch.where(periodic[:, None], sigma, torch.full_like(sigma, float("nan")))
+        out.stress = sigma
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# any number of structures, numpy out
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class EvaluationResult:
+    """Per-structure results of :func:`evaluate` (numpy arrays).
+
+    ``energies_eV`` (B,) — or (B, M) for a committee of M members;
+    ``forces_eV_A`` one (n, 3) array per structure — (M, n, 3) for a committee;
+    ``stress_eV_A3`` (B, 6) Voigt (xx, yy, zz, yz, xz, xy), ASE sign convention, NaN for
+    structures not periodic in all directions — (B, M, 6) for a committee;
+    ``hessians_eV_A2`` one (3n, 3n) array per structure, d2E/dx_i dx_j.
+    """
+
+    energies_eV: np.ndarray
+    forces_eV_A: list[np.ndarray] | None = None
+    stress_eV_A3: np.ndarray | None = None
+    hessians_eV_A2: list[np.ndarray] | None = None
+    n_atoms: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+
+    @property
+    def stress_GPa(self) -> np.ndarray | None:
+        """Stress in GPa (same layout as ``stress_eV_A3``)."""
+        return None if self.stress_eV_A3 is None else self.stress_eV_A3 * EV_A3_TO_GPA
+
+    @property
+    def energies_per_atom_eV(self) -> np.ndarray:
+        n = self.n_atoms.reshape((-1,) + (1,) * (self.energies_eV.ndim - 1))
+        return self.energies_eV / n
+
+    def to_dict(self) -> dict[str, Any]:
+        lst = lambda xs: None if xs is None else [np.asarray(x).tolist() for x in xs]  # noqa: E731
+        return {
+            "energies_eV": self.energies_eV.tolist(),
+            "forces_eV_A": lst(self.forces_eV_A),
+            "stress_eV_A3": None if self.stress_eV_A3 is None else self.stress_eV_A3.tolist(),
+            "hessians_eV_A2": lst(self.hessians_eV_A2),
+            "n_atoms": self.n_atoms.tolist(),
+        }
+
+
+def plan_chunks(costs: Sequence[float], budget: float) -> list[list[int]]:
+    """Split structures (in order) into consecutive chunks whose summed cost stays within budget."""
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    total = 0.0
+    for k, c in enumerate(costs):
+        if current and total + c > budget:
+            chunks.append(current)
+            current, total = [], 0.0
+        current.append(k)
+        total += c
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def prepare_structures(structures: Iterable[Any]) -> list:
+    """Convert to ASE ``Atoms`` and validate; raises ``ValueError`` naming the structure index."""
+    if isinstance(structures, (str, bytes)):
+        raise TypeError("structures must be Atoms/Structure objects, not a string; see mlip_props.structures")
+    if not isinstance(structures, (list, tuple)):
+        try:
+            structures = [structures] if hasattr(structures, "get_positions") or hasattr(structures, "lattice") else list(structures)
+        except TypeError:
+            structures = [structures]
+    atoms_list = [to_atoms(s) for s in structures]
+    if not atoms_list:
+        raise ValueError("no structures given (empty list)")
+    for k, a in enumerate(atoms_list):
+        validate_atoms(a, k)
+    return atoms_list
+
+
+def evaluate(
+    potential: Any,
+    structures: Iterable[Any],
+    properties: Sequence[str] = ("energy", "forces", "stress"),
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device | None = None,
+    memory_budget: int | None = None,
+    progress: bool = False,
+) -> EvaluationResult:
+    """Energies (eV), forces (eV/A), stress (eV/A^3, Voigt) and Hessians (eV/A^2) of many structures.
+
+    ``structures``: ASE ``Atoms`` or pymatgen ``Structure``/``Molecule`` objects, periodic or
+    not, of mixed sizes and elements. ``properties`` from ``("energy", "forces", "stress",
+    "hessian")``. Torch potentials are evaluated in as few batches as ``memory_budget`` (bytes;
+    see :func:`default_memory_budget`) allows, on ``device`` (CUDA when present by default);
+    oracles structure by structure.
+
+    Raises ``ValueError`` naming the structure index for empty input, an empty structure, NaN
+    positions, a singular cell, coincident atoms or an element the potential does not know.
+    """
+    props = _check_properties(properties)
+    atoms_list = prepare_structures(structures)
+    n_atoms = np.array([len(a) for a in atoms_list])
+    if is_oracle(potential):
+        res = potential.compute(atoms_list, props, progress=progress)
+        return EvaluationResult(n_atoms=n_atoms, **res)
+
+    dev = resolve_device(device)
+    potential = potential.to(dev)
+    elements = potential.elements
+    if elements is not None:
+        for k, a in enumerate(atoms_list):
+            unknown = set(a.get_chemical_symbols()) - {_sym_of(z) for z in elements}
+            if unknown:
+                known = ", ".join(sorted(_sym_of(z) for z in elements))
+                raise ValueError(
+                    f"structure {k}: element(s) {', '.join(sorted(unknown))} not supported by "
+                    f"{type(potential).__name__} (supported: {known})"
+                )
+    lists = []
+    for k, a in enumerate(atoms_list):
+        nl = structure_neighbors(a.get_positions(), np.asarray(a.get_cell()), a.get_pbc(), potential.cutoff)
+        d = nl[3]
+        if len(d) and d.min() < 1e-4:
+            m = int(np.argmin(d))
+            raise ValueError(f"structure {k}: atoms {int(nl[0][m])} and {int(nl[1][m])} coincide (distance {d[m]:.2e} A)")
+        lists.append(nl)
+    budget = memory_budget or default_memory_budget(dev)
+    m = max(1, int(getattr(potential, "n_members", 1)))
+    bpe = potential.bytes_per_edge * m * (1 if dtype == torch.float64 else 0.5)
+    want_h = "hessian" in props
+    costs = []
+    for a, nl in zip(atoms_list, lists):
+        base = bpe * (len(nl[0]) + len(a)) + 200 * len(a)
+        costs.append(base * (3 * len(a) if want_h else 1))
+    chunks = plan_chunks(costs, budget)
+
+    energies, forces, stresses, hessians = [], [], [], []
+    iterator = chunks
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(chunks, desc="evaluate", unit="chunk")
+    for chunk in iterator:
+        batch = Batch.from_structures([atoms_list[k] for k in chunk], dtype=dtype, device=dev, validate=False)
+        graph = assemble_graph(batch, [lists[k] for k in chunk], potential.cutoff)
+        block = None
+        if want_h:
+            per_vec = bpe * graph.n_edges + 200 * batch.n_total
+            block = int(max(1, min(3 * int(batch.n_atoms.max()), budget // max(per_vec, 1))))
+        out = evaluate_batch(potential, batch, props, graph=graph, hessian_block=block)
+        energies.append(out.energies.detach().cpu().numpy())
+        if out.forces is not None:
+            f = out.forces.detach().cpu().numpy()
+            ptr = batch.ptr.cpu().numpy()
+            if f.ndim == 3:
+                forces.extend(f[:, ptr[b] : ptr[b + 1]] for b in range(batch.n_structures))
+            else:
+                forces.extend(f[ptr[b] : ptr[b + 1]] for b in range(batch.n_structures))
+        if out.stress is not None:
+            stresses.append(out.stress.detach().cpu().numpy())
+        if out.hessians is not None:
+            hessians.extend(h.detach().cpu().numpy() for h in out.hessians)
+    return EvaluationResult(
+        energies_eV=np.concatenate(energies),
+        forces_eV_A=forces if "forces" in props else None,
+        stress_eV_A3=np.concatenate(stresses) if "stress" in props else None,
+        hessians_eV_A2=hessians if want_h else None,
+        n_atoms=n_atoms,
+    )
+
+
+def _sym_of(z: int) -> str:
+    from ase.data import chemical_symbols
+
+    return chemical_symbols[int(z)]

@@ -1,0 +1,128 @@
+"""One place that turns names into potentials: :func:`load_potential`.
+
+Specs:
+
+* ``"emt"`` — ASE's EMT oracle (Al, Cu, Ag, Au, Ni, Pd, Pt; rough H, C, N, O);
+* ``"lj"``, ``"lj:epsilon=0.4,sigma=2.3"``, ``"morse:D=0.34,a=1.36,r0=2.6"``, ``"zbl"`` — analytic
+  torch potentials with keyword parameters (eV, Angstrom);
+* ``"morse:...+zbl"`` — a sum of terms joined by ``+``;
+* a path to a model file (``*.pt``) written by :func:`mlip_props.potentials.save_potential`;
+* ``"chgnet"``, ``"sevenn"`` — pretrained universal potentials from the ``pretrained`` extra
+  (their weights ship inside their PyPI packages and load offline);
+* any name added with :func:`register_potential` (e.g. the ``pyscf:`` oracle of the ``qm`` extra);
+* a dict ``{"name": "lj", "epsilon": ...}`` or an already-built potential (returned as is).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from ..backend.oracle import OraclePotential, emt_oracle
+from .base import SumPotential
+from .pair import ZBL, LennardJones, Morse
+from .serialization import load_model_file
+
+_FACTORIES: dict[str, Callable[..., Any]] = {}
+
+
+def register_potential(name: str, factory: Callable[..., Any]) -> None:
+    """Make ``load_potential(f"{name}:k=v,...")`` call ``factory(**params)`` (or ``factory(arg)``
+    for a spec ``name:anything`` that is not key=value pairs)."""
+    _FACTORIES[name.lower()] = factory
+
+
+def known_potentials() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def _parse_value(v: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    if v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    return v
+
+
+def _parse_params(text: str) -> dict[str, Any] | str:
+    if not text:
+        return {}
+    if "=" not in text:
+        return text
+    out = {}
+    for item in text.split(","):
+        if "=" not in item:
+            raise ValueError(f"bad potential parameter {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        out[k.strip()] = _parse_value(v.strip())
+    return out
+
+
+def _build_one(spec: str) -> Any:
+    name, _, rest = spec.partition(":")
+    key = name.strip().lower()
+    if key not in _FACTORIES:
+        raise ValueError(
+            f"unknown potential {spec!r}: expected a model file path or one of {', '.join(known_potentials())}"
+        )
+    params = _parse_params(rest.strip())
+    factory = _FACTORIES[key]
+    try:
+        return factory(params) if isinstance(params, str) else factory(**params)
+    except TypeError as exc:
+        raise ValueError(f"bad parameters for potential {name!r}: {exc}") from exc
+
+
+def load_potential(spec: Any) -> Any:
+    """Turn a spec (name, ``name:k=v,...``, ``a+b`` sum, model-file path, dict) into a potential.
+
+    Raises ``ValueError`` listing the known names for an unknown spec, ``FileNotFoundError`` for
+    a missing model file and ``ValueError`` for a corrupt one.
+    """
+    if hasattr(spec, "forward") or getattr(spec, "is_oracle", False):
+        return spec
+    if isinstance(spec, dict):
+        d = dict(spec)
+        name = d.pop("name", None)
+        if name is None:
+            raise ValueError("potential dict needs a 'name'")
+        text = ",".join(f"{k}={v}" for k, v in d.items())
+        return load_potential(f"{name}:{text}" if text else name)
+    if isinstance(spec, os.PathLike):
+        return load_model_file(spec)
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"potential spec must be a non-empty string, got {spec!r}")
+    spec = spec.strip()
+    if spec.endswith((".pt", ".pth")) or os.sep in spec or Path(spec).is_file():
+        return load_model_file(spec)
+    parts = [p for p in spec.split("+")]
+    terms = [_build_one(p.strip()) for p in parts]
+    if len(terms) == 1:
+        return terms[0]
+    if any(getattr(t, "is_oracle", False) for t in terms):
+        raise ValueError(f"{spec!r}: oracles cannot be summed with other potentials")
+    return SumPotential(*terms)
+
+
+def _pretrained(module: str, attr: str, name: str, **kwargs) -> OraclePotential:
+    try:
+        mod = __import__(module, fromlist=[attr])
+    except ImportError as exc:
+        raise ValueError(
+            f"potential {name!r} needs the 'pretrained' extra: pip install 'mlip-props[pretrained]' "
+            f"(with your installed torch held by a constraints file) ({exc})"
+        ) from exc
+    cls = getattr(mod, attr)
+    return OraclePotential(lambda: cls(**kwargs), name=name)
+
+
+register_potential("emt", lambda: emt_oracle())
+register_potential("lj", LennardJones)
+register_potential("lennard-jones", LennardJones)
+register_potential("morse", Morse)
+register_potential("zbl", ZBL)
+register_potential("chgnet", lambda **kw: _pretrained("chgnet.model.dynamics", "CHGNetCalculator", "chgnet", **kw))
+register_potential("sevenn", lambda **kw: _pretrained("sevenn.calculator", "SevenNetCalculator", "sevenn", **{"model": "7net-0", **kw}))

@@ -1,0 +1,51 @@
+"""Base for property results: frozen dataclasses with units in field names and ``to_dict()``."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy arrays/scalars, dataclasses, ASE Atoms and containers to JSON-serialisable data.
+
+    Non-finite floats become ``None`` (JSON has no NaN); ASE ``Atoms`` become a dict with
+    symbols, positions (A), cell (A) and pbc.
+    """
+    from ase import Atoms
+
+    if isinstance(value, PropertyResult):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Atoms):
+        return {
+            "symbols": value.get_chemical_symbols(),
+            "positions_A": value.get_positions().tolist(),
+            "cell_A": np.asarray(value.get_cell()).tolist(),
+            "pbc": value.get_pbc().tolist(),
+        }
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class PropertyResult:
+    """Base class: subclasses are frozen dataclasses whose field names carry their units."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
