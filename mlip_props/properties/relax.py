@@ -1,0 +1,250 @@
+"""Batched relaxation of positions and (optionally) the cell.
+
+All structures relax together: one backend call per optimizer step evaluates every structure
+that has not converged yet; a converged structure leaves the batch. The optimizer is FIRE
+(Bitzek et al., Phys. Rev. Lett. 97, 170201 (2006)) with ASE's default parameters, run on
+tensors, per structure (its own time step, mixing and velocity).
+
+The cell is parametrised by a deformation gradient F relative to the input cell, as in ASE's
+``UnitCellFilter`` (cell = cell0 F^T, positions x = u F^T); the generalised cell force is the
+virial -V (sigma + p I) F^-T divided by a cell factor (the number of atoms), so a target
+pressure p (GPa) gives the enthalpy minimum. ``keep_symmetry`` symmetrises forces and stress
+with the input's space-group operations (spglib), ASE ``FixSymmetry`` semantics.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from ..backend import Batch, evaluate_batch
+from ..backend.evaluate import prepare_structures
+from ..backend.units import EV_A3_TO_GPA
+from .result import PropertyResult
+
+# ASE FIRE defaults
+_DT, _DTMAX, _MAXSTEP, _NMIN, _FINC, _FDEC, _ASTART, _FA = 0.1, 1.0, 0.2, 5, 1.1, 0.5, 0.1, 0.99
+
+
+@dataclass(frozen=True)
+class RelaxResult(PropertyResult):
+    """A relaxed structure and how the relaxation went.
+
+    ``energy_eV``: final energy; ``enthalpy_eV``: E + pV (equal to the energy at zero pressure
+    or without cell relaxation); ``max_force_eV_A``: largest atomic force norm at the end;
+    ``max_stress_GPa``: largest component of sigma + p I at the end (``None`` when the cell
+    was fixed); ``converged``: both below their thresholds within ``max_steps``.
+    """
+
+    atoms: Atoms
+    energy_eV: float
+    enthalpy_eV: float
+    converged: bool
+    n_steps: int
+    max_force_eV_A: float
+    max_stress_GPa: float | None
+    pressure_GPa: float
+    volume_A3_per_atom: float | None
+
+
+class _Symmetrizer:
+    """Space-group symmetrisation of forces and stress for one structure (ASE FixSymmetry)."""
+
+    def __init__(self, atoms: Atoms, symprec: float):
+        from ase.spacegroup.symmetrize import prep_symmetry
+
+        self.rot, self.trans, self.symm_map = prep_symmetry(atoms, symprec=symprec)
+
+    def forces(self, cell: np.ndarray, f: np.ndarray) -> np.ndarray:
+        from ase.spacegroup.symmetrize import symmetrize_rank1
+
+        return symmetrize_rank1(cell, np.linalg.inv(cell).T, f, self.rot, self.trans, self.symm_map)
+
+    def stress(self, cell: np.ndarray, s33: np.ndarray) -> np.ndarray:
+        from ase.spacegroup.symmetrize import symmetrize_rank2
+
+        return symmetrize_rank2(cell, np.linalg.inv(cell), s33, self.rot)
+
+
+def _voigt_to_33(s: torch.Tensor) -> torch.Tensor:
+    xx, yy, zz, yz, xz, xy = s.unbind(-1)
+    return torch.stack([torch.stack([xx, xy, xz], -1), torch.stack([xy, yy, yz], -1), torch.stack([xz, yz, zz], -1)], -2)
+
+
+def relax(
+    potential: Any,
+    structures: Any,
+    *,
+    fmax: float = 0.005,
+    relax_cell: bool = False,
+    pressure_GPa: float = 0.0,
+    smax_GPa: float = 0.01,
+    max_steps: int = 2000,
+    keep_symmetry: bool = False,
+    symprec: float = 1e-4,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device | None = None,
+) -> RelaxResult | list[RelaxResult]:
+    """Relax one structure or many (batched) to ``fmax`` (eV/A) and, with ``relax_cell``, to a
+    residual stress below ``smax_GPa`` at the target ``pressure_GPa``.
+
+    Returns one :class:`RelaxResult` for a single structure, a list for a list. A structure
+    that does not converge in ``max_steps`` is returned with ``converged=False`` (never raised,
+    never hidden). Committees relax on the committee-mean energy surface.
+    """
+    single = isinstance(structures, Atoms) or hasattr(structures, "lattice")
+    atoms_list = prepare_structures([structures] if single else structures)
+    if relax_cell:
+        for k, a in enumerate(atoms_list):
+            if not a.pbc.all():
+                raise ValueError(f"structure {k}: relax_cell needs a cell periodic in all three directions")
+    batch = Batch.from_structures(atoms_list, dtype=dtype, device=device, validate=False)
+    dev, dt_ = batch.device, batch.dtype
+    B, N = batch.n_structures, batch.n_total
+    sidx = batch.structure_index
+    p_eV_A3 = pressure_GPa / EV_A3_TO_GPA
+    eye = torch.eye(3, dtype=dt_, device=dev)
+
+    cell0 = batch.cells.clone()
+    u = batch.positions.clone()  # reference-frame positions, x = u F^T
+    F = eye.expand(B, 3, 3).clone()
+    cell_factor = batch.n_atoms.to(dt_)  # as ASE's UnitCellFilter
+    v_u = torch.zeros_like(u)
+    v_c = torch.zeros_like(F)
+    dt = torch.full((B,), _DT, dtype=dt_, device=dev)
+    alpha = torch.full((B,), _ASTART, dtype=dt_, device=dev)
+    n_pos = torch.zeros(B, dtype=torch.long, device=dev)
+    first = torch.ones(B, dtype=torch.bool, device=dev)
+    active = torch.ones(B, dtype=torch.bool, device=dev)
+    steps = torch.zeros(B, dtype=torch.long, device=dev)
+    energy = torch.zeros(B, dtype=dt_, device=dev)
+    fmax_now = torch.zeros(B, dtype=dt_, device=dev)
+    smax_now = torch.zeros(B, dtype=dt_, device=dev)
+    symm = [_Symmetrizer(a, symprec) for a in atoms_list] if keep_symmetry else None
+    props = ("energy", "forces", "stress") if relax_cell else ("energy", "forces")
+
+    def per_structure_sum(x_atoms: torch.Tensor, x_cell: torch.Tensor | None) -> torch.Tensor:
+        s = torch.zeros(B, dtype=dt_, device=dev).index_add(0, sidx, x_atoms.sum(-1))
+        if x_cell is not None:
+            s = s + x_cell.sum((-1, -2))
+        return s
+
+    for it in range(max_steps + 1):
+        idx = torch.nonzero(active).flatten()
+        if idx.numel() == 0:
+            break
+        cells = torch.bmm(cell0, F.transpose(1, 2))
+        x = torch.einsum("ni,nji->nj", u, F[sidx])
+        cur = batch.with_positions(x).with_cells(cells)
+        sub = cur.select(idx.tolist()) if idx.numel() < B else cur
+        out = evaluate_batch(potential, sub, props)
+        e, f, s = out.energies, out.forces, out.stress
+        if e.dim() > 1:  # committee: mean surface
+            e, f = e.mean(-1), f.mean(0)
+            s = None if s is None else s.mean(1)
+        atom_mask = active[sidx]
+        forces = torch.zeros_like(u)
+        forces[atom_mask] = f.detach()
+        stress = torch.zeros(B, 6, dtype=dt_, device=dev)
+        if s is not None:
+            stress[idx] = s.detach()
+        energy[idx] = e.detach()
+        if symm is not None:
+            fn = forces.cpu().numpy()
+            sn = stress.cpu().numpy()
+            ptr = batch.ptr.cpu().numpy()
+            cn = cells.cpu().numpy()
+            for b in idx.tolist():
+                fn[ptr[b] : ptr[b + 1]] = symm[b].forces(cn[b], fn[ptr[b] : ptr[b + 1]])
+                if relax_cell:
+                    s33 = _voigt_to_33(torch.as_tensor(sn[b])).numpy()
+                    s33 = symm[b].stress(cn[b], s33)
+                    sn[b] = s33[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+            forces = torch.as_tensor(fn, dtype=dt_, device=dev)
+            stress = torch.as_tensor(sn, dtype=dt_, device=dev)
+        fnorm = forces.norm(dim=1)
+        fmax_now = torch.zeros(B, dtype=dt_, device=dev).scatter_reduce(0, sidx, fnorm, reduce="amax", include_self=True)
+        done = fmax_now < fmax
+        if relax_cell:
+            resid = stress + p_eV_A3 * torch.tensor([1, 1, 1, 0, 0, 0], dtype=dt_, device=dev)
+            smax_now = resid.abs().max(dim=1).values * EV_A3_TO_GPA
+            done = done & (smax_now < smax_GPa)
+        newly = active & done
+        active = active & ~done
+        if it == max_steps or not bool(active.any()):
+            break
+        # generalised forces
+        g_u = torch.einsum("ni,nij->nj", forces, F[sidx])
+        g_c = None
+        if relax_cell:
+            vol = torch.linalg.det(cells).abs()
+            virial = -vol[:, None, None] * (_voigt_to_33(stress) + p_eV_A3 * eye)
+            virial = torch.linalg.solve(F, virial.transpose(1, 2)).transpose(1, 2)
+            g_c = virial / cell_factor[:, None, None]
+        amask = active[sidx][:, None].to(dt_)
+        cmask = active[:, None, None].to(dt_)
+        g_u = g_u * amask
+        if g_c is not None:
+            g_c = g_c * cmask
+        # FIRE, per structure
+        vf = per_structure_sum(g_u * v_u, None if g_c is None else g_c * v_c)
+        fnorm2 = per_structure_sum(g_u * g_u, None if g_c is None else g_c * g_c).sqrt()
+        vnorm = per_structure_sum(v_u * v_u, v_c * v_c if relax_cell else None).sqrt()
+        uphill = (vf <= 0) & ~first & active
+        downhill = (vf > 0) & ~first & active
+        mix = torch.where(downhill, alpha, torch.zeros_like(alpha))
+        scale = torch.where(fnorm2 > 0, vnorm / fnorm2.clamp_min(1e-300), torch.zeros_like(vnorm))
+        v_u = (1 - mix[sidx, None]) * v_u + (mix * scale)[sidx, None] * g_u
+        if relax_cell:
+            v_c = (1 - mix[:, None, None]) * v_c + (mix * scale)[:, None, None] * g_c
+        grow = downhill & (n_pos > _NMIN)
+        dt = torch.where(grow, torch.clamp(dt * _FINC, max=_DTMAX), dt)
+        alpha = torch.where(grow, alpha * _FA, alpha)
+        n_pos = torch.where(downhill, n_pos + 1, n_pos)
+        v_u = v_u * (~uphill)[sidx, None]
+        if relax_cell:
+            v_c = v_c * (~uphill)[:, None, None]
+        alpha = torch.where(uphill, torch.full_like(alpha, _ASTART), alpha)
+        dt = torch.where(uphill, dt * _FDEC, dt)
+        n_pos = torch.where(uphill, torch.zeros_like(n_pos), n_pos)
+        first = first & ~active
+        v_u = v_u + dt[sidx, None] * g_u
+        if relax_cell:
+            v_c = v_c + dt[:, None, None] * g_c
+        dr_u = dt[sidx, None] * v_u * amask
+        dr_c = dt[:, None, None] * v_c * cmask if relax_cell else None
+        norm = per_structure_sum(dr_u * dr_u, None if dr_c is None else dr_c * dr_c).sqrt()
+        shrink = torch.where(norm > _MAXSTEP, _MAXSTEP / norm.clamp_min(1e-300), torch.ones_like(norm))
+        u = u + dr_u * shrink[sidx, None]
+        if relax_cell:
+            F = F + (dr_c * shrink[:, None, None]) / cell_factor[:, None, None]
+        steps = steps + active.long()
+        del newly
+
+    cells = torch.bmm(cell0, F.transpose(1, 2))
+    x = torch.einsum("ni,nji->nj", u, F[sidx])
+    final = batch.with_positions(x).with_cells(cells).to_atoms()
+    vols = torch.linalg.det(cells).abs().cpu().numpy()
+    results = []
+    for b, a in enumerate(final):
+        conv = not bool(active[b])
+        n = len(a)
+        vol = float(vols[b]) if a.pbc.all() else None
+        e = float(energy[b])
+        results.append(
+            RelaxResult(
+                atoms=a,
+                energy_eV=e,
+                enthalpy_eV=e + (p_eV_A3 * vol if (relax_cell and vol) else 0.0),
+                converged=conv,
+                n_steps=int(steps[b]),
+                max_force_eV_A=float(fmax_now[b]),
+                max_stress_GPa=float(smax_now[b]) if relax_cell else None,
+                pressure_GPa=float(pressure_GPa),
+                volume_A3_per_atom=None if vol is None else vol / n,
+            )
+        )
+    return results[0] if single else results
