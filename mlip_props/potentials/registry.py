@@ -70,8 +70,15 @@ def _build_one(spec: str) -> Any:
         )
     params = _parse_params(rest.strip())
     factory = _FACTORIES[key]
+    if isinstance(params, str):
+        try:
+            return factory(params)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"bad potential parameter {params!r} for {name!r}: expected key=value pairs ({exc})"
+            ) from exc
     try:
-        return factory(params) if isinstance(params, str) else factory(**params)
+        return factory(**params)
     except TypeError as exc:
         raise ValueError(f"bad parameters for potential {name!r}: {exc}") from exc
 
