@@ -1,0 +1,35 @@
+# Two commands for a new user:  `make demo`  (set up + run the main job)  and  `make test`.
+# Each creates .venv, installs torch FIRST (CPU build torch==2.13.0 by default) and then the
+# project with torch held at the installed version by a constraints file, so pip never swaps
+# in another torch. GPU users: `make setup TORCH_SPEC="torch==2.5.1 --index-url <your CUDA wheel index>"`
+# or install torch into .venv yourself and run `make setup TORCH_SPEC=`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= dev,qm,dist
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mlip-props-installed
+
+.PHONY: setup demo test test-slow benchmarks clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@if [ -n "$(TORCH_SPEC)" ]; then $(BIN)/python -m pip install -q $(TORCH_SPEC); fi
+	$(BIN)/python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
+	$(BIN)/python -m pip install -q -c $(VENV)/constraints.txt -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/mlip-props demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) mlip-props-demo .pytest_cache
