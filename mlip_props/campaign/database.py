@@ -1,0 +1,199 @@
+"""Results database: ASE's database layer (``ase.db``), SQLite by default.
+
+Why ``ase.db`` (and not SQLAlchemy): it is already a dependency, stores the structure of every
+row as a real ``Atoms`` object (users browse a campaign with ``ase db results.db`` or
+``ase gui results.db``, and query it with ``ase.db.connect(...).select("property=energy")``),
+keeps arrays in each row's ``data``, and speaks SQLite, PostgreSQL and MySQL, so a shared
+campaign can live on a server (``--db postgresql://...``).
+
+One row per (structure, property, potential, parameters), identified by ``work_key`` (a
+SHA-256 of the structure fingerprint, property name, potential identity and canonical JSON
+parameters). Key-value pairs (searchable): ``work_key``, ``label``, ``property``,
+``potential``, ``potential_hash``, ``params_hash``, ``status`` (``done``/``failed``),
+``campaign``, ``mlip_props_version``, ``host``, ``batch``, ``elapsed_s`` and the scalar fields of
+the result (prefixed ``r_`` where they clash with ASE's reserved keys). ``data`` holds the full
+result dictionary (``data["result"]``), the parameters, the error text and the structure source.
+
+Guarantees: a batch of rows is written in one transaction (``with db:``), so a process killed
+at any moment leaves either the whole batch or none of it; on SQLite a partial UNIQUE index on
+``work_key`` makes a duplicate row impossible at the database level as well.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import ase.db
+from ase import Atoms
+from ase.db.core import reserved_keys
+
+__all__ = ["ResultsDB", "RowRecord", "to_dataframe", "decode_params"]
+
+_UNIQUE_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS mlip_props_work_key ON text_key_values(value) WHERE key = 'work_key'"
+)
+_META_KEYS = ("work_key", "label", "property", "potential", "potential_hash", "params_hash", "status",
+              "campaign", "mlip_props_version", "host", "batch", "elapsed_s", "source")
+
+
+@dataclass
+class RowRecord:
+    """What the runner writes for one work item."""
+
+    work_key: str
+    label: str
+    property: str
+    params: dict[str, Any]
+    status: str  # "done" | "failed"
+    atoms: Atoms | None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _kv_name(k: str) -> str:
+    return f"r_{k}" if (k in reserved_keys or k in _META_KEYS) else k
+
+
+def _scalar_kvps(result: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in result.items():
+        if isinstance(v, bool):
+            out[_kv_name(k)] = v
+        elif isinstance(v, (int, float)) and v == v:
+            out[_kv_name(k)] = v
+        elif isinstance(v, str) and len(v) < 100:
+            out[_kv_name(k)] = v
+    return {k: v for k, v in out.items() if k.isidentifier()}
+
+
+def decode_params(text: str) -> dict[str, Any]:
+    return json.loads(text) if text else {}
+
+
+class ResultsDB:
+    """A campaign results database (any ``ase.db`` URL or file; ``.db`` = SQLite)."""
+
+    def __init__(self, url: str | Path):
+        self.url = str(url)
+        self.is_sqlite = "://" not in self.url or self.url.startswith("sqlite")
+        if self.is_sqlite:
+            Path(self.url).parent.mkdir(parents=True, exist_ok=True)
+        # no ASE lock file: a process killed with SIGKILL would leave it behind and block every
+        # later run; SQLite's own locking serialises writers.
+        self.db = ase.db.connect(self.url, type="db" if self.is_sqlite else "extract_from_name", append=True,
+                                 use_lock_file=False)
+        if self.is_sqlite:
+            self._ensure_schema()
+
+    def _ensure_schema(self) -> None:
+        self.db.count()  # creates the ASE tables
+        with sqlite3.connect(self.url, timeout=60) as con:
+            con.execute(_UNIQUE_INDEX)
+
+    # ------------------------------------------------------------------ reading
+    def keys(self, status: str | None = None) -> set[str]:
+        """Work keys present (optionally only those with ``status``)."""
+        if self.is_sqlite:
+            sql = "SELECT value FROM text_key_values WHERE key = 'work_key'"
+            args: tuple = ()
+            if status:
+                sql = ("SELECT t.value FROM text_key_values t JOIN text_key_values s ON t.id = s.id "
+                       "WHERE t.key = 'work_key' AND s.key = 'status' AND s.value = ?")
+                args = (status,)
+            with sqlite3.connect(self.url, timeout=60) as con:
+                return {r[0] for r in con.execute(sql, args)}
+        sel = f"status={status}" if status else None
+        return {row.work_key for row in self.db.select(sel, include_data=False) if "work_key" in row}
+
+    def count(self, **selection: Any) -> int:
+        return self.db.count(**selection)
+
+    def rows(self, selection: Any = None, **kw: Any) -> Iterable[Any]:
+        return self.db.select(selection, **kw)
+
+    def ids_for_keys(self, keys: Iterable[str]) -> list[int]:
+        keys = list(keys)
+        ids = []
+        for k in keys:
+            ids.extend(r.id for r in self.db.select(work_key=k, include_data=False))
+        return ids
+
+    # ------------------------------------------------------------------ writing
+    def write_batch(self, records: list[RowRecord], replace_failed: bool = False) -> int:
+        """Write all ``records`` in ONE transaction; returns the number written.
+
+        Keys already present are skipped (never duplicated); with ``replace_failed`` a failed
+        row with the same key is replaced inside the same transaction.
+        """
+        if not records:
+            return 0
+        present = self.keys()
+        failed = self.keys("failed") if replace_failed else set()
+        to_delete = [r.work_key for r in records if r.work_key in failed]
+        new = [r for r in records if r.work_key not in present or r.work_key in failed]
+        if not new:
+            return 0
+        del_ids = self.ids_for_keys(to_delete) if to_delete else []
+        try:
+            with self.db:
+                if del_ids:  # inside this transaction (ase's delete() would commit and VACUUM)
+                    self.db._delete(self.db.connection.cursor(), del_ids)
+                for r in new:
+                    kvp = {
+                        "work_key": r.work_key, "label": r.label[:200], "property": r.property,
+                        "params_hash": r.meta.get("params_hash", ""), "status": r.status,
+                        "source": r.source[:200],
+                    }
+                    for k in ("potential", "potential_hash", "campaign", "mlip_props_version", "host", "batch", "elapsed_s"):
+                        if r.meta.get(k) is not None:
+                            kvp[k] = r.meta[k]
+                    if r.result:
+                        kvp.update(_scalar_kvps(r.result))
+                    data = {"params": json.dumps(r.params, sort_keys=True), "result": r.result or {},
+                            "error": r.error or "", "provenance": {k: v for k, v in r.meta.items()}}
+                    self.db.write(r.atoms if r.atoms is not None else Atoms(), key_value_pairs=kvp, data=data)
+        except sqlite3.IntegrityError:
+            # another writer committed some of these keys first: keep theirs, write the rest
+            present = self.keys()
+            rest = [r for r in new if r.work_key not in present]
+            if len(rest) == len(new):
+                raise
+            return self.write_batch(rest, replace_failed=False)
+        return len(new)
+
+    def to_dataframe(self, selection: Any = None, expand_results: bool = True):
+        return to_dataframe(self, selection, expand_results)
+
+
+def to_dataframe(db: ResultsDB | str | Path, selection: Any = None, expand_results: bool = True):
+    """The results as a pandas ``DataFrame``: one row per database row.
+
+    Columns: ``id``, ``label``, ``formula``, ``property``, ``status``, ``error``, ``potential``,
+    ``potential_hash``, ``params`` (JSON text), ``mlip_props_version``, ``host``, ``ctime``
+    (ASE time, years since 2000 — see ``ase.db.core.now``) and, with ``expand_results``, every
+    scalar field of the result under its own name (units in the names, e.g.
+    ``energy_per_atom_eV``); list-valued fields are kept as Python lists.
+    """
+    import pandas as pd
+
+    rdb = db if isinstance(db, ResultsDB) else ResultsDB(db)
+    recs = []
+    for row in rdb.db.select(selection):
+        d = {
+            "id": row.id, "label": row.get("label"), "formula": row.formula, "property": row.get("property"),
+            "status": row.get("status"), "error": row.data.get("error", ""), "potential": row.get("potential"),
+            "potential_hash": row.get("potential_hash"), "params": row.data.get("params", "{}"),
+            "mlip_props_version": row.get("mlip_props_version"), "host": row.get("host"),
+            "ctime": row.ctime, "work_key": row.get("work_key"), "source": row.get("source"),
+        }
+        if expand_results:
+            for k, v in (row.data.get("result") or {}).items():
+                if k not in d:
+                    d[k] = v
+        recs.append(d)
+    return pd.DataFrame.from_records(recs)

@@ -1,0 +1,270 @@
+"""One place that turns names and files into ASE ``Atoms``: :func:`load_structure`.
+
+Specs understood (in this order):
+
+* an ``ase.Atoms`` or pymatgen ``Structure``/``Molecule`` object (converted, copied);
+* a path to a file: CIF files are read by pymatgen (``CifParser``: symmetry, occupancies checked),
+  everything else by ``ase.io.read`` (extxyz, POSCAR, ASE trajectories, ...); multi-frame files
+  give their last frame, or all frames through :func:`load_structures`;
+* a crystal name ``"Cu"`` (the element's reference crystal structure and experimental lattice
+  constant from ``ase.data.reference_states``, i.e. ASE's ``bulk()`` defaults), ``"Cu:hcp"``,
+  ``"Cu:bcc:a=2.9"``, ``"Si:diamond:cubic=true"``, ``"Cu:fcc:repeat=2x2x2"``;
+* a molecule name from ASE's G2 collection (``"N2"``, ``"H2O"``, ``"CO2"``, ``"CH4"``), or a
+  homonuclear dimer ``"X2"`` of any element (bond length: twice the covalent radius, Cordero et
+  al., Dalton Trans. 2008, 2832), non-periodic.
+
+When the crystal structure asked for differs from the element's reference structure and no
+lattice constant is given, the lattice constant is chosen so that the volume per atom equals
+the reference structure's (ideal c/a = sqrt(8/3) for hcp). Lengths are in Angstrom.
+
+Errors: ``FileNotFoundError`` for a missing file; ``ValueError`` for an empty or unreadable
+file, an unknown element or name, or a bad parameter — the message names the spec.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols, covalent_radii, reference_states
+
+__all__ = ["load_structure", "load_structures", "parse_name", "CRYSTAL_STRUCTURES"]
+
+#: crystal structures ``ase.build.bulk`` builds from a name, with atoms per conventional cubic cell
+#: (used to turn a volume per atom into a lattice constant)
+CRYSTAL_STRUCTURES = ("fcc", "bcc", "hcp", "sc", "diamond")
+_SIMPLE_ELEMENT_STRUCTURES = {"fcc": 4, "bcc": 2, "sc": 1, "diamond": 8}
+
+
+def _parse_value(v: str) -> Any:
+    low = v.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return v
+
+
+def parse_name(spec: str) -> tuple[str, str | None, dict[str, Any]]:
+    """Split ``"Cu:bcc:a=2.9,cubic=true"`` into ``("Cu", "bcc", {"a": 2.9, "cubic": True})``.
+
+    Parameters may be separated by ``:`` or ``,``.
+    """
+    parts = [p.strip() for p in re.split(r"[:,]", spec.strip()) if p.strip()]
+    if not parts:
+        raise ValueError(f"empty structure name {spec!r}")
+    name, crystal, params = parts[0], None, {}
+    for p in parts[1:]:
+        if "=" in p:
+            k, v = p.split("=", 1)
+            params[k.strip()] = _parse_value(v.strip())
+        elif crystal is None:
+            crystal = p.lower()
+        else:
+            raise ValueError(f"structure {spec!r}: unexpected part {p!r} (expected key=value)")
+    return name, crystal, params
+
+
+def _reference_volume_per_atom(symbol: str) -> float | None:
+    """Volume per atom (A^3) of the element's reference crystal in ``ase.data.reference_states``."""
+    ref = reference_states[atomic_numbers[symbol]]
+    if not ref:
+        return None
+    s = ref.get("symmetry")
+    a = ref.get("a")
+    if s in _SIMPLE_ELEMENT_STRUCTURES and a:
+        return a**3 / _SIMPLE_ELEMENT_STRUCTURES[s]
+    if s == "hcp" and a:
+        c = ref.get("c/a", math.sqrt(8 / 3)) * a
+        return math.sqrt(3) / 2 * a * a * c / 2
+    return None
+
+
+def _lattice_from_volume(crystal: str, v: float) -> dict[str, float]:
+    if crystal in _SIMPLE_ELEMENT_STRUCTURES:
+        return {"a": (v * _SIMPLE_ELEMENT_STRUCTURES[crystal]) ** (1 / 3)}
+    if crystal == "hcp":
+        return {"a": (math.sqrt(2) * v) ** (1 / 3)}  # ideal c/a: V = a^3 / sqrt(2)
+    raise ValueError(crystal)
+
+
+def _repeat(value: Any) -> tuple[int, int, int]:
+    if isinstance(value, int):
+        return (value, value, value)
+    parts = str(value).lower().split("x")
+    if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"repeat={value!r}: expected an integer or NxMxK")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def _is_element(name: str) -> bool:
+    return name in atomic_numbers and name != "X"
+
+
+def _build_crystal(spec: str, symbol: str, crystal: str | None, params: dict[str, Any]) -> Atoms:
+    from ase.build import bulk
+
+    params = dict(params)
+    rep = _repeat(params.pop("repeat")) if "repeat" in params else None
+    allowed = {"a", "b", "c", "covera", "cubic", "orthorhombic", "alpha", "u"}
+    unknown = set(params) - allowed
+    if unknown:
+        raise ValueError(f"structure {spec!r}: unknown parameter(s) {sorted(unknown)}; allowed: {sorted(allowed | {'repeat'})}")
+    ref = reference_states[atomic_numbers[symbol]] or {}
+    ref_sym = ref.get("symmetry")
+    if crystal is None:
+        if ref_sym not in (*CRYSTAL_STRUCTURES, "rocksalt", "zincblende", "wurtzite", "bct", "rhombohedral", "orthorhombic", "cubic"):
+            raise ValueError(
+                f"structure {spec!r}: {symbol}'s reference state is {ref_sym or 'unknown'!r}, not a crystal; "
+                f"give one of {', '.join(CRYSTAL_STRUCTURES)} (e.g. '{symbol}:fcc:a=4.0') or a molecule name"
+            )
+    elif crystal not in CRYSTAL_STRUCTURES:
+        raise ValueError(f"structure {spec!r}: unknown crystal structure {crystal!r}; choose from {', '.join(CRYSTAL_STRUCTURES)}")
+    if crystal is not None and crystal != ref_sym and "a" not in params:
+        v = _reference_volume_per_atom(symbol)
+        if v is None:
+            raise ValueError(f"structure {spec!r}: no reference volume for {symbol}; give the lattice constant, e.g. '{symbol}:{crystal}:a=...'")
+        params.update(_lattice_from_volume(crystal, v))
+    try:
+        atoms = bulk(symbol, crystal, **params)
+    except Exception as exc:  # ase raises ValueError/KeyError/RuntimeError with its own words
+        raise ValueError(f"structure {spec!r}: ase.build.bulk failed: {exc}") from exc
+    if rep is not None:
+        atoms = atoms.repeat(rep)
+    return atoms
+
+
+def _build_molecule(spec: str, name: str, params: dict[str, Any]) -> Atoms | None:
+    from ase.build import molecule
+    from ase.collections import g2
+
+    if params:
+        vac = params.pop("vacuum", None)
+        if params:
+            raise ValueError(f"structure {spec!r}: molecules take only 'vacuum', got {sorted(params)}")
+    else:
+        vac = None
+    atoms = None
+    if name in g2.names:
+        atoms = molecule(name)
+    else:
+        m = re.fullmatch(r"([A-Z][a-z]?)2", name)
+        if m and _is_element(m.group(1)):
+            z = atomic_numbers[m.group(1)]
+            d = 2 * covalent_radii[z]
+            atoms = Atoms(m.group(1) * 2, positions=[[0, 0, 0], [0, 0, d]])
+    if atoms is None:
+        return None
+    if vac is not None:
+        atoms.center(vacuum=float(vac))
+    return atoms
+
+
+def _from_name(spec: str) -> Atoms:
+    name, crystal, params = parse_name(spec)
+    if _is_element(name):
+        ref = reference_states[atomic_numbers[name]] or {}
+        gas = ref.get("symmetry") in ("diatom", "atom", None)
+        if crystal is not None or not gas:
+            return _build_crystal(spec, name, crystal, params)
+    if crystal is None:
+        atoms = _build_molecule(spec, name, params)
+        if atoms is not None:
+            return atoms
+    if _is_element(name):  # a gas with no molecule of that name: ask for a crystal
+        return _build_crystal(spec, name, crystal, params)
+    hint = ""
+    cap = name[:1].upper() + name[1:].lower()
+    if _is_element(cap):
+        hint = f" (did you mean the element {cap!r}?)"
+    raise ValueError(
+        f"unknown structure {spec!r}: not a file, not an element symbol{hint}, not an ASE G2 molecule name "
+        f"(e.g. N2, H2O, CH4) nor a dimer X2"
+    )
+
+
+def _read_file(path: Path, index: Any) -> list[Atoms]:
+    if not path.is_file():
+        raise FileNotFoundError(f"structure file {str(path)!r} does not exist")
+    if path.stat().st_size == 0 or not path.read_bytes().strip():
+        raise ValueError(f"structure file {str(path)!r} is empty")
+    if path.suffix.lower() == ".cif":
+        import warnings
+
+        from pymatgen.io.ase import AseAtomsAdaptor
+        from pymatgen.io.cif import CifParser
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                structs = CifParser(str(path)).parse_structures(primitive=False)
+        except Exception as exc:
+            raise ValueError(f"structure file {str(path)!r}: pymatgen could not parse the CIF: {exc}") from exc
+        if not structs:
+            raise ValueError(f"structure file {str(path)!r}: no structure in the CIF")
+        frames = [AseAtomsAdaptor.get_atoms(s) for s in structs]
+        return frames if index == ":" else [frames[-1 if index is None else index]]
+    import ase.io
+
+    try:
+        out = ase.io.read(str(path), index=":" if index is None else index)
+    except Exception as exc:
+        raise ValueError(f"structure file {str(path)!r}: ASE could not read it: {type(exc).__name__}: {exc}") from exc
+    frames = out if isinstance(out, list) else [out]
+    if not frames:
+        raise ValueError(f"structure file {str(path)!r}: no structure in the file")
+    if index is None:
+        frames = frames[-1:]
+    return frames
+
+
+def _looks_like_path(spec: str) -> bool:
+    if os.sep in spec or "/" in spec or Path(spec).exists():
+        return True
+    if ":" in spec or "=" in spec:
+        return False
+    return bool(re.search(r"\.[A-Za-z][A-Za-z0-9_]{0,7}$", spec)) or spec.upper().startswith(("POSCAR", "CONTCAR"))
+
+
+def load_structures(spec: Any) -> list[Atoms]:
+    """All structures a spec names: every frame of a file, or a one-element list; see :func:`load_structure`."""
+    if isinstance(spec, (list, tuple)):
+        return [a for s in spec for a in load_structures(s)]
+    if isinstance(spec, (str, os.PathLike)) and _looks_like_path(str(spec)):
+        return [a.copy() for a in _read_file(Path(spec), ":")]
+    return [load_structure(spec)]
+
+
+def load_structure(spec: Any, index: int | None = None) -> Atoms:
+    """Turn a name, a file path or a structure object into one ``ase.Atoms``.
+
+    ``index``: frame of a multi-frame file (default: the last). See the module docstring for
+    names; raises ``FileNotFoundError`` / ``ValueError`` with the spec in the message.
+    """
+    from .backend.batch import to_atoms
+
+    if isinstance(spec, Atoms) or hasattr(spec, "lattice") or hasattr(spec, "cart_coords"):
+        return to_atoms(spec).copy()
+    if isinstance(spec, os.PathLike):
+        return _read_file(Path(spec), index)[0].copy()
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"structure spec must be a non-empty string, path or Atoms, got {spec!r}")
+    spec = spec.strip()
+    if Path(spec).is_file() or _looks_like_path(spec):
+        return _read_file(Path(spec), index)[0].copy()
+    atoms = _from_name(spec)
+    if not np.all(np.isfinite(atoms.get_positions())):  # pragma: no cover - defensive
+        raise ValueError(f"structure {spec!r}: non-finite positions")
+    return atoms
+
+
+def element_symbols() -> list[str]:
+    """All element symbols ASE knows (H ... Og)."""
+    return chemical_symbols[1:]
