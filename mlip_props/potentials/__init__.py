@@ -3,6 +3,7 @@ from .base import PairPotential, SumPotential, smooth_switch
 from .pair import ZBL, LennardJones, Morse
 from .registry import known_potentials, load_potential, register_potential
 from .serialization import load_model_file, register_model_class, save_potential
+from .stillinger_weber import StillingerWeber  # noqa: E402,F401  (registers "sw")
 
 for _cls in (LennardJones, Morse, ZBL, SumPotential):
     register_model_class(_cls)
