@@ -31,7 +31,9 @@ def triplets(edge_index: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, torc
     """All ordered pairs (e1, e2), e1 != e2, of directed edges with the same centre atom.
 
     ``edge_index``: (2, E) centre/neighbour indices. Returns two (T,) index tensors into the
-    edges. Pairs of edges to two periodic images of the same atom are distinct triplets.
+    edges, grouped by centre. Pairs of edges to two periodic images of the same atom are
+    distinct triplets. Built from an (n_atoms, max neighbours) table of edge ids, so the cost
+    is one gather of n_atoms * max_neighbours^2 entries.
     """
     centre = edge_index[0]
     dev = centre.device
@@ -42,14 +44,15 @@ def triplets(edge_index: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, torc
     order = torch.argsort(centre, stable=True)
     c_sorted = centre[order]
     counts = torch.bincount(c_sorted, minlength=n_atoms)
-    starts = torch.cumsum(counts, 0) - counts  # first sorted edge of each centre
-    n_partner = counts[c_sorted]  # partners of each sorted edge (itself included)
-    first = torch.repeat_interleave(torch.arange(E, device=dev), n_partner)
-    block_start = torch.cumsum(n_partner, 0) - n_partner
-    offset = torch.arange(first.shape[0], device=dev) - block_start[first]
-    second = starts[c_sorted[first]] + offset
-    keep = first != second
-    return order[first[keep]], order[second[keep]]
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(E, device=dev) - starts[c_sorted]
+    kmax = int(counts.max())
+    table = torch.full((n_atoms, kmax), -1, dtype=torch.long, device=dev)
+    table[c_sorted, rank] = order
+    t1 = table[:, :, None].expand(n_atoms, kmax, kmax)
+    t2 = table[:, None, :].expand(n_atoms, kmax, kmax)
+    keep = (t1 >= 0) & (t2 >= 0) & ~torch.eye(kmax, dtype=torch.bool, device=dev)
+    return t1[keep], t2[keep]
 
 
 class StillingerWeber(Potential):

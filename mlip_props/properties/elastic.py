@@ -1,0 +1,318 @@
+"""Elastic stiffness tensor from stress-strain fits, clamped-ion and relaxed-ion.
+
+Method (:func:`elastic_tensor`): every structure is relaxed (cell and ions, space group kept;
+batched :func:`mlip_props.properties.relax.relax`). Each of the six Voigt strains
+e_j (xx, yy, zz, yz, xz, xy; engineering shear strains, e_yz = 2 eps_yz) is applied with every
+magnitude in ``strains`` (default +-0.5 % and +-1 %): cell and positions are deformed
+homogeneously, x -> (1 + eps) x. The stresses of these cells are the clamped-ion response; the
+ions of every strained cell of every structure are then relaxed at fixed cell in ONE batched
+relax call (cells with more than one atom) and the stresses of all clamped and relaxed cells come
+from ONE backend evaluation. C_ij = d sigma_i / d e_j is the slope of a straight-line fit of
+each stress component against the strain magnitude (ASE's sign convention: tensile stress
+positive), in GPa.
+
+The raw 6x6 matrix is symmetrised in two steps: C -> (C + C^T)/2, then averaged over the
+rotations of the crystal's point group (spglib, Cartesian frame), which projects it onto the
+tensors invariant under the Laue class. ``asymmetry_GPa`` is the largest change the
+symmetrisation made, so an inconsistent calculation is visible, not hidden.
+
+Derived moduli (Voigt, Reuss and Hill bulk and shear moduli, universal anisotropy index) come
+from pymatgen's ``ElasticTensor``: W. Voigt, Lehrbuch der Kristallphysik (1928); A. Reuss, Z.
+Angew. Math. Mech. 9, 49 (1929); R. Hill, Proc. Phys. Soc. A 65, 349 (1952); S. I. Ranganathan
+and M. Ostoja-Starzewski, Phys. Rev. Lett. 101, 055504 (2008). Mechanical stability is the
+generic Born criterion: all eigenvalues of C positive (F. Mouhat and F.-X. Coudert, Phys. Rev. B
+90, 224104 (2014)). Internal relaxation: e.g. the Kleinman parameter of diamond, C44 relaxed <
+C44 clamped (Nielsen and Martin, Phys. Rev. B 32, 3792 (1985)).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from ..backend.evaluate import evaluate, prepare_structures
+from ..backend.units import EV_A3_TO_GPA
+from .relax import relax
+from .result import PropertyResult
+
+_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+LAUE_CLASS = {
+    "1": "-1", "-1": "-1", "2": "2/m", "m": "2/m", "2/m": "2/m",
+    "222": "mmm", "mm2": "mmm", "mmm": "mmm",
+    "4": "4/m", "-4": "4/m", "4/m": "4/m", "422": "4/mmm", "4mm": "4/mmm", "-42m": "4/mmm", "4/mmm": "4/mmm",
+    "3": "-3", "-3": "-3", "32": "-3m", "3m": "-3m", "-3m": "-3m",
+    "6": "6/m", "-6": "6/m", "6/m": "6/m", "622": "6/mmm", "6mm": "6/mmm", "-6m2": "6/mmm", "6/mmm": "6/mmm",
+    "23": "m-3", "m-3": "m-3", "432": "m-3m", "-43m": "m-3m", "m-3m": "m-3m",
+}
+
+
+def voigt_strain_tensor(component: int, magnitude: float) -> np.ndarray:
+    """Symmetric strain tensor (3x3) of Voigt component 0..5 with engineering magnitude."""
+    a, b = _VOIGT[component]
+    eps = np.zeros((3, 3))
+    if a == b:
+        eps[a, a] = magnitude
+    else:
+        eps[a, b] = eps[b, a] = 0.5 * magnitude
+    return eps
+
+
+def strained(atoms: Atoms, eps: np.ndarray) -> Atoms:
+    """Copy of ``atoms`` with cell and positions deformed by (1 + eps) (homogeneous, ions clamped)."""
+    d = np.eye(3) + eps
+    s = atoms.copy()
+    s.calc = None
+    s.set_cell(atoms.cell[:] @ d, scale_atoms=False)
+    s.set_positions(atoms.get_positions() @ d)
+    return s
+
+
+def _voigt_to_full(c: np.ndarray) -> np.ndarray:
+    full = np.zeros((3, 3, 3, 3))
+    for i, (a, b) in enumerate(_VOIGT):
+        for j, (c_, d) in enumerate(_VOIGT):
+            v = c[i, j]
+            for p, q in ((a, b), (b, a)):
+                for r, s in ((c_, d), (d, c_)):
+                    full[p, q, r, s] = v
+    return full
+
+
+def _full_to_voigt(t: np.ndarray) -> np.ndarray:
+    return np.array([[t[a, b, c, d] for (c, d) in _VOIGT] for (a, b) in _VOIGT])
+
+
+def point_group_rotations(atoms: Atoms, symprec: float = 1e-5) -> tuple[np.ndarray, str, int]:
+    """Cartesian rotation matrices of the point group (spglib), its symbol and the space-group number."""
+    import spglib
+
+    cell = np.asarray(atoms.cell[:])
+    data = spglib.get_symmetry_dataset((cell, atoms.get_scaled_positions(), atoms.numbers), symprec=symprec)
+    if data is None:
+        return np.eye(3)[None], "1", 1
+    a = cell.T  # columns: lattice vectors; x_cart = A x_frac
+    ainv = np.linalg.inv(a)
+    frac = np.unique(np.asarray(data.rotations, dtype=int), axis=0)  # several operations share a rotation
+    rots = np.einsum("ij,rjk,kl->ril", a, frac.astype(float), ainv)
+    return rots, str(data.pointgroup).strip(), int(data.number)
+
+
+def symmetrize_stiffness(c_voigt: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """Project a 6x6 stiffness (Voigt) onto the tensors invariant under ``rotations`` (Cartesian).
+
+    (C + C^T)/2 first (major symmetry), then the group average
+    C'_ijkl = <R_ia R_jb R_kc R_ld C_abcd>_R, which is the orthogonal projection onto the
+    subspace of tensors with the crystal's (Laue) symmetry.
+    """
+    c = 0.5 * (c_voigt + c_voigt.T)
+    r = np.asarray(rotations, dtype=float)
+    t = np.einsum("ria,abcd->ribcd", r, _voigt_to_full(c))
+    t = np.einsum("rjb,ribcd->rijcd", r, t)
+    t = np.einsum("rkc,rijcd->rijkd", r, t)
+    t = np.einsum("rld,rijkd->rijkl", r, t)
+    return _full_to_voigt(t.mean(axis=0))
+
+
+@dataclass(frozen=True)
+class ElasticResult(PropertyResult):
+    """Elastic constants of one structure (GPa, Voigt order xx, yy, zz, yz, xz, xy).
+
+    ``C_GPa``: the relaxed-ion tensor, symmetrised by the Laue class (the physical one);
+    ``C_relaxed_ion_GPa`` (the same), ``C_clamped_ion_GPa`` (ions deformed homogeneously);
+    ``C_raw_GPa`` / ``C_clamped_ion_raw_GPa``: the fitted tensors before any symmetrisation;
+    ``asymmetry_GPa``: max |C_raw - C| (relaxed and clamped), ``asymmetry_relative``: that over
+    max |C|. Moduli from the symmetrised relaxed-ion tensor: Voigt/Reuss/Hill bulk and shear,
+    Young's modulus E = 9KG/(3K+G) and Poisson ratio (3K-2G)/(6K+2G) from the Hill averages,
+    the universal anisotropy index A^U = 5 G_V/G_R + K_V/K_R - 6. ``born_stable``: all
+    eigenvalues of C positive; ``fit_residual_GPa``: largest deviation of a stress from its
+    straight-line fit (non-linearity); ``residual_stress_GPa``: largest stress component of the
+    unstrained reference cell; ``max_ion_displacement_A``: largest ion relaxation in a strained
+    cell; ``converged``: the structure and every strained cell relaxed within their limits.
+    """
+
+    atoms: Atoms
+    C_GPa: np.ndarray
+    C_relaxed_ion_GPa: np.ndarray
+    C_clamped_ion_GPa: np.ndarray
+    C_raw_GPa: np.ndarray
+    C_clamped_ion_raw_GPa: np.ndarray
+    asymmetry_GPa: float
+    asymmetry_relative: float
+    point_group: str
+    laue_class: str
+    spacegroup_number: int
+    bulk_modulus_voigt_GPa: float
+    bulk_modulus_reuss_GPa: float
+    bulk_modulus_hill_GPa: float
+    shear_modulus_voigt_GPa: float
+    shear_modulus_reuss_GPa: float
+    shear_modulus_hill_GPa: float
+    youngs_modulus_GPa: float
+    poisson_ratio: float
+    universal_anisotropy: float
+    eigenvalues_GPa: np.ndarray
+    born_stable: bool
+    clamped_ion_born_stable: bool
+    strains: np.ndarray
+    fit_residual_GPa: float
+    residual_stress_GPa: float
+    ions_relaxed: bool
+    max_ion_displacement_A: float
+    relax_converged: bool
+    converged: bool
+    formula: str = ""
+
+
+def _moduli(c: np.ndarray) -> dict[str, float]:
+    from pymatgen.analysis.elasticity import ElasticTensor
+
+    nan = float("nan")
+    out = dict(bulk_modulus_voigt_GPa=nan, bulk_modulus_reuss_GPa=nan, bulk_modulus_hill_GPa=nan,
+               shear_modulus_voigt_GPa=nan, shear_modulus_reuss_GPa=nan, shear_modulus_hill_GPa=nan,
+               youngs_modulus_GPa=nan, poisson_ratio=nan, universal_anisotropy=nan)
+    et = ElasticTensor.from_voigt(c)
+    out["bulk_modulus_voigt_GPa"] = float(et.k_voigt)
+    out["shear_modulus_voigt_GPa"] = float(et.g_voigt)
+    if abs(np.linalg.det(c)) > 1e-12 * max(np.abs(c).max(), 1e-30) ** 6:
+        kr, gr = float(et.k_reuss), float(et.g_reuss)
+        kh, gh = 0.5 * (et.k_voigt + kr), 0.5 * (et.g_voigt + gr)
+        out.update(bulk_modulus_reuss_GPa=kr, shear_modulus_reuss_GPa=gr, bulk_modulus_hill_GPa=float(kh),
+                   shear_modulus_hill_GPa=float(gh), universal_anisotropy=float(et.universal_anisotropy))
+        if 3 * kh + gh != 0:
+            out["youngs_modulus_GPa"] = float(9 * kh * gh / (3 * kh + gh))
+            out["poisson_ratio"] = float((3 * kh - 2 * gh) / (6 * kh + 2 * gh))
+    return out
+
+
+def _fit(strains: np.ndarray, stress: np.ndarray) -> tuple[np.ndarray, float]:
+    """stress: (6 components j, n strains, 6 stress comps) eV/A^3 -> C (6x6 GPa), max residual (GPa)."""
+    c = np.zeros((6, 6))
+    worst = 0.0
+    x = np.asarray(strains)
+    for j in range(6):
+        coef = np.polyfit(x, stress[j], 1)  # (2, 6)
+        c[:, j] = coef[0]
+        worst = max(worst, float(np.abs(np.polyval(coef, x[:, None]) - stress[j]).max()))
+    return c * EV_A3_TO_GPA, worst * EV_A3_TO_GPA
+
+
+def elastic_tensor(
+    potential: Any,
+    structures: Any,
+    *,
+    strains: Sequence[float] = (-0.01, -0.005, 0.005, 0.01),
+    relax_structure: bool = True,
+    relax_ions: bool | None = None,
+    keep_symmetry: bool = True,
+    fmax: float = 1e-4,
+    smax_GPa: float = 1e-3,
+    max_steps: int = 3000,
+    symprec: float = 1e-5,
+    dtype: Any = None,
+    device: Any = None,
+) -> ElasticResult | list[ElasticResult]:
+    """Elastic stiffness tensor (6x6 Voigt, GPa) of one structure or many (batched).
+
+    ``strains``: engineering strain magnitudes applied to each of the six Voigt components (at
+    least two distinct values; default -1, -0.5, +0.5, +1 %). ``relax_structure``: relax cell and
+    ions first (``keep_symmetry``: space group kept) to ``fmax`` (eV/A) and ``smax_GPa``.
+    ``relax_ions``: relax ions in every strained cell to ``fmax`` (default: cells with more than
+    one atom). ``symprec``: spglib tolerance (A) for the point group used to symmetrise.
+    Returns an :class:`ElasticResult` (or a list); see the module docstring for the method.
+
+    Raises ``ValueError`` naming the structure index for structures not periodic in 3D.
+    """
+    import torch
+
+    x = np.asarray(strains, dtype=float)
+    if x.ndim != 1 or len(np.unique(x)) < 2 or np.any(np.abs(x) > 0.1):
+        raise ValueError(f"strains must hold at least two distinct magnitudes within +-0.1, got {list(strains)}")
+    single = isinstance(structures, Atoms) or hasattr(structures, "lattice")
+    atoms_list = prepare_structures([structures] if single else structures)
+    for k, a in enumerate(atoms_list):
+        if not a.pbc.all():
+            raise ValueError(f"structure {k}: elastic constants need a cell periodic in all three directions")
+    kw = dict(dtype=dtype or torch.float64, device=device)
+
+    if relax_structure:
+        rel = relax(potential, atoms_list, fmax=fmax, relax_cell=True, smax_GPa=smax_GPa, max_steps=max_steps,
+                    keep_symmetry=keep_symmetry, **kw)
+        base = [r.atoms for r in rel]
+        relax_ok = [r.converged for r in rel]
+    else:
+        base = [a.copy() for a in atoms_list]
+        relax_ok = [True] * len(base)
+
+    n_s = len(x)
+    per = 6 * n_s
+    clamped: list[Atoms] = []
+    for a in base:
+        for j in range(6):
+            for m in x:
+                clamped.append(strained(a, voigt_strain_tensor(j, m)))
+    ions = [len(a) > 1 if relax_ions is None else bool(relax_ions) for a in base]
+    to_relax = [k for k in range(len(clamped)) if ions[k // per]]
+    relaxed = list(clamped)
+    ion_ok = [True] * len(base)
+    disp = [0.0] * len(base)
+    if to_relax:
+        rr = relax(potential, [clamped[k] for k in to_relax], fmax=fmax, relax_cell=False, max_steps=max_steps, **kw)
+        for k, r in zip(to_relax, rr):
+            b = k // per
+            relaxed[k] = r.atoms
+            ion_ok[b] = ion_ok[b] and r.converged
+            d = r.atoms.get_positions() - clamped[k].get_positions()
+            disp[b] = max(disp[b], float(np.linalg.norm(d, axis=1).max()))
+    # one evaluation: clamped cells of all structures, then the relaxed ones that differ
+    # (and the unstrained references, for their residual stress)
+    extra = to_relax
+    nc, nx = len(clamped), len(extra)
+    res = evaluate(potential, clamped + [relaxed[k] for k in extra] + base, ("energy", "stress"), **kw)
+    stress = np.asarray(res.stress_eV_A3, dtype=float)
+    if stress.ndim > 2:  # committee: mean
+        stress = stress.mean(axis=1)
+    s_clamped = stress[:nc]
+    s_relaxed = s_clamped.copy()
+    s_relaxed[extra] = stress[nc : nc + nx]
+    s_ref = np.abs(stress[nc + nx :]).max(axis=1) * EV_A3_TO_GPA
+
+    results = []
+    for b, a in enumerate(base):
+        sl = slice(b * per, (b + 1) * per)
+        c_cl, res_cl = _fit(x, s_clamped[sl].reshape(6, n_s, 6))
+        c_rx, res_rx = _fit(x, s_relaxed[sl].reshape(6, n_s, 6))
+        rots, pg, sg = point_group_rotations(a, symprec)
+        cs_cl = symmetrize_stiffness(c_cl, rots)
+        cs_rx = symmetrize_stiffness(c_rx, rots)
+        asym = max(np.abs(c_rx - cs_rx).max(), np.abs(c_cl - cs_cl).max())
+        eig = np.linalg.eigvalsh(cs_rx)
+        mod = _moduli(cs_rx)
+        results.append(ElasticResult(
+            atoms=a,
+            C_GPa=cs_rx,
+            C_relaxed_ion_GPa=cs_rx,
+            C_clamped_ion_GPa=cs_cl,
+            C_raw_GPa=c_rx,
+            C_clamped_ion_raw_GPa=c_cl,
+            asymmetry_GPa=float(asym),
+            asymmetry_relative=float(asym / max(np.abs(cs_rx).max(), 1e-30)),
+            point_group=pg,
+            laue_class=LAUE_CLASS.get(pg, "?"),
+            spacegroup_number=sg,
+            eigenvalues_GPa=eig,
+            born_stable=bool(eig.min() > 0),
+            clamped_ion_born_stable=bool(np.linalg.eigvalsh(cs_cl).min() > 0),
+            strains=x,
+            fit_residual_GPa=max(res_cl, res_rx),
+            residual_stress_GPa=float(s_ref[b]),
+            ions_relaxed=ions[b],
+            max_ion_displacement_A=disp[b],
+            relax_converged=relax_ok[b],
+            converged=bool(relax_ok[b] and ion_ok[b]),
+            formula=a.get_chemical_formula(),
+            **mod,
+        ))
+    return results[0] if single else results
