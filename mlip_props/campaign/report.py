@@ -1,0 +1,426 @@
+"""Campaign reports: results against experiment, as Markdown + HTML with PNG figures.
+
+:func:`build_report` reads a results database, pairs predictions with ``reference_data/`` values
+(see :mod:`mlip_props.campaign.reference`) and writes ``report.md``, ``report.html``,
+``report.json`` (every number shown, full precision) and ``figures/*.png``:
+
+* a parity plot per quantity (predicted vs experimental, y = x line, labelled points) with MAE,
+  RMSE and R^2 = 1 - SS_res / SS_tot (R^2 is undefined, shown as "n/a", for fewer than 2
+  points or no spread in the reference values); units on every axis;
+* a table per quantity (structure, predicted, experimental, difference, relative difference,
+  source), a table per property of the main scalar results, and the failed rows with errors;
+* a convex hull (formation energy per atom vs composition, pymatgen ``PhaseDiagram``) for every
+  binary system whose elements are present, from the ``energy`` (or ``relax``) rows.
+
+Predicted quantities (and where they come from, first available wins):
+lattice constant a (A): EOS ``v0_A3_per_atom``; else a cell-relaxed ``relax``/``energy`` row's
+volume per atom; a = (n V)^(1/3) with n atoms per cubic cell (fcc 4, bcc 2, sc 1, diamond 8).
+Bulk modulus (GPa): EOS ``bulk_modulus_GPa``; else (C11 + 2 C12)/3 of the elastic tensor.
+C11, C12, C44 (GPa): elastic ``C_GPa`` (6x6 Voigt). Diatomics: ``bond_length_A``,
+``omega_e_cm1``, ``D0_eV``, ``dissociation_energy_eV`` of ``diatomic`` rows.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .database import ResultsDB, to_dataframe
+from .reference import ReferenceTable, load_all_references, load_reference
+
+__all__ = ["build_report", "Report", "parity_stats", "QUANTITIES", "collect_predictions"]
+
+_CELL_ATOMS = {"fcc": 4, "bcc": 2, "sc": 1, "diamond": 8}
+
+
+def parity_stats(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, mean signed error, max |error| and R^2 of predictions against references."""
+    pred = np.asarray(pred, dtype=float)
+    ref = np.asarray(ref, dtype=float)
+    err = pred - ref
+    n = len(err)
+    if n == 0:
+        return {"n": 0, "MAE": math.nan, "RMSE": math.nan, "ME": math.nan, "max_abs": math.nan, "R2": math.nan,
+                "MAPE_pct": math.nan}
+    ss_tot = float(np.sum((ref - ref.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(err**2)) / ss_tot if n >= 2 and ss_tot > 0 else math.nan
+    return {"n": n, "MAE": float(np.mean(np.abs(err))), "RMSE": float(np.sqrt(np.mean(err**2))),
+            "ME": float(np.mean(err)), "max_abs": float(np.max(np.abs(err))), "R2": r2,
+            "MAPE_pct": float(np.mean(np.abs(err / ref)) * 100) if np.all(ref != 0) else math.nan}
+
+
+# ------------------------------------------------------------------------------------- predictions
+@dataclass
+class Quantity:
+    key: str
+    label: str
+    unit: str
+    ref_columns: tuple[str, ...]
+    predict: Callable[[dict[str, list[dict]], str], tuple[float, str] | None]
+
+
+def _rows(results: dict[str, list[dict]], prop: str) -> list[dict]:
+    return results.get(prop, [])
+
+
+def _first(results, prop, fieldname, cond: Callable[[dict], bool] = lambda r: True):
+    for r in _rows(results, prop):
+        v = r["result"].get(fieldname)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and cond(r) and math.isfinite(v):
+            return float(v), f"{prop}.{fieldname}"
+    return None
+
+
+def _cell_relaxed(r: dict) -> bool:
+    return bool(r["params"].get("relax_cell"))
+
+
+def _lattice(results, structure: str):
+    n = _CELL_ATOMS.get(structure or "fcc")
+    if n is None:
+        return None
+    for prop, fname, cond in (("eos", "v0_A3_per_atom", lambda r: True),
+                              ("relax", "volume_A3_per_atom", _cell_relaxed),
+                              ("energy", "volume_A3_per_atom", _cell_relaxed)):
+        got = _first(results, prop, fname, cond)
+        if got:
+            return (n * got[0]) ** (1 / 3), f"({n} x {got[1]})^(1/3)"
+    return None
+
+
+def _c(results, i, j):
+    for r in _rows(results, "elastic"):
+        c = r["result"].get("C_GPa")
+        if isinstance(c, list) and len(c) == 6:
+            v = c[i][j]
+            if v is not None:
+                return float(v), f"elastic.C_GPa[{i}][{j}]"
+    return None
+
+
+def _bulk(results, structure):
+    got = _first(results, "eos", "bulk_modulus_GPa")
+    if got:
+        return got
+    c11, c12 = _c(results, 0, 0), _c(results, 0, 1)
+    if c11 and c12:
+        return (c11[0] + 2 * c12[0]) / 3, "(C11 + 2 C12)/3 of elastic.C_GPa"
+    return None
+
+
+QUANTITIES: list[Quantity] = [
+    Quantity("lattice_constant", "lattice constant a", "Å", ("a_A", "lattice_constant_A"), _lattice),
+    Quantity("bulk_modulus", "bulk modulus B", "GPa", ("B_GPa", "bulk_modulus_GPa"), _bulk),
+    Quantity("C11", "C11", "GPa", ("C11_GPa",), lambda r, s: _c(r, 0, 0)),
+    Quantity("C12", "C12", "GPa", ("C12_GPa",), lambda r, s: _c(r, 0, 1)),
+    Quantity("C44", "C44", "GPa", ("C44_GPa",), lambda r, s: _c(r, 3, 3)),
+    Quantity("bond_length", "bond length r_e", "Å", ("r_e_A", "re_A", "bond_length_A"),
+             lambda r, s: _first(r, "diatomic", "bond_length_A")),
+    Quantity("omega_e", "harmonic frequency ω_e", "cm⁻¹", ("omega_e_cm1",),
+             lambda r, s: _first(r, "diatomic", "omega_e_cm1")),
+    Quantity("D0", "dissociation energy D_0", "eV", ("D0_eV", "D_0_eV"), lambda r, s: _first(r, "diatomic", "D0_eV")),
+    Quantity("De", "well depth D_e", "eV", ("De_eV", "D_e_eV"),
+             lambda r, s: _first(r, "diatomic", "dissociation_energy_eV")),
+]
+
+
+def collect_predictions(df) -> dict[str, dict[str, list[dict]]]:
+    """label -> property -> list of {"params", "result"} for the done rows of a results frame."""
+    out: dict[str, dict[str, list[dict]]] = {}
+    for _, row in df[df["status"] == "done"].iterrows():
+        out.setdefault(row["label"], {}).setdefault(row["property"], []).append(
+            {"params": json.loads(row["params"] or "{}"), "result": row["_result"]})
+    return out
+
+
+def _split_label(label: str) -> tuple[str, str | None]:
+    base = label.split("@")[0].split("#")[0]
+    parts = base.split(":")
+    crystal = parts[1] if len(parts) > 1 and "=" not in parts[1] else None
+    return parts[0], crystal
+
+
+# ------------------------------------------------------------------------------------- report
+@dataclass
+class Report:
+    out_dir: Path
+    markdown: Path
+    html: Path
+    json: Path
+    figures: list[Path]
+    comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class _Doc:
+    def __init__(self) -> None:
+        self.blocks: list[tuple] = []
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(("h", level, text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, headers: list[str], rows: list[list[Any]]) -> None:
+        self.blocks.append(("table", headers, rows))
+
+    def img(self, path: str, alt: str) -> None:
+        self.blocks.append(("img", path, alt))
+
+    def markdown(self) -> str:
+        out = []
+        for b in self.blocks:
+            if b[0] == "h":
+                out.append("#" * b[1] + " " + b[2])
+            elif b[0] == "p":
+                out.append(b[1])
+            elif b[0] == "img":
+                out.append(f"![{b[2]}]({b[1]})")
+            else:
+                hdr, rows = b[1], b[2]
+                out.append("| " + " | ".join(hdr) + " |")
+                out.append("|" + "---|" * len(hdr))
+                for r in rows:
+                    out.append("| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in r) + " |")
+            out.append("")
+        return "\n".join(out)
+
+    def html(self, title: str) -> str:
+        out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+               "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
+               "td,th{border:1px solid #bbb;padding:2px 6px;font-size:90%}img{max-width:560px}</style></head><body>"]
+        for b in self.blocks:
+            if b[0] == "h":
+                out.append(f"<h{b[1]}>{html.escape(b[2])}</h{b[1]}>")
+            elif b[0] == "p":
+                out.append(f"<p>{html.escape(b[1])}</p>")
+            elif b[0] == "img":
+                out.append(f"<img src='{html.escape(b[1])}' alt='{html.escape(b[2])}'>")
+            else:
+                out.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in b[1]) + "</tr>")
+                for r in b[2]:
+                    out.append("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in r) + "</tr>")
+                out.append("</table>")
+        out.append("</body></html>")
+        return "\n".join(out)
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return "n/a" if not math.isfinite(x) else f"{x:.6g}"
+    return str(x)
+
+
+def _parity_plot(path: Path, q: Quantity, pairs: list[dict], stats: dict, potential: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.array([p["reference"] for p in pairs])
+    y = np.array([p["predicted"] for p in pairs])
+    fig, ax = plt.subplots(figsize=(4.8, 4.5), dpi=110)
+    ax.scatter(x, y, s=28, zorder=3)
+    for p in pairs:
+        ax.annotate(p["label"], (p["reference"], p["predicted"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+    pad = 0.05 * (hi - lo or abs(hi) or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="y = x")
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel(f"experimental {q.label} ({q.unit})")
+    ax.set_ylabel(f"predicted {q.label} ({q.unit})")
+    r2 = "n/a" if not math.isfinite(stats["R2"]) else f"{stats['R2']:.3f}"
+    ax.set_title(f"{q.label} [{potential}]\nMAE {stats['MAE']:.3g} {q.unit}, RMSE {stats['RMSE']:.3g} {q.unit}, "
+                 f"R² {r2}", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _hulls(df, doc: _Doc, figdir: Path, figures: list[Path], data: dict) -> None:
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core import Composition
+
+    rows = df[(df["status"] == "done") & (df["property"].isin(["energy", "relax"]))]
+    if rows.empty:
+        return
+    entries_by_prop: dict[str, list] = {}
+    for _, r in rows.iterrows():
+        e = r["_result"].get("energy_eV")
+        if e is None or r["formula"] in (None, ""):
+            continue
+        entries_by_prop.setdefault(r["property"], []).append((r["label"], Composition(r["formula"]), float(e)))
+    for prop, ents in entries_by_prop.items():
+        elements = sorted({str(el) for _, c, _ in ents for el in c.elements})
+        systems = sorted({tuple(sorted(str(el) for el in c.elements)) for _, c, _ in ents if len(c.elements) == 2})
+        for sysm in systems:
+            sub = [(lab, c, e) for lab, c, e in ents if {str(el) for el in c.elements} <= set(sysm)]
+            if not all(any({str(el) for el in c.elements} == {x} for _, c, _ in sub) for x in sysm):
+                continue
+            pd_entries = [PDEntry(c, e, name=lab) for lab, c, e in sub]
+            pdg = PhaseDiagram(pd_entries)
+            a, b = sysm
+            pts = []
+            for ent, (lab, c, e) in zip(pd_entries, sub):
+                x = c.get_atomic_fraction(b)
+                pts.append({"label": lab, "formula": c.reduced_formula, f"x_{b}": x,
+                            "formation_energy_eV_per_atom": float(pdg.get_form_energy_per_atom(ent)),
+                            "e_above_hull_eV_per_atom": float(pdg.get_e_above_hull(ent))})
+            pts.sort(key=lambda d: (d[f"x_{b}"], d["formation_energy_eV_per_atom"]))
+            name = f"hull_{a}-{b}_{prop}"
+            data[name] = pts
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots(figsize=(5, 4), dpi=110)
+            xs = np.array([p[f"x_{b}"] for p in pts])
+            ys = np.array([p["formation_energy_eV_per_atom"] for p in pts])
+            st = np.array([p["e_above_hull_eV_per_atom"] < 1e-6 for p in pts])
+            ax.scatter(xs[~st], ys[~st], c="tab:red", label="above hull", zorder=3)
+            ax.scatter(xs[st], ys[st], c="tab:blue", label="on hull", zorder=3)
+            hx = np.array(sorted(set(np.round(xs[st], 10))))
+            hy = [min(ys[st][np.isclose(xs[st], v)]) for v in hx]
+            ax.plot(hx, hy, "b-", lw=1)
+            for p in pts:
+                ax.annotate(p["label"], (p[f"x_{b}"], p["formation_energy_eV_per_atom"]), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points")
+            ax.set_xlabel(f"atomic fraction of {b} in {a}-{b} (x_{b}, dimensionless)")
+            ax.set_ylabel("formation energy (eV/atom)")
+            ax.set_title(f"{a}-{b} convex hull ({prop} energies)", fontsize=9)
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+            fig.tight_layout()
+            fpath = figdir / f"{name}.png"
+            fig.savefig(fpath)
+            plt.close(fig)
+            figures.append(fpath)
+            doc.h(2, f"Convex hull {a}-{b} ({prop} energies)")
+            doc.img(f"figures/{fpath.name}", f"{a}-{b} convex hull")
+            doc.table(["structure", "formula", f"x_{b}", "formation energy (eV/atom)", "E above hull (eV/atom)"],
+                      [[p["label"], p["formula"], _fmt(p[f"x_{b}"]), _fmt(p["formation_energy_eV_per_atom"]),
+                        _fmt(p["e_above_hull_eV_per_atom"])] for p in pts])
+
+
+def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: list[str | Path] | None = None,
+                 title: str | None = None) -> Report:
+    """Write the report of a results database into ``out_dir``; returns the paths written.
+
+    ``reference``: CSV files to compare with (default: every valid file in ``reference_data/``).
+    """
+    out = Path(out_dir)
+    figdir = out / "figures"
+    figdir.mkdir(parents=True, exist_ok=True)
+    rdb = db if isinstance(db, ResultsDB) else ResultsDB(db)
+    df = to_dataframe(rdb, expand_results=False)
+    results_by_id = {row.id: (row.data.get("result") or {}) for row in rdb.db.select()}
+    df["_result"] = [results_by_id[i] for i in df["id"]] if len(df) else []
+    doc = _Doc()
+    figures: list[Path] = []
+    data: dict[str, Any] = {"db": str(rdb.url), "comparisons": {}, "properties": {}}
+    potentials = sorted(set(df["potential"].dropna())) if len(df) else []
+    pot = ", ".join(potentials) or "?"
+    campaigns = sorted(set(df["campaign"].dropna())) if "campaign" in df and len(df) else []
+    doc.h(1, title or f"mlip-props report: {', '.join(campaigns) or Path(str(rdb.url)).stem}")
+    doc.p(f"Database: {rdb.url}. Potential(s): {pot}. Rows: {len(df)}.")
+
+    # ---- summary
+    doc.h(2, "Summary")
+    summ = []
+    for prop, g in (df.groupby("property") if len(df) else []):
+        n_done = int((g["status"] == "done").sum())
+        n_failed = int((g["status"] == "failed").sum())
+        data["properties"][prop] = {"rows": len(g), "done": n_done, "failed": n_failed}
+        summ.append([prop, len(g), n_done, n_failed])
+    doc.table(["property", "rows", "done", "failed"], summ)
+
+    # ---- comparisons
+    if reference is None:
+        tables = [t for t in load_all_references().values() if isinstance(t, ReferenceTable)]
+    else:
+        tables = [load_reference(r) for r in reference]
+    preds = collect_predictions(df) if len(df) else {}
+    for q in QUANTITIES:
+        pairs = []
+        for t in tables:
+            col = next((c for c in q.ref_columns if c in t.units), None)
+            if col is None:
+                continue
+            for label, res in sorted(preds.items()):
+                key, crystal = _split_label(label)
+                cond = {}
+                if "structure" in t.frame.columns:
+                    if crystal is None:
+                        sel = t.frame[t.frame[t.key] == key]
+                        crystal = str(sel.iloc[0]["structure"]) if len(sel) else None
+                    cond["structure"] = crystal
+                refv = t.value(key, col, **cond)
+                if refv is None:
+                    continue
+                pv = q.predict(res, crystal or "")
+                if pv is None:
+                    continue
+                pairs.append({"label": label, "predicted": pv[0], "reference": refv[0], "source": refv[1],
+                              "reference_file": t.path.name, "reference_column": col, "via": pv[1],
+                              "difference": pv[0] - refv[0], "relative_difference_pct": 100 * (pv[0] - refv[0]) / refv[0]
+                              if refv[0] else math.nan})
+        if not pairs:
+            continue
+        stats = parity_stats(np.array([p["predicted"] for p in pairs]), np.array([p["reference"] for p in pairs]))
+        fpath = figdir / f"parity_{q.key}.png"
+        _parity_plot(fpath, q, pairs, stats, pot)
+        figures.append(fpath)
+        data["comparisons"][q.key] = {"label": q.label, "unit": q.unit, "stats": stats, "pairs": pairs}
+        doc.h(2, f"{q.label} ({q.unit})")
+        r2 = "n/a" if not math.isfinite(stats["R2"]) else f"{stats['R2']:.4f}"
+        doc.p(f"n = {stats['n']}, MAE = {stats['MAE']:.4g} {q.unit}, RMSE = {stats['RMSE']:.4g} {q.unit}, "
+              f"mean signed error = {stats['ME']:.4g} {q.unit}, R² = {r2}, MAPE = {stats['MAPE_pct']:.3g} %.")
+        doc.img(f"figures/{fpath.name}", f"parity plot {q.label}")
+        doc.table(["structure", f"predicted ({q.unit})", f"experimental ({q.unit})", f"difference ({q.unit})",
+                   "difference (%)", "source", "from"],
+                  [[p["label"], _fmt(p["predicted"]), _fmt(p["reference"]), _fmt(p["difference"]),
+                    _fmt(p["relative_difference_pct"]), f"{p['source']} ({p['reference_file']})", p["via"]]
+                   for p in pairs])
+
+    # ---- hulls
+    if len(df):
+        _hulls(df, doc, figdir, figures, data)
+
+    # ---- per-property result tables
+    for prop, g in (df[df["status"] == "done"].groupby("property") if len(df) else []):
+        fields: list[str] = []
+        for r in g["_result"]:
+            for k, v in r.items():
+                if k not in fields and isinstance(v, (int, float, str)) and not isinstance(v, bool) and len(fields) < 8:
+                    fields.append(k)
+        doc.h(2, f"Results: {prop}")
+        doc.table(["structure"] + fields, [[lab] + [_fmt(r.get(k)) for k in fields]
+                                            for lab, r in zip(g["label"], g["_result"])][:500])
+
+    failed = df[df["status"] == "failed"] if len(df) else df
+    if len(failed):
+        doc.h(2, f"Failed rows ({len(failed)})")
+        doc.table(["structure", "property", "error"], [[r["label"], r["property"], r["error"][:300]]
+                                                      for _, r in failed.head(200).iterrows()])
+        data["failed"] = [{"label": r["label"], "property": r["property"], "error": r["error"]} for _, r in failed.iterrows()]
+    md = out / "report.md"
+    md.write_text(doc.markdown())
+    ht = out / "report.html"
+    ht.write_text(doc.html(title or "mlip-props report"))
+    js = out / "report.json"
+    js.write_text(json.dumps(data, indent=1, default=lambda o: None if isinstance(o, float) and not math.isfinite(o) else str(o)))
+    return Report(out, md, ht, js, figures, data["comparisons"])
