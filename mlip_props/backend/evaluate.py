@@ -165,7 +165,7 @@ def evaluate_batch(
     if is_oracle(potential):
         return potential.evaluate_batch(batch, props)
     potential.check_elements(batch)
-    if graph is None or graph.needs_rebuild(batch):
+    if graph is None or graph.cutoff + graph.skin < potential.cutoff or graph.needs_rebuild(batch):
         graph = build_neighbor_graph(batch, potential.cutoff)
     want_f = "forces" in props
     want_s = "stress" in props

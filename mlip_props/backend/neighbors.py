@@ -28,6 +28,8 @@ class NeighborGraph:
     ``edge_structure``: (E,) structure each edge belongs to.
     ``cutoff``: the radius (Angstrom) the graph was built with.
     ``reference_positions``: positions at build time (to decide when a skin is exceeded).
+    ``reference_cells``: cells at build time (optional); with them a graph without skin is
+    reused for exactly the structures it was built for instead of being rebuilt.
     """
 
     edge_index: torch.Tensor
@@ -36,17 +38,22 @@ class NeighborGraph:
     cutoff: float
     skin: float
     reference_positions: torch.Tensor
+    reference_cells: torch.Tensor | None = None
 
     @property
     def n_edges(self) -> int:
         return int(self.edge_index.shape[1])
 
     def needs_rebuild(self, batch: Batch) -> bool:
-        """True when an atom has moved more than half the skin since the graph was built."""
-        if self.skin <= 0:
-            return True
+        """True when an atom has moved more than half the skin since the graph was built
+        (without a skin: unless positions and cells are exactly those it was built for)."""
         if batch.positions.shape != self.reference_positions.shape:
             return True
+        if self.skin <= 0:
+            return self.reference_cells is None or not (
+                torch.equal(batch.positions.detach(), self.reference_positions)
+                and torch.equal(batch.cells.detach(), self.reference_cells)
+            )
         disp = (batch.positions.detach() - self.reference_positions).norm(dim=1)
         return bool(disp.max() > 0.5 * self.skin) if disp.numel() else False
 
@@ -128,6 +135,7 @@ def assemble_graph(batch: Batch, lists: list, cutoff: float, skin: float = 0.0) 
         cutoff=float(cutoff),
         skin=float(skin),
         reference_positions=batch.positions.detach().clone(),
+        reference_cells=batch.cells.detach().clone(),
     )
 
 
