@@ -4,6 +4,7 @@ from .pair import ZBL, LennardJones, Morse
 from .registry import known_potentials, load_potential, register_potential
 from .serialization import load_model_file, register_model_class, save_potential
 from .stillinger_weber import StillingerWeber  # noqa: E402,F401  (registers "sw")
+from . import pyscf_oracle  # noqa: E402,F401  (registers "pyscf"; pyscf itself is imported lazily)
 
 for _cls in (LennardJones, Morse, ZBL, SumPotential):
     register_model_class(_cls)

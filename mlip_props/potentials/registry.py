@@ -103,7 +103,8 @@ def load_potential(spec: Any) -> Any:
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"potential spec must be a non-empty string, got {spec!r}")
     spec = spec.strip()
-    if spec.endswith((".pt", ".pth")) or os.sep in spec or Path(spec).is_file():
+    registered = ":" in spec and spec.split(":", 1)[0].strip().lower() in _FACTORIES  # e.g. "pyscf:b3lyp/def2-svp"
+    if not registered and (spec.endswith((".pt", ".pth")) or os.sep in spec or Path(spec).is_file()):
         return load_model_file(spec)
     parts = [p for p in spec.split("+")]
     terms = [_build_one(p.strip()) for p in parts]
@@ -123,7 +124,14 @@ def _pretrained(module: str, attr: str, name: str, **kwargs) -> OraclePotential:
             f"(with your installed torch held by a constraints file) ({exc})"
         ) from exc
     cls = getattr(mod, attr)
-    return OraclePotential(lambda: cls(**kwargs), name=name)
+    cache: list = []
+
+    def factory():  # build the model once (seconds), on first use, then reuse it for every structure
+        if not cache:
+            cache.append(cls(**kwargs))
+        return cache[0]
+
+    return OraclePotential(factory, name=name)
 
 
 register_potential("emt", lambda: emt_oracle())
