@@ -113,7 +113,7 @@ def test_triplets_count():
 
 def test_diamond_lattice_energy_and_elastic_constants(sw):
     # Stillinger & Weber 1985: a0 = 5.431 A, E = -2 eps = -4.3366 eV/atom; elastic constants of SW Si
-    # (Cowley, PRB 38, 3801 (1988); Balamane et al., PRB 46, 2250 (1992)): C11 151, C12 76, C44 56 GPa
+    # (Balamane, Halicioglu and Tiller, PRB 46, 2250 (1992)): C11 151, C12 76, C44 56 GPa
     r = relax(sw, bulk("Si", "diamond", a=5.3), relax_cell=True, smax_GPa=1e-4)
     a0 = (4 * r.atoms.get_volume()) ** (1 / 3)
     assert a0 == pytest.approx(5.431, abs=0.002)
