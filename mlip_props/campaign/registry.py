@@ -143,24 +143,34 @@ def register_property(name: str, func: Callable[..., Any], params: dict[str, Par
     return spec
 
 
+_TRIED: set[str] = set()
+
+
+def _load_one(name: str) -> None:
+    """Import the module of known property ``name`` (once) and register it, or record why not."""
+    if name in _TRIED or name in _REGISTRY or name not in _KNOWN:
+        return
+    _TRIED.add(name)
+    module, candidates, desc = _KNOWN[name]
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:  # ImportError, or an error inside a module being written
+        _UNAVAILABLE[name] = f"module {module} cannot be imported ({type(exc).__name__}: {exc})"
+        return
+    func = next((getattr(mod, c) for c in candidates if callable(getattr(mod, c, None))), None)
+    if func is None:
+        _UNAVAILABLE[name] = f"module {module} has none of the functions {', '.join(candidates)}"
+        return
+    register_property(name, func, description=desc)
+
+
 def _load_known() -> None:
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    for name, (module, candidates, desc) in _KNOWN.items():
-        if name in _REGISTRY:
-            continue
-        try:
-            mod = importlib.import_module(module)
-        except Exception as exc:  # ImportError, or an error inside a module being written
-            _UNAVAILABLE[name] = f"module {module} cannot be imported ({type(exc).__name__}: {exc})"
-            continue
-        func = next((getattr(mod, c) for c in candidates if callable(getattr(mod, c, None))), None)
-        if func is None:
-            _UNAVAILABLE[name] = f"module {module} has none of the functions {', '.join(candidates)}"
-            continue
-        register_property(name, func, description=desc)
+    for name in _KNOWN:
+        _load_one(name)
 
 
 def available_properties() -> dict[str, PropertySpec]:
@@ -176,13 +186,19 @@ def unavailable_properties() -> dict[str, str]:
 
 
 def known_property_names() -> list[str]:
-    _load_known()
-    return sorted(set(_REGISTRY) | set(_UNAVAILABLE))
+    return sorted(set(_REGISTRY) | set(_UNAVAILABLE) | set(_KNOWN))
+
+
+def is_available(name: str) -> bool:
+    """Whether property ``name`` is registered (importing only its own module)."""
+    _load_one(name)
+    return name in _REGISTRY
 
 
 def get_property(name: str) -> PropertySpec:
-    """The registered property ``name``; ``PropertyUnavailable`` (a ``KeyError``) says why not."""
-    _load_known()
+    """The registered property ``name``; ``PropertyUnavailable`` (a ``KeyError``) says why not.
+    Only the module of that property is imported."""
+    _load_one(name)
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name in _UNAVAILABLE:

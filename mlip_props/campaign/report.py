@@ -246,8 +246,14 @@ def _parity_plot(path: Path, q: Quantity, pairs: list[dict], stats: dict, potent
                  f"R² {r2}", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path, ax)
     plt.close(fig)
+
+
+def _save(fig, path: Path, ax) -> None:
+    """Save a PNG with its axis labels also written as PNG text chunks (checked by the tests)."""
+    fig.savefig(path, metadata={"Title": ax.get_title().replace("\n", " "), "xlabel": ax.get_xlabel(),
+                                "ylabel": ax.get_ylabel(), "Software": "mlip-props"})
 
 
 def _hulls(df, doc: _Doc, figdir: Path, figures: list[Path], data: dict) -> None:
@@ -306,7 +312,7 @@ def _hulls(df, doc: _Doc, figdir: Path, figures: list[Path], data: dict) -> None
             ax.grid(alpha=0.3)
             fig.tight_layout()
             fpath = figdir / f"{name}.png"
-            fig.savefig(fpath)
+            _save(fig, fpath, ax)
             plt.close(fig)
             figures.append(fpath)
             doc.h(2, f"Convex hull {a}-{b} ({prop} energies)")

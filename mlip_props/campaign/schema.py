@@ -40,7 +40,11 @@ from typing import Any
 
 import yaml
 
-from .registry import PropertyUnavailable, get_property, unavailable_properties
+from .registry import _UNAVAILABLE, PropertyUnavailable, get_property, is_available
+
+
+def _unavailable() -> dict[str, str]:
+    return _UNAVAILABLE
 
 __all__ = ["Campaign", "CampaignError", "StructureSource", "PropertyRequest", "load_campaign",
            "parse_campaign", "reference_data_dir", "DEFAULT_OPTIONS"]
@@ -356,7 +360,6 @@ def _check_properties(raw: Any, lines: dict, problems: list, skip_unavailable: b
         problems.append((_line(lines, "properties"), "'properties' must be a mapping or a list"))
     if not items and not problems:
         problems.append((_line(lines, "properties"), "no properties requested"))
-    unavailable = unavailable_properties()
     for name, params, path in items:
         ln = _line(lines, *path)
         params = {} if params is None else params
@@ -366,14 +369,14 @@ def _check_properties(raw: Any, lines: dict, problems: list, skip_unavailable: b
         try:
             spec = get_property(str(name))
         except PropertyUnavailable as exc:
-            if skip_unavailable and name in unavailable:
+            if skip_unavailable and name in _unavailable():
                 skipped.append((str(name), str(exc)))
                 continue
             problems.append((ln, str(exc)))
             continue
         for pname, msg in spec.check_params(params):
             problems.append((_line(lines, *path, pname) if pname else ln, msg))
-        if name == "energy" and (params.get("relax") or params.get("relax_cell")) and "relax" in unavailable:
-            problems.append((ln, f"property 'energy' with relax needs 'relax', which is not available: {unavailable['relax']}"))
+        if name == "energy" and (params.get("relax") or params.get("relax_cell")) and not is_available("relax"):
+            problems.append((ln, f"property 'energy' with relax needs 'relax', which is not available: {_unavailable()['relax']}"))
         out.append(PropertyRequest(str(name), dict(params), ln or 0))
     return out, skipped
