@@ -151,7 +151,7 @@ def asr_violation(force_constants: np.ndarray) -> float:
 
 def _gamma_acoustic(ph) -> np.ndarray:
     ph.run_qpoints([[0.0, 0.0, 0.0]])
-    f = np.asarray(ph.get_qpoints_dict()["frequencies"][0])
+    f = np.asarray(ph.qpoints.frequencies[0])
     return np.sort(f[np.argsort(np.abs(f))[:3]])
 
 
@@ -248,7 +248,7 @@ class PhononResult(PropertyResult):
         """Frequencies (THz, ascending) at q-points in reduced coordinates of the primitive
         reciprocal lattice (phonopy's primitive cell), shape (n_q, 3 n_atoms_primitive)."""
         self.phonopy_object.run_qpoints(np.atleast_2d(qpoints))
-        return np.asarray(self.phonopy_object.get_qpoints_dict()["frequencies"])
+        return np.asarray(self.phonopy_object.qpoints.frequencies)
 
     def write(self, output_dir: str | Path) -> dict[str, Path]:
         """Write phonopy's ``phonopy_params.yaml`` (structure, supercell, force constants) and
@@ -455,7 +455,7 @@ def _analyse(ph, atoms, route, disp, relaxed, converged, viol_raw, viol_after, g
     gv = np.linalg.norm(np.asarray(ph.mesh.group_velocities), axis=-1)  # (nq, nb) THz A
     mean_gv = (gv * w[:, None]).sum(0) / w.sum() * THZ_A_TO_M_S
     ph.run_total_dos()
-    dos = ph.get_total_dos_dict()
+    tdos = ph.total_dos
     low = float(min(lowest))
     smat = np.asarray(ph.supercell_matrix)
     return PhononResult(
@@ -481,8 +481,8 @@ def _analyse(ph, atoms, route, disp, relaxed, converged, viol_raw, viol_after, g
         band_qpoints=bq,
         high_symmetry_frequencies_THz=hs,
         mesh=mesh_arr.tolist(),
-        dos_frequencies_THz=np.asarray(dos["frequency_points"]).tolist(),
-        dos_states_per_THz=np.asarray(dos["total_dos"]).tolist(),
+        dos_frequencies_THz=np.asarray(tdos.frequency_points).tolist(),
+        dos_states_per_THz=np.asarray(tdos.dos).tolist(),
         mean_group_velocity_m_s=mean_gv.tolist(),
         imaginary_modes=bool(low < -tol),
         n_imaginary_modes=n_imag,

@@ -93,9 +93,11 @@ def _mesh_of(ph, mesh) -> np.ndarray:
 def _tp(ph, mesh: np.ndarray, temperatures: np.ndarray) -> dict[str, np.ndarray]:
     """phonopy thermal properties per mole of primitive cells (kJ/mol, J/(mol K))."""
     ph.run_mesh(mesh, is_gamma_center=True)
-    ph.run_thermal_properties(temperatures=temperatures, exclude_gamma_acoustic=True)
-    d = ph.get_thermal_properties_dict()
-    return {k: np.asarray(d[k]) for k in ("temperatures", "free_energy", "entropy", "heat_capacity")}
+    tp = ph.run_thermal_properties(temperatures=temperatures, exclude_gamma_acoustic=True)
+    if tp is None:
+        tp = ph.thermal_properties
+    return {"temperatures": np.asarray(tp.temperatures), "free_energy": np.asarray(tp.free_energy),
+            "entropy": np.asarray(tp.entropy), "heat_capacity": np.asarray(tp.heat_capacity)}
 
 
 def _moment_debye(ph) -> float:

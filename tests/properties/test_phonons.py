@@ -1,0 +1,142 @@
+"""Phonons: against an independent phonopy + ASE EMT calculation, route (a) vs route (b),
+acoustic-sum-rule checks, imaginary modes, phonopy files."""
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.filters import FrechetCellFilter
+from ase.optimize import BFGS
+
+from mlip_props import load_potential
+from mlip_props.backend import Potential
+from mlip_props.properties.phonons import asr_violation, choose_supercell, perpendicular_widths, phonons
+
+X_FCC = [0.5, 0.5, 0.0]  # in the basis of ase.build.bulk's fcc primitive cell
+L_FCC = [0.5, 0.5, 0.5]
+
+
+def _lj():
+    return load_potential("lj:epsilon=0.0104,sigma=3.4")
+
+
+@pytest.fixture(scope="module")
+def emt_cu_reference():
+    """phonopy + ASE EMT written independently: ASE-relaxed Cu, conventional 3x3x3 supercell,
+    phonopy displacements, EMT forces one supercell at a time."""
+    from phonopy import Phonopy
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    prim = bulk("Cu", "fcc", a=3.6)
+    prim.calc = EMT()
+    BFGS(FrechetCellFilter(prim), logfile=None).run(fmax=1e-6)
+    a = prim.cell.cellpar()[0] * np.sqrt(2)
+    conv = bulk("Cu", "fcc", a=a, cubic=True)
+    unit = PhonopyAtoms(symbols=conv.get_chemical_symbols(), cell=conv.cell[:], scaled_positions=conv.get_scaled_positions(),
+                        masses=conv.get_masses())
+    ph = Phonopy(unit, supercell_matrix=np.diag([3, 3, 3]), primitive_matrix=[[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+    ph.generate_displacements(distance=0.01)
+    forces = []
+    for sc in ph.supercells_with_displacements:
+        from ase import Atoms
+
+        at = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
+        at.calc = EMT()
+        forces.append(at.get_forces())
+    ph.forces = forces
+    ph.produce_force_constants()
+    ph.symmetrize_force_constants()
+    return ph
+
+
+@pytest.fixture(scope="module")
+def emt_cu():
+    return phonons(load_potential("emt"), bulk("Cu", "fcc", a=3.6))
+
+
+def test_emt_cu_x_and_l_match_independent_phonopy(emt_cu, emt_cu_reference):
+    ref = emt_cu_reference
+    ref.run_qpoints([X_FCC, L_FCC])
+    fx, fl = ref.qpoints.frequencies
+    assert emt_cu.method == "displacement"  # oracle -> finite displacements
+    assert np.allclose(emt_cu.high_symmetry_frequencies_THz["X"], fx, rtol=5e-3)
+    assert np.allclose(emt_cu.high_symmetry_frequencies_THz["L"], fl, rtol=5e-3)
+    mine = emt_cu.frequencies_at([X_FCC, L_FCC])
+    assert np.allclose(mine, [fx, fl], rtol=5e-3)
+    # fcc: X has a doubly degenerate TA branch below LA; L TA < LA
+    assert fx[0] == pytest.approx(fx[1], rel=1e-6) and fx[2] > fx[1]
+    assert not emt_cu.imaginary_modes and emt_cu.n_imaginary_modes == 0
+
+
+def test_supercell_is_at_least_min_length(emt_cu):
+    assert min(emt_cu.supercell_widths_A) >= 10.0
+    cu = bulk("Cu", "fcc", a=3.6)
+    s = choose_supercell(cu, 10.0)
+    widths = perpendicular_widths(s.T @ cu.cell[:])
+    assert widths.min() >= 10.0
+    assert round(abs(np.linalg.det(s))) <= 5**3  # never worse than the diagonal 5x5x5
+
+
+def test_routes_agree_for_torch_potential_and_asr_exact():
+    ar = bulk("Ar", "fcc", a=5.26)
+    a, b = phonons(_lj(), [ar, ar.copy()], method="displacement")[0], phonons(_lj(), ar, method="hessian")
+    assert b.method == "hessian" and a.method == "displacement"
+    for lab in ("X", "L"):
+        assert np.allclose(a.high_symmetry_frequencies_THz[lab], b.high_symmetry_frequencies_THz[lab], rtol=5e-3)
+    assert b.asr_violation_eV_A2 < 1e-8  # translational invariance by construction
+    assert max(abs(x) for x in b.gamma_acoustic_raw_THz) < 1e-3
+
+
+class FieldLJ(Potential):
+    """LJ argon plus a position-dependent external field 1/2 k |r|^2: breaks translational invariance."""
+
+    def __init__(self, k: float):
+        lj = _lj()
+        super().__init__(cutoff=lj.cutoff)
+        self.lj = lj
+        self.k = k
+
+    def forward(self, graph):
+        return self.lj(graph) + 0.5 * self.k * (graph.positions ** 2).sum(-1)
+
+
+def test_broken_translational_invariance_is_reported_and_enforced():
+    k = 0.02  # eV/A^2
+    r = phonons(FieldLJ(k), bulk("Ar", "fcc", a=5.26), relax=False)
+    assert r.asr_violation_eV_A2 == pytest.approx(k, rel=1e-6)  # sum_j Phi_ij = k delta_ab
+    # Gamma acoustic: nu = sqrt(k/m)/(2 pi), with k in eV/A^2 and m in amu -> THz
+    from ase import units
+
+    m = bulk("Ar").get_masses()[0]
+    nu = np.sqrt(k * units._e / (m * units._amu) * 1e20) / (2 * np.pi) / 1e12
+    assert np.allclose(r.gamma_acoustic_raw_THz, nu, rtol=1e-3)
+    assert max(abs(x) for x in r.gamma_acoustic_THz) < 1e-3
+    assert r.asr_violation_enforced_eV_A2 < 1e-8
+    assert asr_violation(r.force_constants_eV_A2) < 1e-8
+
+
+def test_bcc_cu_emt_is_dynamically_unstable():
+    r = phonons(load_potential("emt"), bulk("Cu", "bcc", a=2.87), asr_enforcement="phonopy")
+    assert r.imaginary_modes
+    assert r.n_imaginary_modes > 0
+    assert r.lowest_frequency_THz < -0.5
+
+
+def test_phonopy_files_and_plot(emt_cu, tmp_path):
+    import phonopy
+
+    files = emt_cu.write(tmp_path)
+    assert files["band"].is_file()
+    again = phonopy.load(files["phonopy_params"])
+    again.run_qpoints([X_FCC])
+    assert np.allclose(again.qpoints.frequencies[0], emt_cu.high_symmetry_frequencies_THz["X"], rtol=1e-6)
+    emt_cu.plot(tmp_path / "band.png")
+    assert (tmp_path / "band.png").stat().st_size > 1000
+    d = emt_cu.to_dict()
+    assert "phonopy_object" not in d and d["band_labels"]
+
+
+def test_bad_input_names_structure():
+    from ase import Atoms
+
+    with pytest.raises(ValueError, match="structure 1"):
+        phonons(_lj(), [bulk("Ar", "fcc", a=5.26), Atoms("Ar2", positions=[[0, 0, 0], [0, 0, 3.8]])])
