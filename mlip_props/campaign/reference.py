@@ -78,7 +78,7 @@ class ReferenceTable:
             if base.endswith(suf):
                 base = base[: -len(suf)]
                 break
-        cands = [f"{base}_source", f"{base.split('_')[0]}_source", "source"]
+        cands = [f"{base}_source", f"{base.split('_')[0]}_source", "source", "primary_source"]
         if re.fullmatch(r"C\d\d(_second)?", base):
             cands.insert(0, "C_second_source" if base.endswith("_second") else "C_source")
         for c in cands:

@@ -124,6 +124,29 @@ _KNOWN: dict[str, tuple[str, tuple[str, ...], str]] = {
     "vibrations": ("mlip_props.properties.vibrations", ("vibrations",), "molecular vibrations (cm^-1)"),
 }
 
+def _diatomic_adapter(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``diatomic`` takes pairs of symbols (it builds its own scan): a two-atom structure of a
+    campaign stands for the pair of its elements."""
+
+    def diatomic_from_structures(potential: Any, structures: Any, **params: Any) -> Any:
+        single = not isinstance(structures, (list, tuple))
+        pairs = []
+        for k, a in enumerate([structures] if single else structures):
+            syms = a.get_chemical_symbols() if hasattr(a, "get_chemical_symbols") else None
+            if syms is None or len(syms) != 2:
+                raise ValueError(f"structure {k}: diatomic needs a two-atom structure, got "
+                                 f"{len(syms) if syms is not None else type(a).__name__} atoms")
+            pairs.append(tuple(syms))
+        res = func(potential, pairs, **params)
+        return res[0] if single and isinstance(res, list) else res
+
+    diatomic_from_structures.__doc__ = func.__doc__
+    return diatomic_from_structures
+
+
+#: wrappers turning campaign structures into what a property function takes
+_ADAPTERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {"diatomic": _diatomic_adapter}
+
 _REGISTRY: dict[str, PropertySpec] = {}
 _UNAVAILABLE: dict[str, str] = {}
 _LOADED = False
@@ -161,7 +184,10 @@ def _load_one(name: str) -> None:
     if func is None:
         _UNAVAILABLE[name] = f"module {module} has none of the functions {', '.join(candidates)}"
         return
-    register_property(name, func, description=desc)
+    params = schema_from_signature(func)
+    if name in _ADAPTERS:
+        func = _ADAPTERS[name](func)
+    register_property(name, func, params=params, description=desc)
 
 
 def _load_known() -> None:

@@ -62,6 +62,7 @@ class Quantity:
     unit: str
     ref_columns: tuple[str, ...]
     predict: Callable[[dict[str, list[dict]], str], tuple[float, str] | None]
+    match: Callable[[str], bool] | None = None  # fallback: any reference column this accepts
 
 
 def _rows(results: dict[str, list[dict]], prop: str) -> list[dict]:
@@ -113,6 +114,19 @@ def _bulk(results, structure):
     return None
 
 
+def _cv298(results, structure):
+    for r in _rows(results, "thermal"):
+        t, cv = r["result"].get("temperatures_K"), r["result"].get("cv_J_molK_atoms")
+        if isinstance(t, list) and isinstance(cv, list) and len(t) == len(cv) and min(t) <= 298.15 <= max(t):
+            return float(np.interp(298.15, t, cv)), "thermal.cv_J_molK_atoms at 298.15 K (harmonic Cv)"
+    return None
+
+
+def _is_cv298(col: str) -> bool:
+    c = col.lower()
+    return ("cv" in c or "cp" in c) and "298" in c and (c.endswith("_j_mol_k") or c.endswith("_j_molk"))
+
+
 QUANTITIES: list[Quantity] = [
     Quantity("lattice_constant", "lattice constant a", "Å", ("a_A", "lattice_constant_A"), _lattice),
     Quantity("bulk_modulus", "bulk modulus B", "GPa", ("B_GPa", "bulk_modulus_GPa"), _bulk),
@@ -124,8 +138,12 @@ QUANTITIES: list[Quantity] = [
     Quantity("omega_e", "harmonic frequency ω_e", "cm⁻¹", ("omega_e_cm1",),
              lambda r, s: _first(r, "diatomic", "omega_e_cm1")),
     Quantity("D0", "dissociation energy D_0", "eV", ("D0_eV", "D_0_eV"), lambda r, s: _first(r, "diatomic", "D0_eV")),
-    Quantity("De", "well depth D_e", "eV", ("De_eV", "D_e_eV"),
+    Quantity("De", "well depth D_e", "eV", ("De_eV", "D_e_eV", "De_derived_eV"),
              lambda r, s: _first(r, "diatomic", "dissociation_energy_eV")),
+    Quantity("cv298", "heat capacity at 298 K", "J/(mol K)", ("Cv_298K_J_mol_K", "Cp_298K_J_mol_K"), _cv298,
+             match=_is_cv298),
+    Quantity("debye_temperature", "Debye temperature", "K", ("debye_temperature_K", "theta_D_K"),
+             lambda r, s: _first(r, "thermal", "debye_temperature_K")),
 ]
 
 
@@ -307,7 +325,7 @@ def _hulls(df, doc: _Doc, figdir: Path, figures: list[Path], data: dict) -> None
                             xytext=(3, 3), textcoords="offset points")
             ax.set_xlabel(f"atomic fraction of {b} in {a}-{b} (x_{b}, dimensionless)")
             ax.set_ylabel("formation energy (eV/atom)")
-            ax.set_title(f"{a}-{b} convex hull ({prop} energies)", fontsize=9)
+            ax.set_title(f"{a}-{b} convex hull (from the {prop!r} rows)", fontsize=9)
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
             fig.tight_layout()
@@ -315,11 +333,176 @@ def _hulls(df, doc: _Doc, figdir: Path, figures: list[Path], data: dict) -> None
             _save(fig, fpath, ax)
             plt.close(fig)
             figures.append(fpath)
-            doc.h(2, f"Convex hull {a}-{b} ({prop} energies)")
+            doc.h(2, f"Convex hull {a}-{b} (from the {prop!r} rows)")
             doc.img(f"figures/{fpath.name}", f"{a}-{b} convex hull")
             doc.table(["structure", "formula", f"x_{b}", "formation energy (eV/atom)", "E above hull (eV/atom)"],
                       [[p["label"], p["formula"], _fmt(p[f"x_{b}"]), _fmt(p["formation_energy_eV_per_atom"]),
                         _fmt(p["e_above_hull_eV_per_atom"])] for p in pts])
+
+
+def _comparison_section(doc: _Doc, figdir: Path, figures: list[Path], data: dict, q: Quantity, pairs: list[dict],
+                        pot: str, note: str = "") -> None:
+    stats = parity_stats(np.array([p["predicted"] for p in pairs]), np.array([p["reference"] for p in pairs]))
+    fpath = figdir / f"parity_{q.key}.png"
+    _parity_plot(fpath, q, pairs, stats, pot)
+    figures.append(fpath)
+    data["comparisons"][q.key] = {"label": q.label, "unit": q.unit, "stats": stats, "pairs": pairs}
+    doc.h(2, f"{q.label} ({q.unit})")
+    if note:
+        doc.p(note)
+    r2 = "n/a" if not math.isfinite(stats["R2"]) else f"{stats['R2']:.4f}"
+    doc.p(f"n = {stats['n']}, MAE = {stats['MAE']:.4g} {q.unit}, RMSE = {stats['RMSE']:.4g} {q.unit}, "
+          f"mean signed error = {stats['ME']:.4g} {q.unit}, R² = {r2}, MAPE = {stats['MAPE_pct']:.3g} %.")
+    doc.img(f"figures/{fpath.name}", f"parity plot {q.label}")
+    doc.table(["structure", f"predicted ({q.unit})", f"experimental ({q.unit})", f"difference ({q.unit})",
+               "difference (%)", "source", "from"],
+              [[p["label"], _fmt(p["predicted"]), _fmt(p["reference"]), _fmt(p["difference"]),
+                _fmt(p["relative_difference_pct"]), f"{p['source']} ({p['reference_file']})", p["via"]]
+               for p in pairs])
+
+
+def _pair(label, pred, ref, source, t, col, via):
+    return {"label": label, "predicted": pred, "reference": ref, "source": source, "reference_file": t.path.name,
+            "reference_column": col, "via": via, "difference": pred - ref,
+            "relative_difference_pct": 100 * (pred - ref) / ref if ref else math.nan}
+
+
+def _vibration_pairs(preds: dict, tables: list[ReferenceTable]) -> list[dict]:
+    pairs = []
+    for t in tables:
+        if "frequency_cm1" not in t.units or "mode" not in t.frame.columns:
+            continue
+        for label, res in sorted(preds.items()):
+            key, _ = _split_label(label)
+            rows = t.frame[t.frame[t.key] == key]
+            vib = _rows(res, "vibrations")
+            if rows.empty or not vib:
+                continue
+            exp = []
+            for _, r in rows.iterrows():
+                deg = int(r["degeneracy"]) if "degeneracy" in rows.columns and r["degeneracy"] == r["degeneracy"] else 1
+                exp += [(float(r["frequency_cm1"]), str(r["mode"]), t.source_for(r, "frequency_cm1"))] * deg
+            exp.sort()
+            freqs = sorted(float(f) for f in vib[0]["result"].get("frequencies_cm1", []) if f is not None)
+            if len(freqs) != len(exp):
+                continue
+            seen: dict[str, int] = {}
+            for f, (e, mode, src) in zip(freqs, exp):
+                seen[mode] = seen.get(mode, 0) + 1
+                lab = f"{label} {mode}" + (f"({seen[mode]})" if seen[mode] > 1 else "")
+                pairs.append(_pair(lab, f, e, src, t, "frequency_cm1", "vibrations.frequencies_cm1 (ascending)"))
+    return pairs
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _curves(df, doc: _Doc, figdir: Path, figures: list[Path], tables: list[ReferenceTable]) -> None:
+    """EOS curves, Cv(T) curves (with Dulong-Petit 3R) and phonon dispersions of the done rows."""
+    done = df[df["status"] == "done"]
+    eos = done[done["property"] == "eos"]
+    if len(eos):
+        plt = _plt()
+        fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
+        for lab, r in zip(eos["label"], eos["_result"]):
+            v, e = r.get("volumes_A3_per_atom"), r.get("energies_eV_per_atom")
+            if isinstance(v, list) and isinstance(e, list) and r.get("v0_A3_per_atom"):
+                v0 = r["v0_A3_per_atom"]
+                ax.plot(np.array(v) / v0, 1000 * (np.array(e) - min(e)), "o-", ms=3, label=lab)
+        ax.set_xlabel("volume V/V0 (dimensionless)")
+        ax.set_ylabel("energy E - E_min (meV/atom)")
+        ax.set_title("equations of state", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        f = figdir / "eos_curves.png"
+        _save(fig, f, ax)
+        plt.close(fig)
+        figures.append(f)
+        doc.h(2, "Equation-of-state curves")
+        doc.img(f"figures/{f.name}", "EOS curves")
+    th = done[done["property"] == "thermal"]
+    if len(th):
+        plt = _plt()
+        fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
+        for lab, r in zip(th["label"], th["_result"]):
+            t, cv = r.get("temperatures_K"), r.get("cv_J_molK_atoms")
+            if isinstance(t, list) and isinstance(cv, list):
+                ax.plot(t, cv, "-", label=lab)
+        ax.axhline(3 * 8.314462618, color="k", ls="--", lw=0.8, label="3R (Dulong-Petit)")
+        for tb in tables:
+            col = next((c for c in tb.units if _is_cv298(c)), None)
+            if col is None:
+                continue
+            for lab in th["label"]:
+                got = tb.value(_split_label(lab)[0], col)
+                if got:
+                    ax.plot([298.15], [got[0]], "kx")
+        ax.set_xlabel("temperature T (K)")
+        ax.set_ylabel("heat capacity Cv (J/(mol K))")
+        ax.set_title("harmonic Cv(T) per mole of atoms (x: experiment at 298 K)", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        f = figdir / "cv_curves.png"
+        _save(fig, f, ax)
+        plt.close(fig)
+        figures.append(f)
+        doc.h(2, "Heat capacity Cv(T)")
+        doc.img(f"figures/{f.name}", "Cv(T) curves")
+    ph = done[done["property"] == "phonons"]
+    if len(ph):
+        doc.h(2, "Phonon dispersions")
+    for lab, r in zip(ph["label"], ph["_result"]):
+        d, fr, labels = r.get("band_distances_inv_A"), r.get("band_frequencies_THz"), r.get("band_labels")
+        if not (isinstance(d, list) and isinstance(fr, list) and d):
+            continue
+        plt = _plt()
+        fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+        ticks, names = [], []
+        for k, (x, y) in enumerate(zip(d, fr)):
+            ax.plot(x, np.array(y, dtype=float), "b-", lw=1)
+            if isinstance(labels, list) and k < len(labels):
+                a, b = labels[k]
+                if not ticks or abs(ticks[-1] - x[0]) > 1e-9:
+                    ticks.append(x[0])
+                    names.append(a)
+                elif names[-1] != a:
+                    names[-1] = f"{names[-1]}|{a}"
+                ticks.append(x[-1])
+                names.append(b)
+        n_exp = 0
+        for tb in tables:
+            if "point" in tb.frame.columns:
+                col = next((c for c in tb.units if c.endswith("_THz")), None)
+                rows = tb.frame[tb.frame[tb.key] == _split_label(lab)[0]] if col else []
+                for _, rr in (rows.iterrows() if len(rows) else []):
+                    p = str(rr["point"])
+                    if p in names and rr[col] == rr[col]:
+                        ax.plot([ticks[names.index(p)]], [float(rr[col])], "rs", ms=4)
+                        n_exp += 1
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([("Γ" if n == "Gamma" else n) for n in names])
+        for x in ticks:
+            ax.axvline(x, color="k", lw=0.5)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlim(ticks[0] if ticks else None, ticks[-1] if ticks else None)
+        ax.set_xlabel("wave vector along the high-symmetry path (1/Å)")
+        ax.set_ylabel("frequency (THz)")
+        ax.set_title(f"{lab}: phonon dispersion" + (" (red squares: experiment)" if n_exp else ""), fontsize=9)
+        fig.tight_layout()
+        safe = "".join(ch if ch.isalnum() else "_" for ch in lab)
+        f = figdir / f"phonons_{safe}.png"
+        _save(fig, f, ax)
+        plt.close(fig)
+        figures.append(f)
+        doc.img(f"figures/{f.name}", f"{lab} phonon dispersion")
 
 
 def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: list[str | Path] | None = None,
@@ -364,6 +547,8 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
         pairs = []
         for t in tables:
             col = next((c for c in q.ref_columns if c in t.units), None)
+            if col is None and q.match is not None:
+                col = next((c for c in t.units if q.match(c)), None)
             if col is None:
                 continue
             for label, res in sorted(preds.items()):
@@ -386,21 +571,19 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
                               if refv[0] else math.nan})
         if not pairs:
             continue
-        stats = parity_stats(np.array([p["predicted"] for p in pairs]), np.array([p["reference"] for p in pairs]))
-        fpath = figdir / f"parity_{q.key}.png"
-        _parity_plot(fpath, q, pairs, stats, pot)
-        figures.append(fpath)
-        data["comparisons"][q.key] = {"label": q.label, "unit": q.unit, "stats": stats, "pairs": pairs}
-        doc.h(2, f"{q.label} ({q.unit})")
-        r2 = "n/a" if not math.isfinite(stats["R2"]) else f"{stats['R2']:.4f}"
-        doc.p(f"n = {stats['n']}, MAE = {stats['MAE']:.4g} {q.unit}, RMSE = {stats['RMSE']:.4g} {q.unit}, "
-              f"mean signed error = {stats['ME']:.4g} {q.unit}, R² = {r2}, MAPE = {stats['MAPE_pct']:.3g} %.")
-        doc.img(f"figures/{fpath.name}", f"parity plot {q.label}")
-        doc.table(["structure", f"predicted ({q.unit})", f"experimental ({q.unit})", f"difference ({q.unit})",
-                   "difference (%)", "source", "from"],
-                  [[p["label"], _fmt(p["predicted"]), _fmt(p["reference"]), _fmt(p["difference"]),
-                    _fmt(p["relative_difference_pct"]), f"{p['source']} ({p['reference_file']})", p["via"]]
-                   for p in pairs])
+        _comparison_section(doc, figdir, figures, data, q, pairs, pot)
+
+    # ---- molecular vibrations (modes paired in ascending order)
+    vib_pairs = _vibration_pairs(preds, tables)
+    if vib_pairs:
+        q = Quantity("vibrations", "vibrational frequency", "cm⁻¹", (), lambda r, s: None)
+        _comparison_section(doc, figdir, figures, data, q, vib_pairs, pot,
+                            note="Harmonic frequencies vs experimental (anharmonic) fundamentals, paired in ascending "
+                                 "order per molecule (degenerate modes repeated); harmonic values are expected a few % higher.")
+
+    # ---- curves: EOS, Cv(T), phonon dispersions
+    if len(df):
+        _curves(df, doc, figdir, figures, tables)
 
     # ---- hulls
     if len(df):
