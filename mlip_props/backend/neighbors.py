@@ -62,6 +62,8 @@ def _box_for(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
     """A box vesin accepts: non-periodic directions get a vector orthogonal to the rest."""
     if pbc.all():
         return cell
+    if not pbc.any():  # molecules: the loop below would give the identity; skip its cost
+        return np.eye(3)
     box = cell.copy()
     for d in np.where(~pbc)[0]:
         box[d] = 0.0
