@@ -110,6 +110,25 @@ class ResultsDB:
         sel = f"status={status}" if status else None
         return {row.work_key for row in self.db.select(sel, include_data=False) if "work_key" in row}
 
+    def keys_among(self, keys: Iterable[str], status: str | None = None) -> set[str]:
+        """Which of ``keys`` are present (optionally with ``status``); one indexed query on SQLite."""
+        keys = list(keys)
+        if not self.is_sqlite:
+            return self.keys(status) & set(keys)
+        out: set[str] = set()
+        with sqlite3.connect(self.url, timeout=60) as con:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                qs = ",".join("?" * len(chunk))
+                if status:
+                    sql = ("SELECT t.value FROM text_key_values t JOIN text_key_values s ON t.id = s.id "
+                           f"WHERE t.key = 'work_key' AND t.value IN ({qs}) AND s.key = 'status' AND s.value = ?")
+                    out |= {r[0] for r in con.execute(sql, (*chunk, status))}
+                else:
+                    sql = f"SELECT value FROM text_key_values WHERE key = 'work_key' AND value IN ({qs})"
+                    out |= {r[0] for r in con.execute(sql, chunk)}
+        return out
+
     def count(self, **selection: Any) -> int:
         return self.db.count(**selection)
 
@@ -132,8 +151,9 @@ class ResultsDB:
         """
         if not records:
             return 0
-        present = self.keys()
-        failed = self.keys("failed") if replace_failed else set()
+        batch_keys = [r.work_key for r in records]
+        present = self.keys_among(batch_keys)
+        failed = self.keys_among(batch_keys, "failed") if replace_failed else set()
         to_delete = [r.work_key for r in records if r.work_key in failed]
         new = [r for r in records if r.work_key not in present or r.work_key in failed]
         if not new:
@@ -159,7 +179,7 @@ class ResultsDB:
                     self.db.write(r.atoms if r.atoms is not None else Atoms(), key_value_pairs=kvp, data=data)
         except sqlite3.IntegrityError:
             # another writer committed some of these keys first: keep theirs, write the rest
-            present = self.keys()
+            present = self.keys_among(r.work_key for r in new)
             rest = [r for r in new if r.work_key not in present]
             if len(rest) == len(new):
                 raise
