@@ -4,10 +4,12 @@
   runs the *same* algorithm and the same scan points, but every energy comes from a separate
   ASE ``get_potential_energy`` call on :class:`mlip_props.MLIPCalculator` (results must agree).
 * Vibrations: 20 small molecules (ASE's g2 set). Batched: :func:`vibrations` (batched FIRE to
-  fmax 1e-4 eV/A + one autograd Hessian call). Baseline: per molecule, ASE ``FIRE`` on
+  0.01 eV/A, then batched Newton steps with autograd Hessians to fmax 1e-4 eV/A; the last
+  Hessians give the frequencies). Baseline: per molecule, ASE ``FIRE`` on
   ``MLIPCalculator`` to the same fmax, then ASE ``Vibrations`` (central differences, nfree=2,
-  delta 0.001 A; with 0.01 A the finite-difference error reaches 0.4 cm^-1). Frequencies are compared at the batched geometries (the 3N-6 / 3N-5 modes of
-  ASE's unprojected list with the largest |frequency|), required equal to 0.1 cm^-1.
+  delta 0.001 A; with 0.01 A the finite-difference error reaches 0.4 cm^-1). Frequencies are
+  compared at the batched geometries (the 3N-6 / 3N-5 modes of ASE's unprojected list with the
+  largest |frequency|), required equal to 0.1 cm^-1.
 
 Potential: Morse(D=4, a=1.8, r0=1.2) + ZBL (a torch pair potential, all elements).
 Usage: python benchmarks/molecules.py [--repeats 3] [--threads 1] [--write docs/benchmarks/molecules.md]
