@@ -139,3 +139,22 @@ def test_float32_close_to_float64(sw):
     e64 = evaluate(sw, [a], ("energy",)).energies_eV[0]
     e32 = evaluate(sw, [a], ("energy",), dtype=torch.float32).energies_eV[0]
     assert e32 == pytest.approx(e64, rel=1e-5)
+
+
+@pytest.mark.parametrize("builder", ["cluster", "small_cell", "triclinic"])
+def test_physical_battery_on_si_structures(sw, builder):
+    # the project's battery (mlip_props.testing) on Si structures with three-body terms active
+    from tests.backend.structures import cluster, small_cell, triclinic_cell
+
+    from mlip_props import testing
+
+    a = {"cluster": cluster, "small_cell": small_cell, "triclinic": triclinic_cell}[builder](2.35, "Si")
+    assert testing.force_error(sw, a) < 1e-6
+    asym, fd = testing.hessian_errors(sw, a)
+    assert asym < 1e-10 and fd < 1e-6
+    err = testing.invariance_errors(sw, a)
+    assert err["rotated_forces_eV_A"] < 1e-8 and err["permuted_forces_eV_A"] < 1e-8
+    if a.pbc.all():
+        assert testing.stress_error(sw, a) < 1e-6
+        assert testing.extensivity_error(sw, a) < 1e-10
+        assert testing.acoustic_sum_rule_violation(sw, a) < 1e-8

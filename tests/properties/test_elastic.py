@@ -183,3 +183,10 @@ def test_bad_input():
         elastic_tensor(load_potential("sw"), [bulk("Si"), Atoms("Si2", positions=[[0, 0, 0], [2.3, 0, 0]])])
     with pytest.raises(ValueError, match="strains"):
         elastic_tensor(load_potential("sw"), bulk("Si"), strains=(0.01,))
+
+
+def test_result_is_json_serialisable(si):
+    import json
+
+    d = json.loads(json.dumps(si.to_dict()))
+    assert len(d["C_GPa"]) == 6 and d["born_stable"] is True and d["laue_class"] == "m-3m"

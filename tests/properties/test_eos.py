@@ -123,3 +123,10 @@ def test_bad_input_names_structure():
     with pytest.raises(ValueError, match="polymorphs"):
         transition_pressures([_eos("vinet", -1, 10, 50, 4, "x"), _eos("vinet", -1, 10, 50, 4, "y").__class__(
             **{**_eos("vinet", -1, 10, 50, 4, "y").__dict__, "formula": "Cu"})])
+
+
+def test_result_is_json_serialisable(emt_cu):
+    import json
+
+    d = json.loads(json.dumps(emt_cu.to_dict()))
+    assert d["fits"]["vinet"]["eos"] == "vinet" and len(d["pressures_GPa"]) == 11
