@@ -190,3 +190,20 @@ def test_result_is_json_serialisable(si):
 
     d = json.loads(json.dumps(si.to_dict()))
     assert len(d["C_GPa"]) == 6 and d["born_stable"] is True and d["laue_class"] == "m-3m"
+
+
+def test_triclinic_pair_potential_general_cauchy_relations():
+    # any crystal system: a 3-atom triclinic LJ cell. At zero stress with every atom at an inversion
+    # centre, central pair forces give the six generalised Cauchy relations (C23=C44, C13=C55,
+    # C12=C66, C14=C56, C25=C46, C36=C45) and the fitted raw tensor is symmetric (Maxwell relation).
+    from tests.backend.structures import triclinic_cell
+
+    r = elastic_tensor(load_potential("lj:epsilon=0.0104,sigma=3.4"), triclinic_cell(3.8, "Ar"))
+    c, raw = r.C_GPa, r.C_raw_GPa
+    assert r.laue_class == "-1" and r.converged
+    scale = np.abs(c).max()
+    assert np.abs(raw - raw.T).max() < 2e-3 * scale
+    for (i, j), (k, m) in [((1, 2), (3, 3)), ((0, 2), (4, 4)), ((0, 1), (5, 5)),
+                           ((0, 3), (4, 5)), ((1, 4), (3, 5)), ((2, 5), (3, 4))]:
+        assert abs(c[i, j] - c[k, m]) < 5e-3 * scale
+    assert np.abs(c[:3, 3:]).max() > 0.05 * scale  # really triclinic: normal-shear couplings present
