@@ -1,0 +1,182 @@
+"""Active learning: threshold logic, de-duplication, crash/resume without repeated oracle calls,
+the batched MD explorer, and a molecule loop with an analytic (Morse) oracle.
+
+The oracle is ASE's Morse pair potential wrapped as an OraclePotential (an analytic stand-in for
+DFT): counting its calls is the point of several tests.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms, units
+from ase.build import bulk
+from ase.calculators.morse import MorsePotential
+
+from mlip_props.backend import OraclePotential
+from mlip_props.fitting import BehlerParrinelloPotential, preset
+from mlip_props.fitting.active import classify, deduplicate, fingerprints, learn, structure_hash
+from mlip_props.fitting.explore import ClusterScanExplorer, MDExplorer, RattleExplorer, StrainExplorer
+
+MORSE = dict(epsilon=0.5, r0=2.5, rho0=4.0, rcut1=1.5, rcut2=1.8)  # cut off smoothly 3.75-4.5 A
+DESC = preset(["Cu"], cutoff=4.5, n_radial=5, zetas=(1,), angular_etas=(0.01,)).to_dict()
+FAST = dict(committee=3, hidden=(8,), descriptor=DESC, initial_epochs=60, retrain_epochs=15, batch_size=8,
+            oracle_properties=("energy", "forces"))
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def morse_oracle(counter: dict, fail_after: int | None = None) -> OraclePotential:
+    def factory():
+        counter["n"] += 1
+        if fail_after is not None and counter["n"] > fail_after:
+            raise Boom(f"simulated crash at oracle call {counter['n']}")
+        return MorsePotential(**MORSE)
+
+    return OraclePotential(factory, name="morse")
+
+
+def cluster(n: int = 4, seed: int = 0) -> Atoms:
+    """A compact Morse cluster near its equilibrium spacing (a 'molecule')."""
+    pos = np.array([[0, 0, 0], [2.5, 0, 0], [1.25, 2.17, 0], [1.25, 0.72, 2.04], [3.75, 2.17, 0.0]])[:n]
+    a = Atoms(["Cu"] * n, positions=pos + np.random.default_rng(seed).normal(0, 0.05, (n, 3)))
+    return a
+
+
+def seeds(n: int = 4) -> list[Atoms]:
+    out = []
+    for k in range(n):
+        a = cluster(4, seed=10 + k)
+        a.positions += np.random.default_rng(k).normal(0, 0.1, a.positions.shape)
+        out.append(a)
+    return out
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+# ------------------------------------------------------------------------------------------ units
+def test_classify_thresholds():
+    d = np.array([0.0, 0.049, 0.05, 0.3, 1.0, 1.0001, np.nan])
+    assert list(classify(d, 0.05, 1.0)) == ["trusted", "trusted", "candidate", "candidate", "candidate", "wild",
+                                            "wild"]
+    with pytest.raises(ValueError):
+        classify(d, 0.5, 0.1)
+
+
+def test_dedup_rejects_near_identical_and_keeps_distinct():
+    model = BehlerParrinelloPotential(DESC, hidden=(4,), n_members=2)
+    a = cluster(4)
+    b = a.copy()
+    b.positions += 1e-4  # rigid shift: identical descriptors
+    c = a.copy()
+    c.positions[1, 0] += 0.6  # a genuinely different frame
+    perm = a[[2, 0, 3, 1]]  # same frame, atoms relabelled: permutation-invariant fingerprint
+    fp = fingerprints(model, [a, b, c, perm])
+    scale = fp.std(0) + 1e-6
+    kept, dup = deduplicate(fp[:4], fp[:0], [0, 1, 2, 3], 0.05, scale, limit=10)
+    assert kept == [0, 2] and dup == [1, 3]
+    kept, dup = deduplicate(fp[1:3], fp[:1], [0, 1], 0.05, scale, limit=10)  # vs labelled reference
+    assert kept == [1] and dup == [0]
+
+
+def test_batched_md_replicas_thermalise_one_force_call_per_step():
+    """The BAOAB integrator thermalises replicas at different temperatures together (equipartition,
+    loose bounds for 4 atoms), with forces from one evaluate_batch call per step (the Morse oracle
+    as force field: it counts single points, 2 replicas per step)."""
+    calls = {"n": 0}
+    oracle = morse_oracle(calls)
+    oracle.cutoff = 4.5
+    cu = bulk("Cu", "fcc", a=2.5 * np.sqrt(2), cubic=True)  # Morse fcc near its minimum
+    md = MDExplorer(cu, temperature_schedule=[200.0, 800.0], steps=120, sample_every=12, timestep_fs=2.0,
+                    friction=0.05)
+    prop = md.propose(oracle, 0, np.random.default_rng(0), (0.0, np.inf))
+    assert calls["n"] == 2 * (120 + 1)  # the oracle adapter answers per structure: 2 replicas x (steps + 1)
+    v = md.state_dict()["velocities"]
+    m = np.concatenate([cu.get_masses()] * 2)[:, None]
+    ke = 0.5 * (m * np.asarray(v) ** 2).sum(1)
+    t = [2 * ke[k * len(cu):(k + 1) * len(cu)].mean() / (3 * units.kB) for k in range(2)]
+    assert t[1] > t[0]
+    assert 0.3 * 200 < t[0] < 2.5 * 200 and 0.3 * 800 < t[1] < 2.5 * 800  # 4 atoms: large fluctuations
+    assert len(prop.frames) == 2 * 10 and {f.info["config_type"][-4:] for f in prop.frames} == {"200K", "800K"}
+
+
+# ------------------------------------------------------------------------------------------ loops
+def explorers():
+    return [MDExplorer(cluster(4), temperature_schedule=[[300.0, 1200.0]], steps=60, sample_every=6),
+            RattleExplorer(cluster(4), n=6, amplitudes=(0.05, 0.3, 0.8)),
+            ClusterScanExplorer(["Cu"], r_range=(1.2, 4.0), n=5, trimers=False)]
+
+
+def test_threshold_logic_oracle_sees_only_candidates(tmp_path):
+    calls = {"n": 0}
+    res = learn(seeds(), morse_oracle(calls), explorers(), tmp_path, lower_eV_A=0.1, upper_eV_A=0.4,
+                max_rounds=2, max_per_round=4, patience=5, **FAST)
+    dec = read_jsonl(tmp_path / "decisions.jsonl")
+    called = {r["hash"] for r in read_jsonl(tmp_path / "oracle_calls.jsonl") if r["round"] >= 0}
+    by_hash = {}
+    for r in dec:
+        by_hash.setdefault(r["hash"], []).append(r)
+    kinds = {r["decision"] for r in dec}
+    assert {"trusted", "wild", "selected"} <= kinds, kinds  # the test exercises all three regions
+    for r in dec:  # nothing outside [lower, upper] is ever labelled
+        if r["decision"] in ("trusted", "wild"):
+            assert r["hash"] not in called
+    for h in called:  # every oracle call after the seeds was a selected candidate inside the window
+        sel = [r for r in by_hash[h] if r["decision"] == "selected"]
+        assert sel and all(0.1 <= r["disagreement_eV_A"] <= 0.4 for r in sel)
+    assert calls["n"] == len(read_jsonl(tmp_path / "oracle_calls.jsonl")) == res.n_oracle_calls
+    assert res.n_labelled == len(res.frames) == calls["n"]  # one call per labelled frame, seeds included
+
+
+def test_kill_mid_round_and_resume_repeats_no_oracle_call(tmp_path):
+    kw = dict(lower_eV_A=0.02, upper_eV_A=2.0, max_rounds=3, max_per_round=3, patience=5, **FAST)
+    ref_calls = {"n": 0}
+    ref = learn(seeds(), morse_oracle(ref_calls), explorers(), tmp_path / "ref", **kw)
+    n_seed = 5  # 4 seeds + the isolated atom
+    assert ref_calls["n"] > n_seed + 3, "the reference run must make oracle calls in several rounds"
+    k = n_seed + 3 + 1  # crash in the middle of the second round's labelling (or later)
+    first = {"n": 0}
+    with pytest.raises(Exception, match="simulated crash"):
+        learn(seeds(), morse_oracle(first, fail_after=k), explorers(), tmp_path / "run", **kw)
+    second = {"n": 0}
+    res = learn(seeds(), morse_oracle(second), explorers(), tmp_path / "run", **kw)
+    assert (first["n"] - 1) + second["n"] == ref_calls["n"]  # the failed call did not count as labelled
+    assert [structure_hash(a) for a in res.frames] == [structure_hash(a) for a in ref.frames]
+    np.testing.assert_array_equal([a.get_potential_energy() for a in res.frames],
+                                  [a.get_potential_energy() for a in ref.frames])
+    hashes = [r["hash"] for r in read_jsonl(tmp_path / "run" / "oracle_calls.jsonl")]
+    assert len(hashes) == len(set(hashes))  # never the same structure twice
+    # a finished run resumed again does nothing
+    third = {"n": 0}
+    again = learn(seeds(), morse_oracle(third), explorers(), tmp_path / "run", **kw)
+    assert third["n"] == 0 and len(again.frames) == len(res.frames)
+
+
+def test_molecule_loop_learns_and_stops(tmp_path):
+    """The full loop on a 4-atom Morse cluster: error on held-out frames drops, a stopping rule fires."""
+    calls = {"n": 0}
+    oracle = morse_oracle(calls)
+    rng = np.random.default_rng(5)
+    test = []
+    for k in range(12):
+        a = cluster(4, seed=100 + k)
+        a.positions += rng.normal(0, 0.12, a.positions.shape)
+        a.calc = MorsePotential(**MORSE)
+        a.get_forces()
+        test.append(a)
+    ex = [MDExplorer(cluster(4), temperature_schedule=[[300.0, 900.0]], steps=60, sample_every=6),
+          RattleExplorer(cluster(4), n=6, amplitudes=(0.05, 0.15, 0.3))]
+    kw = dict(FAST, hidden=(8,), initial_epochs=100, retrain_epochs=40, retrain_lr=3e-3)
+    res = learn(seeds(), oracle, ex, tmp_path, test_frames=test, lower_eV_A=0.03, upper_eV_A=0.6,
+                max_rounds=4, max_per_round=5, max_oracle_calls=22, patience=2, **kw)
+    h = res.history
+    assert h[0]["round"] == -1 and len(h) >= 3
+    assert h[-1]["test_force_rmse_meV_A"] < 0.8 * h[0]["test_force_rmse_meV_A"]
+    assert res.n_labelled <= 22 and res.stop_reason
+    assert Path(res.curve_plot).is_file() and (tmp_path / "model.pt").is_file()
+    assert res.timings_s["training"] > 0 and res.timings_s["oracle"] > 0
