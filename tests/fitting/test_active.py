@@ -180,3 +180,23 @@ def test_molecule_loop_learns_and_stops(tmp_path):
     assert res.n_labelled <= 22 and res.stop_reason
     assert Path(res.curve_plot).is_file() and (tmp_path / "model.pt").is_file()
     assert res.timings_s["training"] > 0 and res.timings_s["oracle"] > 0
+
+
+def test_learn_cli_configure_and_run(tmp_path, capsys):
+    """The argparse pair the CLI wires as ``mlip-props learn``: a one-round EMT run on a 4-atom cell."""
+    import argparse
+
+    from mlip_props.fitting import learn_cli
+
+    p = argparse.ArgumentParser()
+    learn_cli.configure(p)
+    args = p.parse_args(["--structure", "Cu", "--supercell", "2", "--workdir", str(tmp_path), "--temperatures", "600", "--md-steps", "20",
+                         "--sample-every", "5", "--max-rounds", "1", "--committee", "2", "--hidden", "8",
+                         "--lower", "0.0", "--upper", "100", "--max-per-round", "2"])
+    assert learn_cli.run(args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(out[-1])
+    assert summary["rounds"] == 1 and 3 + 1 < summary["n_labelled"] <= 3 + 1 + 2  # seeds + isolated + selected
+    assert (tmp_path / "model.pt").is_file() and (tmp_path / "data.extxyz").is_file()
+    bad = p.parse_args(["--structure", "no_such_thing_xyz", "--workdir", str(tmp_path / "b")])
+    assert learn_cli.run(bad) == 2
