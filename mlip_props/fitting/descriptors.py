@@ -177,10 +177,20 @@ class SymmetryFunctions(torch.nn.Module):
         self.register_buffer("r_eta", rad[:, 0].clone(), persistent=False)
         self.register_buffer("r_rs", rad[:, 1].clone(), persistent=False)
         self.register_buffer("a_eta", ang[:, 0].clone(), persistent=False)
-        self.register_buffer("a_zeta", ang[:, 1].round().long(), persistent=False)
-        self.register_buffer("a_lam", ang[:, 2].clone(), persistent=False)
-        self.register_buffer("a_rs", ang[:, 3].clone(), persistent=False)
-        self.register_buffer("a_norm", 2.0 ** (1.0 - ang[:, 1]), persistent=False)
+        # angular terms factorise into an angle part (zeta, lambda) and a radial part (eta, rs):
+        # compute each distinct factor once per neighbour pair and multiply (as ANI does)
+        akeys = sorted({(int(z), float(l)) for _, z, l, _ in config.angular})
+        rkeys = sorted({(float(e), float(rs) if config.angular_kind == "g5" else 0.0) for e, _, _, rs in config.angular})
+        self._ang_keys = akeys
+        self.register_buffer("a_col", torch.tensor([akeys.index((int(z), float(l))) for _, z, l, _ in config.angular],
+                                                   dtype=torch.long), persistent=False)
+        self.register_buffer("a_row", torch.tensor(
+            [rkeys.index((float(e), float(rs) if config.angular_kind == "g5" else 0.0)) for e, _, _, rs in config.angular],
+            dtype=torch.long), persistent=False)
+        self.register_buffer("u_eta", torch.tensor([k[0] for k in rkeys], dtype=torch.float64).reshape(-1),
+                             persistent=False)
+        self.register_buffer("u_rs", torch.tensor([k[1] for k in rkeys], dtype=torch.float64).reshape(-1),
+                             persistent=False)
         s = self.n_species
         pair = torch.zeros(s, s, dtype=torch.long)
         k = 0
@@ -232,7 +242,8 @@ class SymmetryFunctions(torch.nn.Module):
         i, j = ei
         fc = cutoff_function(r, self.cutoff, self.config.cutoff_function)
         # ---- radial G2 over edges: (E, n_radial) scattered to (N * n_species, n_radial)
-        g2 = torch.exp(-self.r_eta.to(dt) * (r[:, None] - self.r_rs.to(dt)) ** 2) * fc[:, None]
+        dr = r[:, None] - self.r_rs.to(dt)
+        g2 = torch.exp(-self.r_eta.to(dt) * dr * dr) * fc[:, None]
         rad = torch.zeros(n * self.n_species, self.n_radial, dtype=dt, device=dev)
         rad = rad.index_add(0, i * self.n_species + sp[j], g2).reshape(n, self.n_species * self.n_radial)
         if self.n_angular == 0:
@@ -247,27 +258,35 @@ class SymmetryFunctions(torch.nn.Module):
         fca = self.config.cutoff_function
         f1 = cutoff_function(r1, self.angular_cutoff, fca)
         f2 = cutoff_function(r2, self.angular_cutoff, fca)
-        base = 1.0 + self.a_lam.to(dt) * cos[:, None]  # (T, n_ang)
-        # (1 + lambda cos)^zeta for integer zeta by repeated multiplication: pow's double
-        # backward gives 0 * inf at base = 0 (collinear neighbours), products stay finite.
-        ang_part = torch.ones_like(base)
-        p = torch.ones_like(base)
-        for z in range(1, int(self.a_zeta.max()) + 1):  # loop over exponents (a few), not data
-            p = p * base
-            ang_part = torch.where(self.a_zeta == z, p, ang_part)
-        eta = self.a_eta.to(dt)
+        # angle factors 2^(1-zeta) (1 + lambda cos)^zeta for integer zeta by repeated
+        # multiplication: pow's double backward gives 0 * inf at 1 + lambda cos = 0 (collinear
+        # neighbours, e.g. in perfect fcc); products stay finite.
+        zmax = max(z for z, _ in self._ang_keys)
+        powers: dict[float, list[torch.Tensor]] = {}
+        for lam in sorted({l for _, l in self._ang_keys}):  # lambda = +1 / -1
+            p = [1.0 + lam * cos]
+            for _ in range(zmax - 1):
+                p.append(p[-1] * p[0])
+            powers[lam] = p
+        ang_u = torch.stack([powers[l][z - 1] * 2.0 ** (1 - z) for z, l in self._ang_keys], dim=1)
+        eta = self.u_eta.to(dt)
         if self.config.angular_kind == "g4":
             r3 = (v2 - v1).norm(dim=-1)
             f3 = cutoff_function(r3, self.angular_cutoff, fca)
-            rad_part = torch.exp(-eta * (r1 * r1 + r2 * r2 + r3 * r3)[:, None]) * (f1 * f2 * f3)[:, None]
+            rad_u = torch.exp(-eta * (r1 * r1 + r2 * r2 + r3 * r3)[:, None]) * (f1 * f2 * f3)[:, None]
         else:
-            rs = self.a_rs.to(dt)
-            rad_part = torch.exp(-eta * ((r1[:, None] - rs) ** 2 + (r2[:, None] - rs) ** 2)) * (f1 * f2)[:, None]
-        terms = self.a_norm.to(dt) * ang_part * rad_part
+            rs = self.u_rs.to(dt)
+            d1, d2 = r1[:, None] - rs, r2[:, None] - rs
+            rad_u = torch.exp(-eta * (d1 * d1 + d2 * d2)) * (f1 * f2)[:, None]
+        # outer product of the distinct factors (T, n_rad_u * n_ang_u); the requested terms are
+        # picked as columns AFTER the scatter (from the small per-atom array: cheaper than
+        # gathering columns of the per-pair array)
+        nu = ang_u.shape[1]
+        terms = (rad_u[:, :, None] * ang_u[:, None, :]).reshape(rad_u.shape[0], rad_u.shape[1] * nu)
         centre = i[e1]
         slot = centre * self.n_pairs + self.pair_index[sp[j[e1]], sp[j[e2]]]
-        ang = torch.zeros(n * self.n_pairs, self.n_angular, dtype=dt, device=dev)
-        ang = ang.index_add(0, slot, terms).reshape(n, self.n_pairs * self.n_angular)
+        ang = torch.zeros(n * self.n_pairs, terms.shape[1], dtype=dt, device=dev).index_add(0, slot, terms)
+        ang = ang.index_select(1, self.a_row * nu + self.a_col).reshape(n, self.n_pairs * self.n_angular)
         return torch.cat([rad, ang], dim=1)
 
 

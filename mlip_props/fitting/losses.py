@@ -1,7 +1,7 @@
 """Loss terms for training, and the precomputed descriptor data that makes training fast.
 
 Training structures do not move, so their descriptors G (N, F) and the descriptor Jacobian with
-respect to each edge vector, J[e] = dG_{centre(e)}/dr_e (E, F, 3), are computed once by autograd
+respect to each edge vector, J[e] = dG_{centre(e)}/dr_e (E, 3, F), are computed once by autograd
 (every edge vector enters only its centre atom's descriptors). Each step then needs only the
 networks: with dE/dG from one backward pass, dE/dr_e = sum_f dE/dG_{i f} J[e, f], forces
 F_i = sum_{e: i -> *} dE/dr_e - sum_{e: * -> i} dE/dr_e and the virial
@@ -43,7 +43,7 @@ class Precomputed:
     structure_index: torch.Tensor  # (N,)
     n_atoms: torch.Tensor  # (B,)
     g: torch.Tensor  # (N, F)
-    jac: torch.Tensor  # (E, F, 3)
+    jac: torch.Tensor  # (E, 3, F): dG_{centre(e), f} / d r_e
     edge_index: torch.Tensor  # (2, E)
     edge_vec: torch.Tensor  # (E, 3)
     edge_structure: torch.Tensor  # (E,)
@@ -87,7 +87,7 @@ def _descriptor_jacobian(model: BehlerParrinelloPotential, batch: Batch, graph) 
     # than a vmapped (is_grads_batched) pass over all features at once
     jac = torch.stack([torch.autograd.grad(g[:, k].sum(), vec, retain_graph=k < g.shape[1] - 1)[0]
                        for k in range(g.shape[1])])
-    return g.detach(), jac.permute(1, 0, 2).contiguous()
+    return g.detach(), jac.permute(1, 2, 0).contiguous()  # (E, 3, F)
 
 
 def precompute(
@@ -180,7 +180,7 @@ def predict(model: BehlerParrinelloPotential, d: Precomputed, create_graph: bool
     energy = torch.zeros(m, d.n_structures, dtype=g.dtype, device=g.device).index_add(1, d.structure_index, e_atom)
     de_dg = torch.autograd.grad(e_atom.sum(), g, create_graph=create_graph)[0]  # (M, N, F)
     centre = d.edge_index[0]
-    de_dr = torch.einsum("mef,efc->mec", de_dg[:, centre], d.jac)  # (M, E, 3)
+    de_dr = (d.jac[None] * de_dg[:, centre][:, :, None, :]).sum(-1)  # (M, E, 3); measured faster than einsum
     forces = edge_forces(de_dr, d.edge_index, d.g.shape[0])
     stress = torch.zeros(m, d.n_structures, 6, dtype=g.dtype, device=g.device)
     if want_stress:
@@ -266,7 +266,7 @@ def hessian_loss(model: BehlerParrinelloPotential, frames: list, hessians: list[
     for mm in range(grads.shape[0]):  # members
         hv = torch.autograd.grad(grads[mm], pos, grad_outputs=vecs, is_grads_batched=True, create_graph=True,
                                  retain_graph=True)[0].reshape(r, -1)
-        losses.append((((hv - ref) ** 2) * mask).sum() / mask.sum())
+        losses.append((((hv - ref) ** 2) * mask).sum() / mask.sum())  # noqa: PERF401
     return torch.stack(losses)
 
 
@@ -302,4 +302,6 @@ def translation_sum_rule(model: BehlerParrinelloPotential, frames: list, dtype: 
             g = torch.autograd.grad(net[mm, :, t].sum(), pos, create_graph=create_graph, retain_graph=True)[0]
             cols.append((g**2).mean())
     phi = torch.stack(cols).reshape(m, 3).mean(-1).sqrt()
+    if not create_graph:
+        net_rms, phi = net_rms.detach(), phi.detach()
     return {"net_force": net_rms, "phi_column_sum": phi}

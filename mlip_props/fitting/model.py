@@ -298,3 +298,44 @@ def predict_direct_forces(model: BehlerParrinelloPotential, structures: Any, dty
         f = f.detach()
     ptr = batch.ptr.tolist()
     return [f[:, ptr[b] : ptr[b + 1]] for b in range(batch.n_structures)]
+
+
+@register_model_class
+class CommitteeMean(Potential):
+    """The committee-mean potential of a :class:`BehlerParrinelloPotential`: per-atom energies (N,)
+    averaged over members, so forces, stress and Hessians are the member means (linearity) and
+    every property module (which expects one model) can use a committee file.
+
+    ``CommitteeMean.from_file("cu_committee.pt")`` or ``CommitteeMean(model)``; the members stay
+    reachable as ``.committee`` (for :func:`~.committee.committee_predict`).
+    """
+
+    def __init__(self, committee: BehlerParrinelloPotential | dict[str, Any]):
+        if isinstance(committee, dict):
+            committee = BehlerParrinelloPotential(**committee)
+        super().__init__(committee.cutoff, committee.elements)
+        self.committee = committee
+        self.bytes_per_edge = committee.bytes_per_edge
+        self.metadata = dict(getattr(committee, "metadata", {}))
+
+    def forward(self, graph: AtomicGraph) -> torch.Tensor:
+        e = self.committee(graph)
+        return e.mean(1) if e.dim() == 2 else e
+
+    def get_config(self) -> dict[str, Any]:
+        return {"committee": self.committee.get_config()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "CommitteeMean":
+        return cls(config["committee"])
+
+    @classmethod
+    def from_file(cls, path: Any) -> "CommitteeMean":
+        from ..potentials import load_model_file
+
+        pot = load_model_file(path)
+        if isinstance(pot, CommitteeMean):
+            return pot
+        out = cls(pot)
+        out.metadata = dict(getattr(pot, "metadata", {}))
+        return out

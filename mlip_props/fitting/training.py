@@ -102,6 +102,7 @@ def _rmse_metrics(model: BehlerParrinelloPotential, d: Precomputed) -> dict[str,
     if d.n_structures == 0:
         return {}
     p = predict(model, d, create_graph=False)
+    p = type(p)(**{k: (None if v is None else v.detach()) for k, v in p.__dict__.items()})
     n = d.n_atoms.to(d.g.dtype)
     out = {"energy_rmse_meV_atom": float((((p.energy.mean(0) - d.energy) / n) ** 2).mean().sqrt()) * 1e3}
     hf = d.has_forces
