@@ -250,6 +250,14 @@ class RunSummary:
     n_lost: int
     elapsed_s: float
     skipped_properties: list[tuple[str, str]] = field(default_factory=list)
+    compute_s: float = 0.0  # summed wall time inside run_batch (property calls and checks)
+    write_s: float = 0.0  # summed wall time of database transactions
+    plan_s: float = 0.0  # reading the campaign's structures, keys and the database before the first batch
+
+    @property
+    def overhead_fraction(self) -> float:
+        """Share of the run not spent computing (planning + database + scheduling), in-process runs."""
+        return max(0.0, 1.0 - self.compute_s / self.elapsed_s) if self.elapsed_s > 0 else 0.0
 
     @property
     def complete(self) -> bool:
@@ -299,6 +307,9 @@ def run_campaign(
         if todo:
             batches.append((f"{b[0].prop}:{bi}", todo))
     by_key = {w.key: w for w in work}
+    plan_s = time.perf_counter() - t0
+    compute_s = 0.0
+    write_s = 0.0
     n_todo = sum(len(b) for _, b in batches)
     meta_common = {"potential": pot_name, "potential_hash": pot_hash, "campaign": camp.name,
                    "mlip_props_version": __version__}
@@ -317,7 +328,9 @@ def run_campaign(
     n_done = n_failed = n_written = 0
 
     def write(task: BatchTask, outcomes: list[Outcome]) -> None:
-        nonlocal n_done, n_failed, n_written
+        nonlocal n_done, n_failed, n_written, compute_s, write_s
+        compute_s += sum(o.elapsed_s for o in outcomes)
+        tw = time.perf_counter()
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         recs = []
         for o in outcomes:
@@ -327,6 +340,7 @@ def run_campaign(
             recs.append(RowRecord(o.key, w.item.label, w.prop, w.params, o.status, w.item.atoms, o.result,
                                   o.error, w.item.source, meta))
         n_written += rdb.write_batch(recs, replace_failed=retry)
+        write_s += time.perf_counter() - tw
         n_done += sum(o.status == "done" for o in outcomes)
         n_failed += sum(o.status == "failed" for o in outcomes)
         if bar is not None:
@@ -370,7 +384,7 @@ def run_campaign(
         elif client is not None and isinstance(scheduler, str):
             client.close()
     return RunSummary(db_url, len(items), len(work), len(work) - n_todo, n_written, n_done, n_failed, lost,
-                      time.perf_counter() - t0, list(camp.skipped_properties))
+                      time.perf_counter() - t0, list(camp.skipped_properties), compute_s, write_s, plan_s)
 
 
 def campaign_env_threads() -> int:  # pragma: no cover - informational
