@@ -138,6 +138,8 @@ def main() -> None:
     p.add_argument("--ablations", action="store_true")
     p.add_argument("--skip-properties", action="store_true")
     p.add_argument("--reuse", action="store_true", help="evaluate an existing --out model instead of fitting")
+    p.add_argument("--only-ablations", action="store_true", help="skip the main fit; EMT reference + ablations")
+    p.add_argument("--ablation-epochs", type=int, default=None)
     args = p.parse_args()
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}")
@@ -150,6 +152,11 @@ def main() -> None:
                seed=args.seed + 7, n_hessians=8)
     summary["sampling_s"] = time.perf_counter() - t0
     hidden = tuple(int(h) for h in args.hidden.split(","))
+    if args.only_ablations:
+        ref = properties(emt_oracle(), "EMT")
+        summary["ablations"] = ablations(args, hidden, ref)
+        print(json.dumps(summary, indent=1, default=str))
+        return
     meta = {"training_recipe": "benchmarks/fitting_cu_emt.py", "oracle": "ASE EMT (Cu)",
             "data": f"{args.n} structures sampled by mlip_props.fitting.sample(seed={args.seed + 7})"}
     if args.reuse and os.path.isfile(args.out):
@@ -187,7 +194,7 @@ def ablations(args, hidden, ref) -> dict:
     from mlip_props.fitting import translation_sum_rule
 
     out = {}
-    common = dict(committee=1, hidden=hidden, epochs=args.epochs, seed=args.seed, progress=False,
+    common = dict(committee=1, hidden=hidden, epochs=args.ablation_epochs or args.epochs, seed=args.seed, progress=False,
                   max_time_s=args.max_time)
     for name, w in {"no_stress": {"stress": 0.0}, "with_hessian": {"hessian": 0.05}}.items():
         m, rep = fit(args.data, None, weights=w, **common)

@@ -54,6 +54,7 @@ def test_asr_penalty_reduces_direct_head_violation(cu_frames):
     on, _ = fit(frames, None, weights={"asr": 100.0}, **kw)
     v_off = translation_sum_rule(off, held_out, head="direct")
     v_on = translation_sum_rule(on, held_out, head="direct")
+    print("ASR off/on:", {k: float(v) for k, v in v_off.items()}, {k: float(v) for k, v in v_on.items()})
     assert float(v_on["net_force"]) < 0.1 * float(v_off["net_force"])
     assert float(v_on["phi_column_sum"]) < float(v_off["phi_column_sum"])
 
