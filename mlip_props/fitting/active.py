@@ -41,7 +41,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -51,7 +51,7 @@ from ase import Atoms
 
 from ..backend import Batch, build_neighbor_graph, edge_vectors, evaluate
 from ..backend.batch import to_atoms
-from .data import Dataset, dataset_from_frames, label_frames, read_dataset, write_dataset
+from .data import Dataset, dataset_from_frames, label_frames, write_dataset
 from .explore import Explorer, MDExplorer, Proposal, max_disagreement
 from .model import BehlerParrinelloPotential
 
@@ -107,7 +107,10 @@ class ActiveLearningResult:
     curve_plot: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("model", "frames")}
+        """JSON-ready summary (without the model and the frames)."""
+        return {"n_oracle_calls": self.n_oracle_calls, "n_labelled": self.n_labelled, "rounds": self.rounds,
+                "stop_reason": self.stop_reason, "history": self.history, "timings_s": dict(self.timings_s),
+                "workdir": self.workdir, "curve_plot": self.curve_plot}
 
 
 # ------------------------------------------------------------------------------------------ helpers

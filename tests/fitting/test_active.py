@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from ase import Atoms, units
 from ase.build import bulk
 from ase.calculators.morse import MorsePotential
@@ -17,7 +16,7 @@ from ase.calculators.morse import MorsePotential
 from mlip_props.backend import OraclePotential
 from mlip_props.fitting import BehlerParrinelloPotential, preset
 from mlip_props.fitting.active import classify, deduplicate, fingerprints, learn, structure_hash
-from mlip_props.fitting.explore import ClusterScanExplorer, MDExplorer, RattleExplorer, StrainExplorer
+from mlip_props.fitting.explore import ClusterScanExplorer, MDExplorer, RattleExplorer
 
 MORSE = dict(epsilon=0.5, r0=2.5, rho0=4.0, rcut1=1.5, rcut2=1.8)  # cut off smoothly 3.75-4.5 A
 DESC = preset(["Cu"], cutoff=4.5, n_radial=5, zetas=(1,), angular_etas=(0.01,)).to_dict()
