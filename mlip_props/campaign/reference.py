@@ -6,7 +6,8 @@ on load (``ValueError`` naming file, row and column):
 
 * every numeric column carries its unit as a suffix (``_A``, ``_GPa``, ``_eV``, ``_cm1``,
   ``_THz``, ``_K``, ``_J_mol_K`` ...) or is declared dimensionless (``_ratio``, ``_count``,
-  ``_dimensionless``, or a name in :data:`DIMENSIONLESS`);
+  ``_dimensionless``, or a name in :data:`DIMENSIONLESS`); a column named ``value`` may take its
+  unit from a ``unit`` column instead (every row must give one);
 * a column ending in ``_source`` or named ``source`` is present, and every row has a source for
   each value it gives;
 * no key appears twice (with the same ``structure``/``state`` column when the file has one).
@@ -30,8 +31,9 @@ UNIT_SUFFIXES: dict[str, str] = {
 DIMENSIONLESS = {"bulk_modulus_derivative", "B_prime", "Bp", "multiplicity", "Z", "spin", "degeneracy",
                  "poisson_ratio", "anisotropy", "symmetry_number"}
 _DIMLESS_SUFFIX = ("_ratio", "_count", "_dimensionless", "_index")
-KEY_COLUMNS = ("element", "formula", "molecule", "species", "system", "name")
-_CONDITION_COLUMNS = ("structure", "state", "phase", "point", "q_point", "branch", "mode", "temperature_K", "T_K")
+KEY_COLUMNS = ("element", "material", "formula", "molecule", "species", "system", "name")
+_CONDITION_COLUMNS = ("structure", "state", "phase", "point", "q_point", "branch", "mode", "temperature_K", "T_K",
+                      "transition", "quantity", "condition", "isotopologue")
 
 
 def unit_of(column: str) -> str | None:
@@ -111,12 +113,18 @@ def load_reference(path: str | Path) -> ReferenceTable:
     problems = []
     for c in df.columns:
         if c == key or c in src_cols or c in ("comment", "comments", "notes", "reference", "structure", "state",
-                                              "phase", "point", "q_point", "branch", "mode", "method"):
+                                              "phase", "point", "q_point", "branch", "mode", "method", "unit",
+                                              "transition", "quantity", "condition", "cross_check"):
             continue
         num = pd.to_numeric(df[c], errors="coerce")
         if num.notna().sum() == 0:
             continue  # text column
         u = unit_of(c)
+        if u is None and c == "value" and "unit" in df.columns:
+            missing = df[df[c].notna() & (df["unit"].isna() | (df["unit"].astype(str).str.strip() == ""))]
+            for i in missing.index:
+                problems.append(f"row {i + 1}: value without a unit")
+            u = "per row (unit column)"
         if u is None:
             problems.append(f"column {c!r} is numeric but has no unit suffix ({', '.join(sorted(UNIT_SUFFIXES))} "
                             f"or a dimensionless marker)")

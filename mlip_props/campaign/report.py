@@ -63,6 +63,7 @@ class Quantity:
     ref_columns: tuple[str, ...]
     predict: Callable[[dict[str, list[dict]], str], tuple[float, str] | None]
     match: Callable[[str], bool] | None = None  # fallback: any reference column this accepts
+    conditions: dict[str, Any] = field(default_factory=dict)  # row filters applied where the column exists
 
 
 def _rows(results: dict[str, list[dict]], prop: str) -> list[dict]:
@@ -124,7 +125,7 @@ def _cv298(results, structure):
 
 def _is_cv298(col: str) -> bool:
     c = col.lower()
-    return ("cv" in c or "cp" in c) and "298" in c and (c.endswith("_j_mol_k") or c.endswith("_j_molk"))
+    return c.startswith(("cv", "cp")) and (c.endswith("_j_mol_k") or c.endswith("_j_molk"))
 
 
 QUANTITIES: list[Quantity] = [
@@ -141,7 +142,7 @@ QUANTITIES: list[Quantity] = [
     Quantity("De", "well depth D_e", "eV", ("De_eV", "D_e_eV", "De_derived_eV"),
              lambda r, s: _first(r, "diatomic", "dissociation_energy_eV")),
     Quantity("cv298", "heat capacity at 298 K", "J/(mol K)", ("Cv_298K_J_mol_K", "Cp_298K_J_mol_K"), _cv298,
-             match=_is_cv298),
+             match=_is_cv298, conditions={"temperature_K": 298.15}),
     Quantity("debye_temperature", "Debye temperature", "K", ("debye_temperature_K", "theta_D_K"),
              lambda r, s: _first(r, "thermal", "debye_temperature_K")),
 ]
@@ -361,6 +362,56 @@ def _comparison_section(doc: _Doc, figdir: Path, figures: list[Path], data: dict
                for p in pairs])
 
 
+def _structure_condition(t: ReferenceTable, key: str, crystal: str | None) -> tuple[dict[str, Any], str | None]:
+    """Row filter on the table's structure/phase column: the label's crystal, else the first row's."""
+    col = next((c for c in ("structure", "phase") if c in t.frame.columns), None)
+    if col is None:
+        return {}, crystal
+    if crystal is None:
+        sel = t.frame[t.frame[t.key] == key]
+        crystal = str(sel.iloc[0][col]) if len(sel) else None
+    return {col: crystal}, crystal
+
+
+def _phonon_pairs(preds: dict, tables: list[ReferenceTable]) -> list[dict]:
+    """Phonon frequencies at high-symmetry points: the distinct predicted frequencies at a point
+    (degenerate branches merged within 0.01 THz), ascending, paired with the experimental rows of
+    that point, ascending, when their numbers agree."""
+    pairs = []
+    for t in tables:
+        col = next((c for c in t.units if c.endswith("_THz") and not c.startswith("uncertainty")), None)
+        if col is None or "point" not in t.frame.columns:
+            continue
+        for label, res in sorted(preds.items()):
+            ph = _rows(res, "phonons")
+            if not ph:
+                continue
+            hs = ph[0]["result"].get("high_symmetry_frequencies_THz") or {}
+            key, crystal = _split_label(label)
+            cond, _ = _structure_condition(t, key, crystal)
+            rows = t.frame[t.frame[t.key] == key]
+            for c, v in cond.items():
+                rows = rows[rows[c] == v]
+            for point, grp in rows.groupby("point"):
+                pred = hs.get(str(point)) or hs.get("Gamma" if str(point) in ("G", "Γ") else str(point))
+                if not pred:
+                    continue
+                distinct: list[float] = []
+                for f in sorted(float(x) for x in pred if x is not None):
+                    if not distinct or f - distinct[-1] > 0.01:
+                        distinct.append(f)
+                if str(point) in ("Gamma", "G", "Γ"):
+                    distinct = [f for f in distinct if f > 0.05]  # acoustic zeros
+                grp = grp.sort_values(col)
+                if len(distinct) != len(grp):
+                    continue
+                for f, (_, r) in zip(distinct, grp.iterrows()):
+                    br = f" {r['branch']}" if "branch" in grp.columns else ""
+                    pairs.append(_pair(f"{label} {point}{br}", f, float(r[col]), t.source_for(r, col), t, col,
+                                       f"phonons.high_symmetry_frequencies_THz[{point}]"))
+    return pairs
+
+
 def _pair(label, pred, ref, source, t, col, via):
     return {"label": label, "predicted": pred, "reference": ref, "source": source, "reference_file": t.path.name,
             "reference_column": col, "via": via, "difference": pred - ref,
@@ -553,12 +604,8 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
                 continue
             for label, res in sorted(preds.items()):
                 key, crystal = _split_label(label)
-                cond = {}
-                if "structure" in t.frame.columns:
-                    if crystal is None:
-                        sel = t.frame[t.frame[t.key] == key]
-                        crystal = str(sel.iloc[0]["structure"]) if len(sel) else None
-                    cond["structure"] = crystal
+                cond, crystal = _structure_condition(t, key, crystal)
+                cond.update({c: v for c, v in q.conditions.items() if c in t.frame.columns})
                 refv = t.value(key, col, **cond)
                 if refv is None:
                     continue
@@ -572,6 +619,15 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
         if not pairs:
             continue
         _comparison_section(doc, figdir, figures, data, q, pairs, pot)
+
+    # ---- phonon frequencies at high-symmetry points
+    ph_pairs = _phonon_pairs(preds, tables)
+    if ph_pairs:
+        q = Quantity("phonon_frequencies", "phonon frequency at high-symmetry points", "THz", (), lambda r, s: None)
+        _comparison_section(doc, figdir, figures, data, q, ph_pairs, pot,
+                            note="Distinct predicted frequencies at each point (degenerate branches merged), "
+                                 "ascending, paired with the measured branches, ascending. Measurements at the "
+                                 "temperatures given in the reference file; predictions are harmonic at 0 K.")
 
     # ---- molecular vibrations (modes paired in ascending order)
     vib_pairs = _vibration_pairs(preds, tables)
