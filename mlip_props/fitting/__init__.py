@@ -12,13 +12,13 @@ from .descriptors import SymmetryFunctionConfig, SymmetryFunctions, compute_desc
 from .losses import hessian_loss, translation_sum_rule
 from .model import BehlerParrinelloPotential, CommitteeMean, EnsembleMLP, predict_direct_forces
 from .sampling import STRATEGIES, sample
-from .training import DEFAULT_WEIGHTS, TrainingReport, fit
+from .training import DEFAULT_WEIGHTS, TrainingReport, fit, parse_weights
 from .transforms import CollinearityReport, FeatureTransform, collinearity_report, prune_features, whitening_matrix
 
 __all__ = [
     "CommitteePrediction", "committee_predict", "Dataset", "dataset_from_frames", "label_frames", "read_dataset",
     "split_indices", "write_dataset", "SymmetryFunctionConfig", "SymmetryFunctions", "compute_descriptors",
     "neighbor_pairs", "preset", "hessian_loss", "translation_sum_rule", "BehlerParrinelloPotential", "EnsembleMLP",
-    "predict_direct_forces", "CommitteeMean", "STRATEGIES", "sample", "DEFAULT_WEIGHTS", "TrainingReport", "fit",
+    "predict_direct_forces", "CommitteeMean", "STRATEGIES", "sample", "DEFAULT_WEIGHTS", "TrainingReport", "fit", "parse_weights",
     "CollinearityReport", "FeatureTransform", "collinearity_report", "prune_features", "whitening_matrix",
 ]

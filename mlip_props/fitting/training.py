@@ -65,6 +65,33 @@ class TrainingReport:
         return "\n".join(lines)
 
 
+def parse_weights(text: str | dict[str, float] | None) -> dict[str, float] | None:
+    """Loss weights from CLI text ``"energy=10,forces=1,stress=0.1"`` (or a dict, returned checked).
+
+    Raises ``ValueError`` for an unknown term or a value that is not a non-negative number.
+    """
+    if text is None or isinstance(text, dict):
+        items = dict(text or {})
+    else:
+        items = {}
+        for part in filter(None, (p.strip() for p in str(text).split(","))):
+            if "=" not in part:
+                raise ValueError(f"bad weight {part!r}: expected term=value")
+            k, v = part.split("=", 1)
+            items[k.strip()] = v.strip()
+    out = {}
+    for k, v in items.items():
+        if k not in DEFAULT_WEIGHTS:
+            raise ValueError(f"unknown loss term {k!r}; known: {', '.join(DEFAULT_WEIGHTS)}")
+        try:
+            out[k] = float(v)
+        except ValueError as exc:
+            raise ValueError(f"weight {k}={v!r} is not a number") from exc
+        if out[k] < 0:
+            raise ValueError(f"weight {k} must be >= 0, got {out[k]}")
+    return out or None
+
+
 def _json_default(x: Any) -> Any:
     if isinstance(x, (np.floating, np.integer)):
         return x.item()

@@ -113,3 +113,13 @@ def test_float32_training_runs_and_returns_float64_model(cu_frames, tmp_path):
     assert (tmp_path / "f32.curves.png").is_file()
     assert rep.settings["dtype"] == "torch.float32"
     assert np.isfinite(rep.metrics["test"]["forces_rmse_meV_A"])
+
+
+def test_parse_weights_for_the_cli():
+    from mlip_props.fitting import parse_weights
+
+    assert parse_weights("energy=10, forces=1,stress=0") == {"energy": 10.0, "forces": 1.0, "stress": 0.0}
+    with pytest.raises(ValueError, match="unknown loss term"):
+        parse_weights("force=1")
+    with pytest.raises(ValueError, match="not a number"):
+        parse_weights("forces=abc")
