@@ -11,9 +11,12 @@ Method (Togo & Tanaka, Scr. Mater. 108, 1 (2015); Togo et al., J. Phys.: Condens
 3. the second-order force constants Phi_{i a, j b} = d^2 E / du_{i a} du_{j b} (eV/A^2, phonopy's
    full ``(N, N, 3, 3)`` layout, atoms in phonopy's supercell order) come from either
 
-   * ``"hessian"``: the analytic Hessian of each perfect supercell by autograd (one batched
-     backend call for all structures); the supercell is built by phonopy and evaluated in that
-     order, so ``Phi[i, j, a, b] = H[3 i + a, 3 j + b]`` with no re-indexing; or
+   * ``"hessian"``: the analytic Hessian of each perfect supercell by autograd: forces of all
+     supercells of all structures from one batched backend pass, then Hessian-vector products
+     for the rows of the primitive-cell atoms only (3 n_primitive products, batched over all
+     structures) — phonopy's compact force constants, expanded to the full array by the
+     supercell's lattice translations. The supercell is built by phonopy and evaluated in
+     that order, so ``Phi[i, j, a, b] = H[3 i + a, 3 j + b]`` with no re-indexing; or
    * ``"displacement"``: phonopy's symmetry-reduced finite displacements (+-, 0.01 A), all
      displaced supercells of all structures (and the perfect ones, whose residual forces are
      subtracted) in ONE backend call;
@@ -140,12 +143,75 @@ def _parse_supercell(supercell: Any) -> np.ndarray | None:
     raise ValueError(f"supercell must be an int, 3 ints or a 3x3 integer matrix, got shape {arr.shape}")
 
 
+def hessian_rows(potential: Any, structures: Sequence[Atoms], rows: Sequence[Sequence[int]], *,
+                 dtype=None, device=None, max_atoms_per_chunk: int = 20000) -> list[np.ndarray]:
+    """Selected rows of the Hessian d2E/dx_i dx_j (eV/A^2) of many structures by autograd.
+
+    ``rows[b]`` lists atoms of structure ``b``; returns one array (len(rows[b]), n_b, 3, 3)
+    ``[i, j, a, b] = d2E/dx_{rows[i] a} dx_{j b}`` per structure. Energies and forces of all
+    structures come from one pass of the backend's batch/graph machinery per chunk (forces
+    kept differentiable); the 3 * max(len(rows)) Hessian-vector products are batched over all
+    structures at once. For
+    phonons the rows of the primitive-cell atoms suffice (the rest follows from the supercell's
+    translations), which costs 3 n_primitive instead of 3 N products.
+    """
+    import torch
+
+    from ..backend import Batch, build_neighbor_graph
+    from ..backend.evaluate import atomic_graph
+
+    dtype = dtype or torch.float64
+    out: list[np.ndarray] = [None] * len(structures)  # type: ignore[list-item]
+    # structures with the same number of rows share chunks: every Hessian-vector product runs
+    # over the whole chunk, so mixing 1-row and 8-row structures would waste 7/8 of the work
+    order = sorted(range(len(structures)), key=lambda k: (len(rows[k]), k))
+    chunks, cur, n = [], [], 0
+    for k in order:
+        a = structures[k]
+        if cur and (n + len(a) > max_atoms_per_chunk or len(rows[k]) != len(rows[cur[-1]])):
+            chunks.append(cur)
+            cur, n = [], 0
+        cur.append(k)
+        n += len(a)
+    if cur:
+        chunks.append(cur)
+    for chunk in chunks:
+        batch = Batch.from_structures([structures[k] for k in chunk], dtype=dtype, device=device, validate=False)
+        pot = potential.to(batch.device)
+        pot.check_elements(batch)
+        graph = build_neighbor_graph(batch, pot.cutoff)
+        pos = batch.positions.detach().requires_grad_(True)
+        per_atom = pot(atomic_graph(batch.with_positions(pos), graph))
+        if per_atom.dim() > 1:
+            raise NotImplementedError("Hessians of committees: use one member at a time")
+        forces = -torch.autograd.grad(per_atom.sum(), pos, create_graph=True)[0]
+        ptr = batch.ptr.cpu().numpy()
+        nrow = max(len(rows[k]) for k in chunk)
+        vecs = torch.zeros(3 * nrow, batch.n_total, 3, dtype=forces.dtype, device=forces.device)
+        for b, k in enumerate(chunk):
+            for r, atom in enumerate(rows[k]):
+                for c in range(3):
+                    vecs[3 * r + c, ptr[b] + int(atom), c] = 1.0
+        try:
+            hv = torch.autograd.grad(forces, pos, grad_outputs=vecs, is_grads_batched=True)[0]
+        except RuntimeError:  # an op without a batching rule: one product at a time
+            hv = torch.stack([torch.autograd.grad(forces, pos, grad_outputs=v, retain_graph=True)[0] for v in vecs])
+        hv = -hv.detach().cpu().numpy()  # (3 nrow, N, 3): d2E / dx_row dx
+        for b, k in enumerate(chunk):
+            nr = len(rows[k])
+            blk = hv[: 3 * nr, ptr[b] : ptr[b + 1]].reshape(nr, 3, -1, 3)
+            out[k] = np.ascontiguousarray(blk.transpose(0, 2, 1, 3))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # acoustic sum rule
 # ---------------------------------------------------------------------------------------------
 def asr_violation(force_constants: np.ndarray) -> float:
     """Largest |sum_j Phi_{i a, j b}| (and over i, for the transposed rule) in eV/A^2."""
     fc = np.asarray(force_constants)
+    if fc.shape[0] != fc.shape[1]:  # compact (n_primitive, N, 3, 3): only the row sums exist
+        return float(np.abs(fc.sum(axis=1)).max())
     return float(max(np.abs(fc.sum(axis=1)).max(), np.abs(fc.sum(axis=0)).max()))
 
 
@@ -192,7 +258,8 @@ class PhononResult(PropertyResult):
 
     Frequencies in THz (imaginary ones as negative numbers, phonopy's convention), force
     constants eV/A^2, distances along the band path in 1/A (phonopy: 2 pi not included),
-    DOS in states/THz per primitive cell, group velocities m/s.
+    DOS in states/THz per primitive cell, group velocities m/s (``mean_group_velocity_m_s``:
+    |v| per branch averaged over the group-velocity mesh).
 
     Acoustic sum rule: ``asr_violation_eV_A2`` is max |sum_j Phi_ij| of the RAW force constants,
     ``gamma_acoustic_raw_THz`` the three Gamma acoustic frequencies from them;
@@ -279,6 +346,7 @@ def phonons(
     band_structure: bool = True,
     band_npoints: int = 51,
     mesh: float | Sequence[int] = 40.0,
+    group_velocity_mesh: float | Sequence[int] | None = 15.0,
     imaginary_tolerance_THz: float = 0.05,
     symprec: float = 1e-5,
     output_dir: str | Path | None = None,
@@ -298,7 +366,8 @@ def phonons(
     symmetrisation otherwise — autograd Hessians already obey the rule to ~1e-12 eV/A^2),
     ``"symfc"``, ``"phonopy"`` or ``"none"``. ``mesh``: Gamma-centred sampling
     mesh for DOS/group velocities/imaginary modes, as 3 ints or a length (A, phonopy's
-    ``length2mesh``). ``output_dir``: write ``phonopy_params.yaml`` and ``band.yaml`` there
+    ``length2mesh``). ``group_velocity_mesh``: coarser mesh (same conventions) on which the
+    mean group velocity per branch is averaged (``None``: skip). ``output_dir``: write ``phonopy_params.yaml`` and ``band.yaml`` there
     (one sub-folder per structure for a list).
     """
     import torch
@@ -338,6 +407,8 @@ def phonons(
         if abs(round(np.linalg.det(smat))) < 1:
             raise ValueError(f"structure {k}: singular supercell matrix {smat.tolist()}")
         ph = Phonopy(unit, supercell_matrix=smat, primitive_matrix=pm, symprec=symprec, is_symmetry=use_symmetry)
+        if not use_symmetry:
+            _restore_primitive_symmetry(ph, symprec)
         phs.append(ph)
 
     # gather every supercell of every structure into one backend call
@@ -351,16 +422,23 @@ def phonons(
             for d, sc in enumerate(ph.supercells_with_displacements):
                 batch.append(to_ase_atoms(sc))
                 owners.append((k, d))
-    props = ("energy", "hessian") if route == "hessian" else ("energy", "forces")
-    res = evaluate(potential, batch, props, dtype=dtype, device=device)
-
     raw_fc: list[np.ndarray] = [None] * len(phs)  # type: ignore[list-item]
-    if route == "hessian":
+    if route == "hessian" and not is_oracle(potential):
+        # rows of the primitive atoms only (compact fc), expanded by the supercell translations
+        from phonopy.harmonic.force_constants import compact_fc_to_full_fc
+
+        rows = [np.asarray(ph.primitive.p2s_map) for ph in phs]
+        compact = hessian_rows(potential, batch, rows, dtype=dtype, device=device)
+        for k, ph in enumerate(phs):
+            raw_fc[k] = compact_fc_to_full_fc(ph.primitive, compact[k])
+    elif route == "hessian":  # oracle: full finite-difference Hessian (6 N single points each)
+        res = evaluate(potential, batch, ("energy", "hessian"), dtype=dtype, device=device)
         for m, (k, _) in enumerate(owners):
             n = len(batch[m])
             h = np.asarray(res.hessians_eV_A2[m]).reshape(n, 3, n, 3)
             raw_fc[k] = np.ascontiguousarray(h.transpose(0, 2, 1, 3))
     else:
+        res = evaluate(potential, batch, ("energy", "forces"), dtype=dtype, device=device)
         perfect = {k: res.forces_eV_A[m] for m, (k, d) in enumerate(owners) if d < 0}
         disp_forces: dict[int, list] = {}
         for m, (k, d) in enumerate(owners):
@@ -383,12 +461,26 @@ def phonons(
         results.append(_analyse(
             ph, atoms_list[k], route, displacement_A if route == "displacement" else None,
             bool(relax), converged[k], viol_raw, viol_after, gamma_raw, gamma_after, used,
-            band_structure, band_npoints, mesh, imaginary_tolerance_THz,
+            band_structure, band_npoints, mesh, imaginary_tolerance_THz, group_velocity_mesh,
         ))
     if output_dir is not None:
         for k, r in enumerate(results):
             r.write(Path(output_dir) if single else Path(output_dir) / f"{k:04d}_{r.formula}")
     return results[0] if single else results
+
+
+def _restore_primitive_symmetry(ph, symprec: float) -> None:
+    """With ``is_symmetry=False`` phonopy skips the (slow, for big supercells) supercell symmetry
+    search but then also samples meshes without the primitive cell's point group. The
+    primitive cell's symmetry is cheap: put it back so meshes are reduced to irreducible
+    q-points (phonopy 4.x keeps it in ``_primitive_symmetry``; left alone if that changes)."""
+    from phonopy.structure.symmetry import Symmetry
+
+    if hasattr(ph, "_primitive_symmetry"):
+        try:
+            ph._primitive_symmetry = Symmetry(ph.primitive, symprec, True)
+        except Exception:  # noqa: BLE001 - an optimisation only
+            pass
 
 
 def reduced_formula(atoms: Atoms) -> str:
@@ -418,8 +510,16 @@ def _segment_labels(labels: Sequence[str], connections: Sequence[bool], n_segmen
     return out
 
 
+def _mesh_from(mesh, ph) -> np.ndarray:
+    if np.ndim(mesh) == 0:
+        from phonopy.phonon.grid import length2mesh
+
+        return np.asarray(length2mesh(float(mesh), ph.primitive.cell), dtype=int)
+    return np.asarray(mesh, dtype=int)
+
+
 def _analyse(ph, atoms, route, disp, relaxed, converged, viol_raw, viol_after, gamma_raw, gamma_after,
-             used, band_structure, band_npoints, mesh, tol) -> PhononResult:
+             used, band_structure, band_npoints, mesh, tol, group_velocity_mesh) -> PhononResult:
     lowest = []
     n_imag = 0
     labels: list = []
@@ -441,19 +541,20 @@ def _analyse(ph, atoms, route, disp, relaxed, converged, viol_raw, viol_after, g
             hs.setdefault(l1, f[-1].tolist())
             lowest.append(f.min())
             n_imag += int((f < -tol).sum())
-    if np.ndim(mesh) == 0:
-        from phonopy.phonon.grid import length2mesh
-
-        mesh_arr = np.asarray(length2mesh(float(mesh), ph.primitive.cell), dtype=int)
+    mesh_arr = _mesh_from(mesh, ph)
+    if group_velocity_mesh:
+        gmesh = _mesh_from(group_velocity_mesh, ph)
+        ph.run_mesh(gmesh, is_gamma_center=True, with_group_velocities=True)
+        gv = np.linalg.norm(np.asarray(ph.mesh.group_velocities), axis=-1)  # (nq, nb) THz A
+        gw = np.asarray(ph.mesh.weights)
+        mean_gv = (gv * gw[:, None]).sum(0) / gw.sum() * THZ_A_TO_M_S
     else:
-        mesh_arr = np.asarray(mesh, dtype=int)
-    ph.run_mesh(mesh_arr, is_gamma_center=True, with_group_velocities=True)
+        mean_gv = np.full(3 * len(ph.primitive), np.nan)
+    ph.run_mesh(mesh_arr, is_gamma_center=True)
     mfreq = np.asarray(ph.mesh.frequencies)
     w = np.asarray(ph.mesh.weights)
     lowest.append(mfreq.min())
     n_imag += int(((mfreq < -tol) * w[:, None]).sum())
-    gv = np.linalg.norm(np.asarray(ph.mesh.group_velocities), axis=-1)  # (nq, nb) THz A
-    mean_gv = (gv * w[:, None]).sum(0) / w.sum() * THZ_A_TO_M_S
     ph.run_total_dos()
     tdos = ph.total_dos
     low = float(min(lowest))

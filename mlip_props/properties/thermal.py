@@ -27,6 +27,7 @@ of pressures (``pressures_GPa``; shape relaxed, e.g. hcp c/a).
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -64,21 +65,24 @@ def debye_cv(t_over_theta: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def debye_temperature_from_cv(temperatures_K: np.ndarray, cv_J_molK_atoms: np.ndarray) -> np.ndarray:
-    """theta_D(T) such that the Debye Cv equals the given Cv (per mole of atoms); NaN where
-    Cv is outside (1 %, 99.99 %) of 3R, where the inversion is ill-conditioned."""
-    from scipy.optimize import brentq
+@lru_cache(maxsize=1)
+def _debye_table() -> tuple[np.ndarray, np.ndarray]:
+    t = np.logspace(-2.5, 2.5, 3000)  # T / theta_D
+    return t, debye_cv(t) / (3.0 * R_J_MOLK)
 
-    out = np.full(len(temperatures_K), np.nan)
-    for k, (t, c) in enumerate(zip(temperatures_K, cv_J_molK_atoms)):
-        frac = c / (3 * R_J_MOLK)
-        if t <= 0 or not 0.01 < frac < 0.9999:
-            continue
-        f = lambda th: debye_cv(np.array([t / th]))[0] - c  # noqa: E731
-        try:
-            out[k] = brentq(f, 1e-3 * t, 1e3 * t, xtol=1e-6)
-        except ValueError:
-            pass
+
+def debye_temperature_from_cv(temperatures_K: np.ndarray, cv_J_molK_atoms: np.ndarray) -> np.ndarray:
+    """theta_D(T) such that the Debye Cv equals the given Cv (per mole of atoms), by inverting
+    the (monotonic) Debye function on a dense table; NaN where Cv is outside (1 %, 99.99 %) of
+    3R, where the inversion is ill-conditioned."""
+    t_tab, c_tab = _debye_table()
+    temps = np.asarray(temperatures_K, dtype=float)
+    frac = np.asarray(cv_J_molK_atoms, dtype=float) / (3.0 * R_J_MOLK)
+    ok = (temps > 0) & (frac > 0.01) & (frac < 0.9999)
+    out = np.full(len(temps), np.nan)
+    # log-log interpolation of T/theta as a function of Cv/3R
+    x = np.interp(np.log(frac[ok]), np.log(c_tab), np.log(t_tab))
+    out[ok] = temps[ok] / np.exp(x)
     return out
 
 
@@ -313,11 +317,17 @@ class QHAResult(PropertyResult):
 
 
 def _run_qha(volumes, energies, temps, fe, cv, s, pressure, eos) -> dict[str, np.ndarray]:
+    import warnings
+
     from phonopy import PhonopyQHA
 
-    qha = PhonopyQHA(volumes=volumes, electronic_energies=energies, temperatures=temps,
-                     free_energy=np.asarray(fe).T, cv=np.asarray(cv).T, entropy=np.asarray(s).T,
-                     pressure=pressure, eos=eos, t_max=float(temps[-2]) if len(temps) > 2 else None)
+    # PhonopyQHA takes the arrays directly (phonopy.run_qha needs one Phonopy object per volume,
+    # which G(T, P) re-fits at many pressures do not keep); deprecated in phonopy 4.x, still exact.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        qha = PhonopyQHA(volumes=volumes, electronic_energies=energies, temperatures=temps,
+                         free_energy=np.asarray(fe).T, cv=np.asarray(cv).T, entropy=np.asarray(s).T,
+                         pressure=pressure, eos=eos, t_max=float(temps[-2]) if len(temps) > 2 else None)
     vol = np.asarray(qha.volume_temperature)
     n = len(vol)
     vmin, vmax = np.min(volumes), np.max(volumes)
