@@ -55,7 +55,7 @@ def parity_plot(table: pd.DataFrame, label: str, path: Path) -> dict[str, float]
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8)
         ax.set_xlabel(f"experiment {name}")
         ax.set_ylabel(f"{label} {name}")
-        ax.set_title(f"MAE = {mae:.4g}")
+        ax.set_title(f"MAE = {mae:.4g} {name[name.index('(') + 1:-1]}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -162,7 +162,8 @@ def _energies(potential: Any, structures: list[Atoms], may_fail: np.ndarray) -> 
     ``may_fail`` flag is set is recorded (NaN) and the call is repeated for the remaining points
     (oracles cache or are cheap to rerun for done points); any other failure is raised."""
     if not is_oracle(potential):
-        return evaluate(potential, structures, ("energy",)).energies_eV, []
+        e = evaluate(potential, structures, ("energy",)).energies_eV
+        return (e.mean(axis=1) if e.ndim == 2 else e), []  # committees: the mean curve
     todo = list(range(len(structures)))
     out = np.full(len(structures), np.nan)
     failed: list[int] = []
@@ -428,6 +429,8 @@ def diatomic(
         flat = bool(np.isfinite(tail) and abs(tail) < max(1e-3, 1e-3 * abs(de) if np.isfinite(de) else 1e-3)
                     and len(ek) > 2 and abs(ek[-1] - ek[-2]) < 1e-4)
         ratio = _smoothness(gk, ek, ref_r, k if np.isfinite(k) else 0.0)
+        if np.isfinite(r_e) and 3.0 * r_e > g[-1] and not flat:
+            notes.append(f"scan ends at {g[-1]:.2f} A < 3 r_e and the curve is not flat there; pass r_max_A")
         if failed_r[i]:
             notes.append(f"{len(failed_r[i])} scan point(s) failed from {min(failed_r[i]):.3f} A on; "
                          f"scan ends at {gk.max():.3f} A")
