@@ -321,10 +321,17 @@ def run_campaign(
                        float(camp.options.get("min_distance_A", 0.5)), bid) for bid, b in batches]
 
     bar = None
+    prop_bars: dict[str, Any] = {}
     if progress and n_todo:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_todo, desc=f"{camp.name}", unit="row")
+        bar = tqdm(total=n_todo, desc=f"{camp.name} (all)", unit="row", position=0)
+        per_prop: dict[str, int] = {}
+        for t in tasks:
+            per_prop[t.prop] = per_prop.get(t.prop, 0) + len(t.entries)
+        if len(per_prop) > 1:
+            for k, (p, n) in enumerate(per_prop.items()):
+                prop_bars[p] = tqdm(total=n, desc=f"  {p}", unit="row", position=k + 1, leave=False)
     n_done = n_failed = n_written = 0
 
     def write(task: BatchTask, outcomes: list[Outcome]) -> None:
@@ -346,6 +353,8 @@ def run_campaign(
         if bar is not None:
             bar.set_postfix_str(f"{task.prop} failed={n_failed}")
             bar.update(len(outcomes))
+        if task.prop in prop_bars:
+            prop_bars[task.prop].update(len(outcomes))
         if on_batch is not None:
             on_batch(n_done + n_failed, n_todo)
 
@@ -376,6 +385,8 @@ def run_campaign(
             for t in tasks:
                 write(t, run_batch(t))
     finally:
+        for b in prop_bars.values():
+            b.close()
         if bar is not None:
             bar.close()
         if cluster is not None:
