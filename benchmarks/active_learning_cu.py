@@ -1,0 +1,315 @@
+"""Active learning vs random selection for Cu with the EMT oracle (issue 7 acceptance benchmark).
+
+For each seed:
+  1. active learning (:func:`mlip_props.fitting.active.learn`): 32-atom fcc Cu cells, seed data
+     = a few rattled cells + the isolated atom; exploration = batched committee MD (replicas at
+     -5 %, 0, +5 % isotropic strain, temperature schedule up to ``--t-max`` K, above the 1500 K
+     target) + random strains up to +-5 %; thresholds ``--lower``/``--upper`` eV/A.
+     Every explored frame is kept (``pool.extxyz``).
+  2. random selection from the SAME exploration trajectories (the pool): n frames drawn
+     uniformly, labelled by EMT, a committee fitted from scratch with the same architecture and
+     the seed data, for n on a grid; test error vs n.
+The fixed test set comes from independent ASE Langevin MD with EMT at 300, 900 and 1500 K on the
+equilibrium cell and at 900 K on +-5 % strained cells (its own seed, never seen in training).
+
+Reported: oracle calls to reach ``--target`` meV/A (AL vs random, mean over seeds, interpolated
+on the log-error curves), wall time split into oracle / training / exploration / selection, and
+the lattice constant, bulk modulus and X-point phonon frequencies of the final AL potential vs
+EMT. Output: JSON (``--out``) and a plot with both curves (``--plot``).
+
+    python benchmarks/active_learning_cu.py --seeds 0 1 2 --out al.json --plot docs/active_learning_cu.png
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import units
+from ase.build import bulk
+
+from mlip_props.backend import emt_oracle, evaluate
+from mlip_props.fitting import fit, label_frames, preset
+from mlip_props.fitting.active import force_rmse_meV_A, learn, plot_learning_curve
+from mlip_props.fitting.explore import MDExplorer, StrainExplorer, strain_cell
+
+
+def test_set(cell, n_per: int, seed: int = 12345):
+    """Independent EMT Langevin MD: 300/900/1500 K at a0, 900 K at -5 % and +5 % strain."""
+    from ase.calculators.emt import EMT
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for t, s in [(300, 0.0), (900, 0.0), (1500, 0.0), (900, -0.05), (900, 0.05)]:
+        a = strain_cell(cell, s)
+        a.calc = EMT()
+        MaxwellBoltzmannDistribution(a, temperature_K=t, rng=rng)
+        dyn = Langevin(a, 2 * units.fs, temperature_K=t, friction=0.02, rng=rng)
+        dyn.run(150)
+        for _ in range(n_per):
+            dyn.run(25)
+            b = a.copy()
+            b.calc = None
+            out.append(b)
+    r = evaluate(emt_oracle(), out, ("energy", "forces", "stress"))
+    return label_frames(out, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
+
+
+def seed_frames(cell, seed: int):
+    rng = np.random.default_rng(1000 + seed)
+    out = []
+    for amp in (0.03, 0.08, 0.15):
+        a = cell.copy()
+        a.positions += rng.normal(0, amp, a.positions.shape)
+        a.info["config_type"] = "seed_rattle"
+        out.append(a)
+    return out
+
+
+def crossing(x, y, target):
+    """Smallest x where the (log-interpolated) curve y(x) first reaches <= target; None if never."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    for k in range(len(x)):
+        if y[k] <= target:
+            if k == 0:
+                return float(x[0])
+            f = (np.log(y[k - 1]) - np.log(target)) / (np.log(y[k - 1]) - np.log(y[k]))
+            return float(x[k - 1] + f * (x[k] - x[k - 1]))
+    return None
+
+
+def properties_vs_emt(model):
+    from mlip_props.fitting import CommitteeMean
+    from mlip_props.properties.eos import equation_of_state
+    from mlip_props.properties.phonons import phonons
+
+    prim = bulk("Cu", "fcc", a=3.6)
+    out = {}
+    for name, pot in (("emt", emt_oracle()), ("al", CommitteeMean(model))):
+        e = equation_of_state(pot, prim)
+        ph = phonons(pot, prim, supercell=4, band_structure=False, mesh=[4, 4, 4], group_velocity_mesh=None)
+        fx = np.sort(ph.frequencies_at([[0.5, 0.0, 0.5]])[0])
+        out[name] = {"a0_A": float((4 * e.v0_A3_per_atom) ** (1 / 3)), "bulk_modulus_GPa": float(e.bulk_modulus_GPa),
+                     "X_TA_THz": float(fx[0]), "X_LA_THz": float(fx[2])}
+    out["rel_err"] = {k: out["al"][k] / out["emt"][k] - 1 for k in out["emt"]}
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--reps", type=int, default=2, help="cubic cell repeats (2: 32 atoms)")
+    p.add_argument("--t-max", type=float, default=2000.0)
+    p.add_argument("--md-steps", type=int, default=60)
+    p.add_argument("--sample-every", type=int, default=10)
+    p.add_argument("--lower", type=float, default=0.03)
+    p.add_argument("--upper", type=float, default=1.0)
+    p.add_argument("--max-per-round", type=int, default=6)
+    p.add_argument("--max-rounds", type=int, default=12)
+    p.add_argument("--budget", type=int, default=80)
+    p.add_argument("--committee", type=int, default=3)
+    p.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
+    p.add_argument("--initial-epochs", type=int, default=150)
+    p.add_argument("--retrain-epochs", type=int, default=40)
+    p.add_argument("--random-n", type=int, nargs="+", default=[10, 20, 40, 70])
+    p.add_argument("--random-epochs", type=int, default=150)
+    p.add_argument("--test-per-set", type=int, default=6)
+    p.add_argument("--target", type=float, default=40.0, help="force RMSE target, meV/A")
+    p.add_argument("--no-properties", action="store_true")
+    p.add_argument("--workdir", default="/tmp/al_cu_bench")
+    p.add_argument("--out", default="al_cu.json")
+    p.add_argument("--plot", default="docs/active_learning_cu.png")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--merge", nargs="+", default=None, help="merge per-seed JSON files into --out/--plot")
+    p.add_argument("--refit-from", default=None,
+                   help="per-seed JSON of a finished run: refit from scratch on the first n AL-labelled frames "
+                        "(n from the random grid, same fit settings as random) and add the curve to that file")
+    args = p.parse_args()
+    args.merge_only = False
+    if args.refit_from:
+        torch.set_num_threads(args.threads)
+        refit_al(args)
+        return 0
+    if args.merge:
+        rep = summarise(args.merge, args.out, args.plot, args.target)
+        print(json.dumps(rep["summary"], indent=1, default=str))
+        return 0
+    torch.set_num_threads(args.threads)
+    t_all = time.perf_counter()
+    cell = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(args.reps)
+    desc = preset(["Cu"], cutoff=4.5, n_radial=6, zetas=(1, 4), angular_etas=(0.01,)).to_dict()
+    tests = test_set(cell, args.test_per_set)
+    report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": args.threads,
+                          "load_avg_start": os.getloadavg()},
+              "command": " ".join([sys.executable] + sys.argv), "n_atoms": len(cell), "n_test_frames": len(tests),
+              "seeds": {}}
+    curves = {}
+    schedule = [[300.0, 900.0], [300.0, 900.0, 1500.0], [600.0, 1500.0, args.t_max]]
+    for seed in args.seeds:
+        wd = Path(args.workdir) / f"seed{seed}"
+        explorers = [MDExplorer(cell, temperature_schedule=schedule, strains=(-0.05, 0.0, 0.05),
+                                steps=args.md_steps, sample_every=args.sample_every),
+                     StrainExplorer(cell, n=6, max_strain=0.05, rattle=0.08)]
+        t0 = time.perf_counter()
+        res = learn(seed_frames(cell, seed), emt_oracle(), explorers, wd, test_frames=tests, keep_pool=True,
+                    lower_eV_A=args.lower, upper_eV_A=args.upper, max_per_round=args.max_per_round,
+                    max_rounds=args.max_rounds, max_oracle_calls=args.budget, patience=2, committee=args.committee,
+                    hidden=tuple(args.hidden), descriptor=desc, initial_epochs=args.initial_epochs,
+                    retrain_epochs=args.retrain_epochs, seed=seed, progress=True)
+        al_wall = time.perf_counter() - t0
+        x = [h["oracle_calls"] for h in res.history]
+        y = [h["test_force_rmse_meV_A"] for h in res.history]
+        # ---- random selection from the same exploration pool
+        import ase.io
+
+        pool = ase.io.read(wd / "pool.extxyz", index=":")
+        rng = np.random.default_rng(777 + seed)
+        seeds_lab = [a for a in res.frames if a.info.get("config_type") in ("seed_rattle", "isolated_atom")]
+        rx, ry, t_rand_oracle, t_rand_fit = [], [], 0.0, 0.0
+        for n in args.random_n:
+            pick = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
+            frames = [pool[k].copy() for k in pick]
+            for a in frames:
+                a.calc = None
+            t1 = time.perf_counter()
+            r = evaluate(emt_oracle(), frames, ("energy", "forces", "stress"))
+            t_rand_oracle += time.perf_counter() - t1
+            lab = label_frames(frames, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
+            t1 = time.perf_counter()
+            m, _ = fit(seeds_lab + lab, None, committee=args.committee, hidden=tuple(args.hidden), descriptor=desc,
+                       epochs=args.random_epochs, patience=max(20, args.random_epochs // 4), split=(1.0, 0.0, 0.0),
+                       prune=None, plot=False, progress=False, seed=seed, batch_size=8)
+            t_rand_fit += time.perf_counter() - t1
+            rx.append(len(seeds_lab) + len(lab))
+            ry.append(force_rmse_meV_A(m, tests))
+            print(json.dumps({"seed": seed, "random_n": rx[-1], "test_force_rmse_meV_A": ry[-1]}), flush=True)
+        rec = {"al_calls": x, "al_rmse_meV_A": y, "random_calls": rx, "random_rmse_meV_A": ry,
+               "al_stop": res.stop_reason, "al_rounds": res.rounds, "al_timings_s": res.timings_s,
+               "al_wall_s": al_wall, "random_oracle_s": t_rand_oracle, "random_fit_s": t_rand_fit,
+               "pool_size": len(pool), "al_reach_target": crossing(x, y, args.target),
+               "random_reach_target": crossing(rx, ry, args.target),
+               "al_final_rmse_meV_A": y[-1], "history": res.history}
+        if not args.no_properties and seed == args.seeds[0]:
+            t1 = time.perf_counter()
+            rec["properties"] = properties_vs_emt(res.model)
+            rec["properties_s"] = time.perf_counter() - t1
+        report["seeds"][str(seed)] = rec
+        curves[f"active, seed {seed}"] = (x, y)
+        curves[f"random, seed {seed}"] = (rx, ry)
+        Path(args.out).write_text(json.dumps(report, indent=1, default=str))
+    if not args.merge_only:
+        Path(args.out).write_text(json.dumps(report, indent=1, default=str))
+    return 0
+
+
+def refit_al(args) -> None:
+    """Fit from scratch on prefixes of the AL data (in labelling order) with the random baseline's
+    settings: compares the quality of the SELECTED DATA at equal training effort."""
+    import ase.io
+
+    part = json.loads(Path(args.refit_from).read_text())
+    cell = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(args.reps)
+    desc = preset(["Cu"], cutoff=4.5, n_radial=6, zetas=(1, 4), angular_etas=(0.01,)).to_dict()
+    tests = test_set(cell, args.test_per_set)
+    for seed, rec in part["seeds"].items():
+        frames = ase.io.read(Path(args.workdir) / f"seed{seed}" / "data.extxyz", index=":")
+        xs, ys, t_fit = [], [], 0.0
+        for n in rec["random_calls"]:
+            if n > len(frames):
+                continue
+            t1 = time.perf_counter()
+            m, _ = fit(frames[:n], None, committee=args.committee, hidden=tuple(args.hidden), descriptor=desc,
+                       epochs=args.random_epochs, patience=max(20, args.random_epochs // 4), split=(1.0, 0.0, 0.0),
+                       prune=None, plot=False, progress=False, seed=int(seed), batch_size=8)
+            t_fit += time.perf_counter() - t1
+            xs.append(n)
+            ys.append(force_rmse_meV_A(m, tests))
+            print(json.dumps({"seed": seed, "al_refit_n": n, "test_force_rmse_meV_A": ys[-1]}), flush=True)
+        rec["al_refit_calls"], rec["al_refit_rmse_meV_A"], rec["al_refit_fit_s"] = xs, ys, t_fit
+    Path(args.refit_from).write_text(json.dumps(part, indent=1, default=str))
+
+
+def summarise(paths: list[str], out: str, plot: str, target: float) -> dict:
+    """Merge per-seed JSON files (seeds run as separate processes) into one summary and plot."""
+    report = {"parts": paths, "seeds": {}}
+    for pth in paths:
+        part = json.loads(Path(pth).read_text())
+        report["seeds"].update(part["seeds"])
+        report.setdefault("machine", part["machine"])
+        report.setdefault("commands", []).append(part["command"])
+        report["n_atoms"], report["n_test_frames"] = part["n_atoms"], part["n_test_frames"]
+    s = list(report["seeds"].values())
+    curves = {}
+    for k, r in report["seeds"].items():
+        curves[f"active, seed {k}"] = (r["al_calls"], r["al_rmse_meV_A"])
+        curves[f"random, seed {k}"] = (r["random_calls"], r["random_rmse_meV_A"])
+    def mean_curve(key_x, key_y):
+        rows = [r for r in s if key_x in r]
+        if not rows:
+            return None
+        grid = sorted(set.intersection(*[set(r[key_x]) for r in rows]))
+        ys = [[float(np.exp(np.interp(g, r[key_x], np.log(r[key_y])))) for g in grid] for r in rows]
+        return grid, list(np.exp(np.mean(np.log(ys), axis=0)))
+
+    mean = {"active (on the fly, warm-start committee)": mean_curve("al_calls", "al_rmse_meV_A"),
+            "active-selected data, refit from scratch": mean_curve("al_refit_calls", "al_refit_rmse_meV_A"),
+            "random from the same trajectories, fit from scratch": mean_curve("random_calls", "random_rmse_meV_A")}
+    mean = {k: v for k, v in mean.items() if v is not None}
+    # the error level every curve reaches: the worst of the final errors (or the target if lower errors)
+    level = max(target, max(v[1][-1] for v in mean.values()))
+    cross = {k: crossing(v[0], v[1], level) for k, v in mean.items()}
+    rnd = cross.get("random from the same trajectories, fit from scratch")
+    summ = {
+        "target_meV_A": target,
+        "al_final_rmse_meV_A": [r["al_final_rmse_meV_A"] for r in s],
+        "al_calls_final": [r["al_calls"][-1] for r in s],
+        "al_calls_to_target_per_seed": [r["al_reach_target"] for r in s],
+        "random_calls_to_target_per_seed": [r["random_reach_target"] for r in s],
+        "mean_curves": mean,
+        "common_level_meV_A": level,
+        "calls_to_common_level_mean_curves": cross,
+        "ratio_vs_random": {k: (v / rnd if v is not None and rnd else None) for k, v in cross.items()},
+        "timings_mean_s": {k: float(np.mean([r["al_timings_s"][k] for r in s]))
+                           for k in ("oracle", "training", "exploration", "selection", "total")},
+        "random_fit_s_mean": float(np.mean([r["random_fit_s"] for r in s])),
+        "random_oracle_s_mean": float(np.mean([r["random_oracle_s"] for r in s])),
+        "properties": next((r["properties"] for r in s if "properties" in r), None),
+    }
+    report["summary"] = summ
+    Path(out).write_text(json.dumps(report, indent=1, default=str))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colours = dict(zip(keys_order := ["active (on the fly, warm-start committee)", "active-selected data, refit from scratch", "random from the same trajectories, fit from scratch"], ("C0", "C2", "C3")))
+    keys = {"active (on the fly, warm-start committee)": ("al_calls", "al_rmse_meV_A"),
+            "active-selected data, refit from scratch": ("al_refit_calls", "al_refit_rmse_meV_A"),
+            "random from the same trajectories, fit from scratch": ("random_calls", "random_rmse_meV_A")}
+    for label, (gx, gy) in mean.items():
+        kx, ky = keys[label]
+        for r in s:
+            if kx in r:
+                ax.plot(r[kx], r[ky], "-", color=colours[label], alpha=0.25, lw=0.8)
+        ax.plot(gx, gy, "o-", color=colours[label], ms=4, label=label + f" (mean of {len(s)} seeds)")
+    ax.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:g} meV/A")
+    ax.set(xlabel="oracle calls (EMT single points)", ylabel="test force RMSE (meV/A)", yscale="log",
+           title=f"Cu EMT, {report['n_atoms']}-atom cells: active vs random selection")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(plot, dpi=110)
+    plt.close(fig)
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(main())
