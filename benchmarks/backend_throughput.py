@@ -20,7 +20,7 @@ compared with ours and with central finite differences of its own energy.
 Contenders are timed round-robin (each round runs every contender once; round 0 is a warm-up).
 Prints the machine, the command, the median of ``--repeats`` rounds (structures/s) and the
 speed-ups of (a) over (b), (c), (d) from the medians measured in this run, then the time per atom of one
-structure of 1,000 and of 100,000 atoms and the peak resident memory (``ru_maxrss`` of a fresh
+structure of 1,000 and of 100,000 atoms and the peak resident memory (VmHWM of a fresh
 subprocess per measurement; tracemalloc does not see torch's allocations).
 
 Usage::
@@ -319,11 +319,24 @@ def scaling(args) -> dict:
     return out
 
 
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process, MiB: VmHWM (reset at exec, unlike ru_maxrss, which a
+    child inherits from a large parent on Linux), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory_case(case: str, args) -> None:
     """Run one case in this (fresh) process and print its peak RSS (MiB) as JSON."""
     import mlip_props
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_mib()
     pot = mlip_lj(args.rc, args.width)
     if case == "batch_1024x32":
         structures = rattled_cells(args.n_structures)
@@ -335,14 +348,14 @@ def memory_case(case: str, args) -> None:
         structures = rattled_cells(args.n_structures)
     else:
         raise ValueError(case)
-    mid = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    mid = peak_rss_mib()
     if case.startswith("ase"):
         run_c(ase_lj(args.rc, args.width), structures)
     else:
         mlip_props.evaluate(pot, structures, ("energy", "forces", "stress"))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"case": case, "rss_after_imports_MiB": before / 1024,
-                      "rss_after_structures_MiB": mid / 1024, "peak_rss_MiB": peak / 1024}))
+    peak = peak_rss_mib()
+    print(json.dumps({"case": case, "rss_after_imports_MiB": before,
+                      "rss_after_structures_MiB": mid, "peak_rss_MiB": peak}))
 
 
 def memory(args) -> dict:
@@ -429,7 +442,7 @@ def main(argv=None) -> dict:
         report["scaling"]["per_atom_ratio_100000_over_1000"] = r
         print(f"  time per atom, 100,000 / 1,000 atoms: {r:.2f}")
     if "memory" not in skip and not args.quick:
-        print("peak memory (fresh subprocess each, ru_maxrss):")
+        print("peak memory (fresh subprocess each, VmHWM):")
         report["memory"] = memory(args)
     try:
         report["machine"]["loadavg_at_end"] = os.getloadavg()
