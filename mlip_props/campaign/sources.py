@@ -10,14 +10,10 @@ from __future__ import annotations
 import glob as _glob
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_numbers
 
 from ..structures import _reference_volume_per_atom, load_structure, load_structures
 from .schema import BINARY_PROTOTYPES, Campaign, StructureSource
@@ -170,9 +166,3 @@ def expand_sources(camp: Campaign) -> list[StructureItem]:
             items.append(it)
     return items
 
-
-def is_finite_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-_ = atomic_numbers  # re-exported for validation helpers

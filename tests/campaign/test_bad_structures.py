@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ase import Atoms
 from ase.build import bulk
 
 import ase.db
@@ -107,4 +106,3 @@ def test_atoms_without_cell_are_fine(tmp_path):
                                      "properties:\n  energy: {}\n")
     s = run_campaign(load_campaign(tmp_path / "c.yaml"), str(tmp_path / "r.db"), progress=False)
     assert s.n_done == 3
-    _ = Atoms
