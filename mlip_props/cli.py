@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace, camp, db: str | None, report_dir: str | None)
 
 def _cmd_run(args: argparse.Namespace) -> int:
     camp = _load(args.campaign, args.skip_unavailable)
-    report = args.report or (str(camp.resolve(camp.options["report"])) if camp.options.get("report") else None)
+    report = args.report or camp.options.get("report")  # relative to the current directory
     return _run(args, camp, args.db, report)
 
 

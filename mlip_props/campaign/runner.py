@@ -265,9 +265,10 @@ class RunSummary:
 
 
 def default_db_path(camp: Campaign) -> str:
-    if camp.options.get("db"):
-        return str(camp.resolve(camp.options["db"]))
-    return str(camp.resolve(f"{camp.name or 'campaign'}.db"))
+    """``options.db`` or ``<name>.db``, relative to the current directory (outputs go where the
+    user runs, inputs are found relative to the campaign file)."""
+    db = camp.options.get("db") or f"{camp.name or 'campaign'}.db"
+    return db if "://" in str(db) else str(Path(os.path.expanduser(str(db))).resolve())
 
 
 def run_campaign(
@@ -284,7 +285,7 @@ def run_campaign(
     """Run a validated campaign; returns a :class:`RunSummary`.
 
     ``db``: results database (file or ase.db URL; default the campaign's ``options.db`` or
-    ``<name>.db`` next to the campaign file). ``scheduler``: a Dask scheduler address
+    ``<name>.db`` in the current directory). ``scheduler``: a Dask scheduler address
     (``tcp://host:port``) or a ``distributed.Client``; ``workers``: start a local Dask cluster
     with that many worker processes instead. Only work whose key is not in the database yet is
     computed (plus failed rows with ``retry_failed``).

@@ -20,8 +20,8 @@ A campaign file (``workflows/*.yaml``)::
       eos: {}
     options:                              # all optional
       batch_size: 16                      #   structures per backend call (per batch)
-      db: results.db                      #   results database (relative to the campaign file)
-      report: report/                     #   report folder
+      db: results.db                      #   results database (relative to the current directory)
+      report: report/                     #   report folder (relative to the current directory)
       min_distance_A: 0.5                 #   closer atoms: structure recorded as failed
       retry_failed: false                 #   recompute rows recorded as failed
     reference: [elements_fcc.csv]         # reference_data/ CSV files for the report
