@@ -43,8 +43,25 @@ def potential_to_dict(potential: Potential, with_state: bool = True) -> dict[str
     return out
 
 
+#: Packages whose import registers more model classes (looked up by name only when a file names
+#: a class not registered yet, so the potentials layer does not import them).
+PLUGIN_MODULES = ["mlip_props.fitting"]
+
+
+def _import_plugins() -> None:
+    import importlib
+
+    for mod in PLUGIN_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ImportError:  # pragma: no cover - optional plugin missing
+            pass
+
+
 def potential_from_dict(d: dict[str, Any]) -> Potential:
     name = d.get("class")
+    if name not in _MODEL_CLASSES:
+        _import_plugins()
     if name not in _MODEL_CLASSES:
         raise ValueError(f"unknown model class {name!r}; known: {', '.join(registered_model_classes())}")
     cls = _MODEL_CLASSES[name]

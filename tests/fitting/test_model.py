@@ -121,3 +121,25 @@ def test_unknown_element_is_a_clear_error(cu_model):
     with pytest.raises(ValueError, match="structure 1"):
         evaluate(cu_model[0], [_rattled(0), Atoms("Fe2", positions=[[0, 0, 0], [2, 0, 0]])], ("energy",),
                  device="cpu")
+
+
+def test_shipped_cu_committee_loads_by_path_and_has_a_hard_core():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import mlip_props
+
+    path = Path(mlip_props.__file__).parent / "data" / "cu_committee.pt"
+    if not path.is_file():
+        pytest.skip("no shipped model file")
+    # a fresh interpreter that never imported mlip_props.fitting can load it by path
+    code = f"from mlip_props import load_potential; p = load_potential({str(path)!r}); print(type(p).__name__, p.n_members)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["BehlerParrinelloPotential", "4"]
+    pot = load_potential(str(path))
+    assert "how_trained" in pot.metadata and pot.metadata["data_hash"]
+    r = np.linspace(0.4, 1.5, 23)
+    e = evaluate(pot, [Atoms("Cu2", positions=[[0, 0, 0], [x, 0, 0]]) for x in r], ("energy",)).energies_eV
+    assert np.all(np.diff(e, axis=0) < 0) and np.all(e[2] - 2 * pot.get_config()["e0"]["Cu"] > 10.0)
