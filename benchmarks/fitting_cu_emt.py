@@ -222,12 +222,15 @@ def ablations(args, hidden, ref) -> dict:
 
 
 def direct_head_gamma(model) -> list[float]:
-    """Gamma-point frequencies (THz) of a 2x2x2 fcc supercell from force constants Phi = -dF/dx of the
-    direct head (autograd Jacobian, not symmetrised, no sum rule enforced): the three lowest |omega|."""
+    """Gamma-point frequencies (THz) of a rattled (0.05 A) 2x2x2 fcc supercell from force constants
+    Phi = -dF/dx of the direct head (autograd Jacobian; dynamical matrix (Phi + Phi^T) / 2m, no sum
+    rule enforced): the three lowest |omega|, which are exactly zero for a conservative head. (On
+    the perfect lattice they vanish by symmetry for this head too, so a rattled cell is used.)"""
     from mlip_props.backend import Batch, build_neighbor_graph
     from mlip_props.backend.evaluate import atomic_graph
 
     a = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))
+    a.rattle(0.05, seed=11)
     batch = Batch.from_structures([a], device="cpu")
     graph = build_neighbor_graph(batch, model.cutoff)
     pos = batch.positions.detach().requires_grad_(True)

@@ -380,8 +380,8 @@ def fit(
             bar.set_postfix(val_E=f"{rec.get('val_energy_rmse_meV_atom', float('nan')):.2f}",
                             val_F=f"{rec.get('val_forces_rmse_meV_A', float('nan')):.1f}")
         if checkpoint is not None and (epoch + 1) % checkpoint_every == 0:
-            _save_checkpoint(checkpoint, model, opt, sched, epoch, best_val, best_epoch, bad, best_state, history,
-                             rng, data_hash)
+            _save_checkpoint(checkpoint, model.state_dict(), opt, sched, epoch, best_val, best_epoch, bad, best_state,
+                             history, rng, data_hash)
         if bad >= patience:
             stopped_early = True
             break
@@ -389,6 +389,10 @@ def fit(
             stopped_early = True
             break
     loop_time = time.perf_counter() - t_loop
+    last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if checkpoint is not None:  # the last epoch's state (not the best one), so resuming continues exactly
+        _save_checkpoint(checkpoint, last_state, opt, sched, epoch, best_val, best_epoch, bad, best_state, history,
+                         rng, data_hash)
     if best_state is not None:
         model.load_state_dict(best_state)
     model = model.to(torch.device("cpu"), torch.float64)
@@ -418,17 +422,14 @@ def fit(
     }
     if out_path is not None:
         save_potential(model, out_path, metadata=json.loads(json.dumps(model.metadata, default=str)))
-    if checkpoint is not None:
-        _save_checkpoint(checkpoint, model, opt, sched, epoch, best_val, best_epoch, bad, best_state, history, rng,
-                         data_hash)
     return model, report
 
 
-def _save_checkpoint(path, model, opt, sched, epoch, best_val, best_epoch, bad, best_state, history, rng, data_hash):
+def _save_checkpoint(path, state, opt, sched, epoch, best_val, best_epoch, bad, best_state, history, rng, data_hash):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": {k: v.detach().cpu() for k, v in state.items()},
         "opt": opt.state_dict(), "sched": sched.state_dict() if sched is not None else None,
         "epoch": int(epoch), "best_val": float(best_val), "best_epoch": int(best_epoch), "bad": int(bad),
         "best_state": best_state, "history": json.dumps(history), "rng_np": json.dumps(rng.bit_generator.state),
