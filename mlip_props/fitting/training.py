@@ -11,7 +11,6 @@ or float32, a training-curve plot and a progress bar. Each loss term is logged s
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
