@@ -194,19 +194,17 @@ class Batch:
         idx = [int(i) for i in indices]
         ptr = self.ptr.cpu().numpy()
         atom_idx = np.concatenate([np.arange(ptr[i], ptr[i + 1]) for i in idx])
-        n_atoms = self.n_atoms[idx]
-        new_ptr = torch.cat([n_atoms.new_zeros(1), torch.cumsum(n_atoms, 0)])
+        n_np = self.n_atoms.cpu().numpy()[idx]
         ai = torch.as_tensor(atom_idx, device=self.device)
+        as_long = lambda x: torch.as_tensor(x, dtype=torch.long, device=self.device)  # noqa: E731
         return Batch(
             positions=self.positions[ai],
             numbers=self.numbers[ai],
-            structure_index=torch.repeat_interleave(
-                torch.arange(len(idx), device=self.device), n_atoms
-            ),
+            structure_index=as_long(np.repeat(np.arange(len(idx)), n_np)),
             cells=self.cells[idx],
             pbc=self.pbc[idx],
-            n_atoms=n_atoms,
-            ptr=new_ptr,
+            n_atoms=as_long(n_np),
+            ptr=as_long(np.concatenate([[0], np.cumsum(n_np)])),
         )
 
     def split_atoms(self, per_atom: np.ndarray) -> list[np.ndarray]:
