@@ -199,3 +199,23 @@ def test_learn_cli_configure_and_run(tmp_path, capsys):
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "data.extxyz").is_file()
     bad = p.parse_args(["--structure", "no_such_thing_xyz", "--workdir", str(tmp_path / "b")])
     assert learn_cli.run(bad) == 2
+
+
+def test_static_explorers_propose_valid_frames():
+    """Strains stay within the requested amplitude; normal modes move atoms by a thermal amount
+    (larger at higher T); cluster scans cover the dimer/trimer shapes."""
+    from mlip_props.fitting.explore import NormalModeExplorer, StrainExplorer
+
+    model = BehlerParrinelloPotential(DESC, hidden=(4,), n_members=2)
+    cu = bulk("Cu", "fcc", a=3.61, cubic=True)
+    rng = np.random.default_rng(0)
+    st = StrainExplorer(cu, n=5, max_strain=0.05, rattle=0.0).propose(model, 0, rng, (0.0, 1.0)).frames
+    for a in st:
+        ratio = np.linalg.solve(np.asarray(cu.cell), np.asarray(a.cell)) - np.eye(3)
+        assert np.abs(ratio).max() <= 0.05 * 1.5 + 1e-12 and np.allclose(ratio, ratio.T)
+    nm = NormalModeExplorer(cu, n=40, temperatures=(100.0, 2000.0)).propose(model, 0, rng, (0.0, 1.0)).frames
+    disp = [np.abs(a.positions - cu.positions).max() for a in nm]
+    assert np.mean(disp[1::2]) > np.mean(disp[0::2]) > 0
+    cs = ClusterScanExplorer(["Cu"], n=4).propose(model, 0, rng, (0.0, 1.0)).frames
+    assert len(cs) == 4 * 3 and {a.info["config_type"] for a in cs} == {"dimer", "trimer_equilateral",
+                                                                       "trimer_linear"}
