@@ -181,7 +181,10 @@ def evaluate_batch(
     else:
         pos_used, cells_used = pos, cells
     strained = batch.with_positions(pos_used).with_cells(cells_used)
-    per_atom = potential(atomic_graph(strained, graph))
+    graph_in = atomic_graph(strained, graph)
+    if graph.cutoff + graph.skin > potential.cutoff:  # a graph with a skin: drop the far edges once
+        graph_in = graph_in.within(potential.cutoff)
+    per_atom = potential(graph_in)
     shape = (batch.n_structures,) + tuple(per_atom.shape[1:])
     energies = torch.zeros(shape, dtype=per_atom.dtype, device=per_atom.device).index_add(
         0, batch.structure_index, per_atom

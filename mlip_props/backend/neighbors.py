@@ -58,6 +58,34 @@ class NeighborGraph:
         return bool(disp.max() > 0.5 * self.skin) if disp.numel() else False
 
 
+def select_graph(graph: NeighborGraph, full: Batch, indices: list[int], sub: Batch) -> NeighborGraph:
+    """The part of ``graph`` (built for batch ``full``) that belongs to structures ``indices``,
+    renumbered for ``sub = full.select(indices)``; keeps the cutoff and skin."""
+    ptr = full.ptr.cpu().numpy()
+    new_of_old = np.full(full.n_total, -1, dtype=np.int64)
+    new_struct = np.full(full.n_structures, -1, dtype=np.int64)
+    start = 0
+    for new, b in enumerate(indices):
+        n = ptr[b + 1] - ptr[b]
+        new_of_old[ptr[b] : ptr[b + 1]] = np.arange(start, start + n)
+        new_struct[b] = new
+        start += n
+    es = graph.edge_structure.cpu().numpy()
+    keep = new_struct[es] >= 0
+    ei = graph.edge_index.cpu().numpy()[:, keep]
+    dev = graph.edge_index.device
+    keep_t = torch.as_tensor(keep, device=dev)
+    return NeighborGraph(
+        edge_index=torch.as_tensor(new_of_old[ei], device=dev),
+        shifts=graph.shifts[keep_t],
+        edge_structure=torch.as_tensor(new_struct[es[keep]], device=dev),
+        cutoff=graph.cutoff,
+        skin=graph.skin,
+        reference_positions=sub.positions.detach().clone(),
+        reference_cells=sub.cells.detach().clone(),
+    )
+
+
 def _box_for(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
     """A box vesin accepts: non-periodic directions get a vector orthogonal to the rest."""
     if pbc.all():

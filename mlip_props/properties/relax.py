@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from ..backend import Batch, evaluate_batch
+from ..backend import Batch, build_neighbor_graph, evaluate_batch, is_oracle
 from ..backend.evaluate import prepare_structures
+from ..backend.neighbors import select_graph
 from ..backend.units import EV_A3_TO_GPA
 from .result import PropertyResult
 
@@ -74,6 +75,21 @@ def _voigt_to_33(s: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack([xx, xy, xz], -1), torch.stack([xy, yy, yz], -1), torch.stack([xz, yz, zz], -1)], -2)
 
 
+def _graph_stale(graph, x, cells, x_ref, cells_ref, sidx, active_idx, reach) -> bool:
+    """True when a pair may have crossed cutoff + skin since the graph was built: twice the
+    largest atomic displacement plus the change of the longest lattice translation exceeds the skin."""
+    disp = (x - x_ref).norm(dim=1)
+    B = cells.shape[0]
+    dmax = torch.zeros(B, dtype=x.dtype, device=x.device).scatter_reduce(0, sidx, disp, reduce="amax", include_self=True)
+    if torch.equal(cells, cells_ref):  # fixed cell (and molecules, whose cell may be singular)
+        cell_term = torch.zeros_like(dmax)
+    else:
+        rel = torch.linalg.solve(cells_ref, cells) - torch.eye(3, dtype=x.dtype, device=x.device)
+        cell_term = torch.linalg.matrix_norm(rel) * reach  # Frobenius >= spectral norm: conservative
+    bad = (2 * dmax + cell_term)[active_idx] > graph.skin
+    return bool(bad.any())
+
+
 def relax(
     potential: Any,
     structures: Any,
@@ -87,13 +103,16 @@ def relax(
     symprec: float = 1e-4,
     dtype: torch.dtype = torch.float64,
     device: str | torch.device | None = None,
+    skin_A: float = 0.5,
 ) -> RelaxResult | list[RelaxResult]:
     """Relax one structure or many (batched) to ``fmax`` (eV/A) and, with ``relax_cell``, to a
     residual stress below ``smax_GPa`` at the target ``pressure_GPa``.
 
     Returns one :class:`RelaxResult` for a single structure, a list for a list. A structure
     that does not converge in ``max_steps`` is returned with ``converged=False`` (never raised,
-    never hidden). Committees relax on the committee-mean energy surface.
+    never hidden). Committees relax on the committee-mean energy surface. The neighbour graph
+    is built with a ``skin_A`` margin and reused until an atom has moved, or the cell has
+    deformed, enough that a pair could have crossed the cutoff.
     """
     single = isinstance(structures, Atoms) or hasattr(structures, "lattice")
     atoms_list = prepare_structures([structures] if single else structures)
@@ -132,6 +151,11 @@ def relax(
             s = s + x_cell.sum((-1, -2))
         return s
 
+    use_graph = not is_oracle(potential) and skin_A > 0
+    graph_full, x_ref, cells_ref = None, None, None
+    # largest lattice translation a graph edge can carry, per structure (bounds S . delta-cell)
+    reach = (getattr(potential, "cutoff", 0.0) or 0.0) + skin_A + cell0.norm(dim=-1).sum(-1)
+
     for it in range(max_steps + 1):
         idx = torch.nonzero(active).flatten()
         if idx.numel() == 0:
@@ -140,7 +164,13 @@ def relax(
         x = torch.einsum("ni,nji->nj", u, F[sidx])
         cur = batch.with_positions(x).with_cells(cells)
         sub = cur.select(idx.tolist()) if idx.numel() < B else cur
-        out = evaluate_batch(potential, sub, props)
+        graph = None
+        if use_graph:
+            if graph_full is None or _graph_stale(graph_full, x, cells, x_ref, cells_ref, sidx, idx, reach):
+                graph_full = build_neighbor_graph(cur, potential.cutoff, skin=skin_A)
+                x_ref, cells_ref = x.clone(), cells.clone()
+            graph = select_graph(graph_full, cur, idx.tolist(), sub) if idx.numel() < B else graph_full
+        out = evaluate_batch(potential, sub, props, graph=graph)
         e, f, s = out.energies, out.forces, out.stress
         if e.dim() > 1:  # committee: mean surface
             e, f = e.mean(-1), f.mean(0)

@@ -63,3 +63,18 @@ def test_keep_symmetry_preserves_space_group():
     assert spglib.get_spacegroup(cell, symprec=1e-5) == spglib.get_spacegroup(
         (a.cell[:], a.get_scaled_positions(), a.numbers), symprec=1e-5)
     assert res.converged
+
+
+def test_neighbour_graph_reuse_with_skin_changes_nothing():
+    lj = load_potential("lj:epsilon=0.0104,sigma=3.4")
+    frames = []
+    for k in range(6):
+        a = bulk("Ar", "fcc", a=5.25 + 0.03 * k).repeat((1 + k % 2, 1, 1))
+        a.rattle(0.05, seed=k)
+        frames.append(a)
+    fresh = relax(lj, frames, relax_cell=True, skin_A=0.0)  # graph rebuilt at every step
+    reused = relax(lj, frames, relax_cell=True, skin_A=0.5)
+    for a, b in zip(fresh, reused):
+        assert a.n_steps == b.n_steps
+        assert b.energy_eV == pytest.approx(a.energy_eV, rel=1e-12)
+        assert np.allclose(a.atoms.cell[:], b.atoms.cell[:], atol=1e-10)
