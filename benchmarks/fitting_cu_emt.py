@@ -209,7 +209,7 @@ def ablations(args, hidden, ref) -> dict:
         a = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 1, 1))
         a.rattle(0.1, seed=100 + k)
         held.append(a)
-    for name, w in {"direct_no_asr": {"asr": 0.0}, "direct_asr": {"asr": 100.0}}.items():
+    for name, w in {"direct_no_asr": {"asr": 0.0}, "direct_asr_w3": {"asr": 3.0}, "direct_asr_w100": {"asr": 100.0}}.items():
         m, rep = fit(args.data, None, weights=w, direct_forces=True, **common)
         sr = translation_sum_rule(m, held, head="direct")
         entry = {"metrics": rep.metrics["test"], "net_force_rms_eV_A": float(sr["net_force"][0]),
