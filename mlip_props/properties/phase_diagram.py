@@ -249,6 +249,27 @@ def _crossings(x: np.ndarray, g: np.ndarray, phases: Sequence[str], key: str) ->
     return out
 
 
+def _default_volume_pressures(p: np.ndarray, relaxed) -> np.ndarray:
+    """8 pressures spanning the grid, padded by ~4 % of volume below (thermal expansion) and
+    ~2 % above, with the bulk modulus B = -V dP/dV estimated from the static relaxations at
+    the two lowest / highest grid pressures (softest polymorph)."""
+    def bulk(i0, i1):
+        bs = []
+        for k in range(len(relaxed[0])):
+            v0, v1 = relaxed[i0][k].volume_A3_per_atom, relaxed[i1][k].volume_A3_per_atom
+            if v0 and v1 and abs(v1 - v0) > 1e-12:
+                bs.append(-0.5 * (v0 + v1) * (p[i1] - p[i0]) / (v1 - v0))
+        return min(bs) if bs else None
+
+    if len(p) >= 2:
+        b_lo, b_hi = bulk(0, 1), bulk(len(p) - 2, len(p) - 1)
+    else:
+        b_lo = b_hi = None
+    lo = p.min() - (0.04 * b_lo if b_lo and b_lo > 0 else 1.0)
+    hi = p.max() + (0.02 * b_hi if b_hi and b_hi > 0 else 1.0)
+    return np.linspace(lo, hi, 8)
+
+
 def pt_phase_diagram(
     potential: Any,
     polymorphs: Mapping[str, Any],
@@ -267,8 +288,9 @@ def pt_phase_diagram(
 
     ``pressures_GPa``: grid for static enthalpies and for G(T, P). ``temperatures_K``: ``None``
     for the static T = 0 analysis only; otherwise quasi-harmonic G(T, P) from phonons of every
-    polymorph relaxed at ``volume_pressures_GPa`` (default: 8 pressures from
-    min(P) - max(3, 0.3 span) to max(P) + 1 GPa, to leave room for thermal expansion).
+    polymorph relaxed at ``volume_pressures_GPa`` (default: 8 pressures from about 4 % of volume
+    below the lowest grid pressure, room for thermal expansion, to about 2 % above the highest,
+    using the bulk modulus estimated from the static relaxations).
     ``phonon_kwargs`` go to :func:`~mlip_props.properties.phonons.phonons`.
     """
     names = list(polymorphs)
@@ -279,13 +301,23 @@ def pt_phase_diagram(
     if len(comps) != 1:
         raise ValueError(f"polymorphs must share one composition, got {sorted(comps)}")
     p = np.asarray(sorted(pressures_GPa), dtype=float)
-    span = float(p.max() - p.min())
+    relaxed = _relax_at_pressures(potential, atoms_list, p, fmax, smax_GPa, max_steps)
     vp = None
     if temperatures_K is not None:
-        vp = (np.linspace(p.min() - max(3.0, 0.3 * span), p.max() + 1.0, 8)
-              if volume_pressures_GPa is None else np.asarray(sorted(volume_pressures_GPa), dtype=float))
-    all_p = np.unique(np.r_[p, vp]) if vp is not None else p
-    relaxed = _relax_at_pressures(potential, atoms_list, all_p, fmax, smax_GPa, max_steps)
+        if volume_pressures_GPa is None:
+            vp = _default_volume_pressures(p, relaxed)
+        else:
+            vp = np.asarray(sorted(volume_pressures_GPa), dtype=float)
+        extra = np.array([x for x in vp if not np.any(np.isclose(x, p))])
+        if len(extra):
+            more = _relax_at_pressures(potential, atoms_list, extra, fmax, smax_GPa, max_steps)
+            order = np.argsort(np.r_[p, extra])
+            relaxed = [(relaxed + more)[k] for k in order]
+            all_p = np.r_[p, extra][order]
+        else:
+            all_p = p
+    else:
+        all_p = p
     converged = all(r.converged for row in relaxed for r in row)
     idx = {float(x): k for k, x in enumerate(all_p)}
     h = np.array([[relaxed[idx[float(x)]][i].enthalpy_eV / len(atoms_list[i]) for x in p] for i in range(len(names))])

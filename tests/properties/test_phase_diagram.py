@@ -73,7 +73,6 @@ def test_static_transition_pressure_matches_independent_scan(tmp_path):
     assert (tmp_path / "pt.png").is_file()
 
 
-@pytest.mark.slow
 def test_qha_pt_diagram_lj_fcc_hcp(tmp_path):
     lj = load_potential("lj:epsilon=0.0104,sigma=3.4")
     a = 5.26
