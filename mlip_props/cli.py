@@ -34,8 +34,7 @@ from typing import Any, Callable
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_FAILED_ROWS, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 #: modules that may add subcommands through ``register_subcommands(register_subcommand)``
-PLUGIN_MODULES: list[str] = ["mlip_props.fitting.cli", "mlip_props.fitting.fit_cli", "mlip_props.fitting.sample_cli",
-                             "mlip_props.fitting.learn_cli"]
+PLUGIN_MODULES: list[str] = ["mlip_props.fitting.cli", "mlip_props.fitting.learn_cli"]
 
 _SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
