@@ -24,7 +24,7 @@ import torch
 
 from .batch import Batch, resolve_device, to_atoms, validate_atoms
 from .neighbors import NeighborGraph, assemble_graph, build_neighbor_graph, edge_vectors, structure_neighbors
-from .potential import AtomicGraph, Potential
+from .potential import AtomicGraph
 from .units import EV_A3_TO_GPA
 
 PROPERTIES = ("energy", "forces", "stress", "hessian")

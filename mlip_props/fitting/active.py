@@ -52,7 +52,7 @@ from ase import Atoms
 from ..backend import Batch, build_neighbor_graph, edge_vectors, evaluate
 from ..backend.batch import to_atoms
 from .data import Dataset, dataset_from_frames, label_frames, write_dataset
-from .explore import Explorer, MDExplorer, Proposal, max_disagreement
+from .explore import Explorer, MDExplorer, Proposal
 from .model import BehlerParrinelloPotential
 
 DECISIONS = ("trusted", "candidate", "wild", "duplicate", "selected")

@@ -32,9 +32,9 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
-from ..backend.evaluate import evaluate, prepare_structures
+from ..backend.evaluate import evaluate
 from ..backend.units import EV_A3_TO_GPA
-from .relax import relax
+from .relax import periodic_starting_points, relax
 from .result import PropertyResult
 
 _VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
@@ -230,21 +230,10 @@ def elastic_tensor(
     x = np.asarray(strains, dtype=float)
     if x.ndim != 1 or len(np.unique(x)) < 2 or np.any(np.abs(x) > 0.1):
         raise ValueError(f"strains must hold at least two distinct magnitudes within +-0.1, got {list(strains)}")
-    single = isinstance(structures, Atoms) or hasattr(structures, "lattice")
-    atoms_list = prepare_structures([structures] if single else structures)
-    for k, a in enumerate(atoms_list):
-        if not a.pbc.all():
-            raise ValueError(f"structure {k}: elastic constants need a cell periodic in all three directions")
     kw = dict(dtype=dtype or torch.float64, device=device)
-
-    if relax_structure:
-        rel = relax(potential, atoms_list, fmax=fmax, relax_cell=True, smax_GPa=smax_GPa, max_steps=max_steps,
-                    keep_symmetry=keep_symmetry, **kw)
-        base = [r.atoms for r in rel]
-        relax_ok = [r.converged for r in rel]
-    else:
-        base = [a.copy() for a in atoms_list]
-        relax_ok = [True] * len(base)
+    single, base, relax_ok = periodic_starting_points(
+        potential, structures, "elastic constants", relax_structure=relax_structure, fmax=fmax, smax_GPa=smax_GPa,
+        max_steps=max_steps, keep_symmetry=keep_symmetry, **kw)
 
     n_s = len(x)
     per = 6 * n_s

@@ -30,9 +30,9 @@ import numpy as np
 from ase import Atoms
 from scipy.optimize import brentq, least_squares
 
-from ..backend.evaluate import evaluate, prepare_structures
+from ..backend.evaluate import evaluate
 from ..backend.units import EV_A3_TO_GPA
-from .relax import relax
+from .relax import periodic_starting_points, relax
 from .result import PropertyResult
 
 EOS_FORMS = ("birchmurnaghan", "vinet", "murnaghan")
@@ -200,10 +200,6 @@ class EOSResult(PropertyResult):
         return float(self.energy_eV_per_atom(v)) + pressure_GPa / EV_A3_TO_GPA * v
 
 
-def _is_single(structures: Any) -> bool:
-    return isinstance(structures, Atoms) or hasattr(structures, "lattice")
-
-
 def equation_of_state(
     potential: Any,
     structures: Any,
@@ -240,21 +236,10 @@ def equation_of_state(
         raise ValueError(f"volume_range must be in (0, 0.5), got {volume_range}")
     if n_points < 5:
         raise ValueError(f"n_points must be >= 5 for a 4-parameter fit, got {n_points}")
-    single = _is_single(structures)
-    atoms_list = prepare_structures([structures] if single else structures)
-    for k, a in enumerate(atoms_list):
-        if not a.pbc.all():
-            raise ValueError(f"structure {k}: an equation of state needs a cell periodic in all three directions")
     kw = dict(dtype=dtype or torch.float64, device=device)
-
-    if relax_structure:
-        rel = relax(potential, atoms_list, fmax=fmax, relax_cell=True, smax_GPa=smax_GPa, max_steps=max_steps,
-                    keep_symmetry=keep_symmetry, **kw)
-        base = [r.atoms for r in rel]
-        relax_ok = [r.converged for r in rel]
-    else:
-        base = [a.copy() for a in atoms_list]
-        relax_ok = [True] * len(base)
+    single, base, relax_ok = periodic_starting_points(
+        potential, structures, "equations of state", relax_structure=relax_structure, fmax=fmax, smax_GPa=smax_GPa,
+        max_steps=max_steps, keep_symmetry=keep_symmetry, **kw)
 
     factors = 1.0 + np.linspace(-volume_range, volume_range, n_points)
     points: list[Atoms] = []

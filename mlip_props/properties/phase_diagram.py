@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from ase import Atoms
 
 from ..backend import evaluate
 from ..backend.evaluate import prepare_structures

@@ -14,7 +14,7 @@ with the input's space-group operations (spglib), ASE ``FixSymmetry`` semantics.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,7 +114,7 @@ def relax(
     is built with a ``skin_A`` margin and reused until an atom has moved, or the cell has
     deformed, enough that a pair could have crossed the cutoff.
     """
-    single = isinstance(structures, Atoms) or hasattr(structures, "lattice")
+    single = is_single_structure(structures)
     atoms_list = prepare_structures([structures] if single else structures)
     if relax_cell:
         for k, a in enumerate(atoms_list):
@@ -122,7 +122,7 @@ def relax(
                 raise ValueError(f"structure {k}: relax_cell needs a cell periodic in all three directions")
     batch = Batch.from_structures(atoms_list, dtype=dtype, device=device, validate=False)
     dev, dt_ = batch.device, batch.dtype
-    B, N = batch.n_structures, batch.n_total
+    B = batch.n_structures
     sidx = batch.structure_index
     p_eV_A3 = pressure_GPa / EV_A3_TO_GPA
     eye = torch.eye(3, dtype=dt_, device=dev)
@@ -278,3 +278,39 @@ def relax(
             )
         )
     return results[0] if single else results
+
+
+def is_single_structure(structures: Any) -> bool:
+    """True for one ASE ``Atoms`` or pymatgen structure (property functions then return one result)."""
+    return isinstance(structures, Atoms) or hasattr(structures, "lattice")
+
+
+def periodic_starting_points(
+    potential: Any,
+    structures: Any,
+    purpose: str,
+    *,
+    relax_structure: bool,
+    fmax: float,
+    smax_GPa: float,
+    max_steps: int,
+    keep_symmetry: bool,
+    dtype: torch.dtype,
+    device: str | torch.device | None,
+) -> tuple[bool, list[Atoms], list[bool]]:
+    """Validate fully periodic inputs for ``purpose`` and, with ``relax_structure``, relax
+    cell and ions of all of them in one batched call.
+
+    Returns ``(single, structures, converged)``: whether one structure was given, the starting
+    structures (relaxed or copies), and whether each relaxation converged (True when not relaxed).
+    """
+    single = is_single_structure(structures)
+    atoms_list = prepare_structures([structures] if single else structures)
+    for k, a in enumerate(atoms_list):
+        if not a.pbc.all():
+            raise ValueError(f"structure {k}: {purpose} need a cell periodic in all three directions")
+    if not relax_structure:
+        return single, [a.copy() for a in atoms_list], [True] * len(atoms_list)
+    rel = relax(potential, atoms_list, fmax=fmax, relax_cell=True, smax_GPa=smax_GPa, max_steps=max_steps,
+                keep_symmetry=keep_symmetry, dtype=dtype, device=device)
+    return single, [r.atoms for r in rel], [r.converged for r in rel]
