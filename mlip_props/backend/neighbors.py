@@ -172,5 +172,8 @@ def assemble_graph(batch: Batch, lists: list, cutoff: float, skin: float = 0.0) 
 def edge_vectors(batch: Batch, graph: NeighborGraph) -> torch.Tensor:
     """Edge vectors r_ij = x_j - x_i + S_ij @ cell (E, 3), Angstrom, differentiable in positions and cells."""
     i, j = graph.edge_index
-    offsets = torch.einsum("ek,ekl->el", graph.shifts, batch.cells[graph.edge_structure])
+    if batch.n_structures == 1:  # one large structure: a plain matmul, no per-edge copy of the cell
+        offsets = graph.shifts @ batch.cells[0]
+    else:
+        offsets = torch.einsum("ek,ekl->el", graph.shifts, batch.cells[graph.edge_structure])
     return batch.positions[j] - batch.positions[i] + offsets
