@@ -91,6 +91,9 @@ class CommitteePropertiesResult(PropertyResult):
     ``bulk_modulus_derivative``. Elastic: ``C_GPa`` (6x6 Voigt), ``elastic_reference`` ("member"
     or "mean"). Phonons: ``band_frequencies_THz`` (n_q, n_branches, on ``band_qpoints`` of the
     mean potential's path), ``high_symmetry_frequencies_THz`` {label: per-branch list}.
+    ``elastic_eos_mismatch_GPa_members``: Voigt bulk modulus of each member's C minus its EOS B0
+    (a self-consistency check: large values flag a member whose stress-strain response is not
+    that of a smooth energy, e.g. non-linear within the strains used).
     Thermal: ``heat_capacity_J_molK`` (per mole of atoms) at ``temperatures_K``. Fields of
     properties not requested are ``None``. ``n_members``: committee size; ``converged``: the
     mean relaxation converged and every member's EOS fit succeeded with V0 inside the sampled
@@ -114,6 +117,7 @@ class CommitteePropertiesResult(PropertyResult):
     C_GPa: np.ndarray | None = None
     C_GPa_std: np.ndarray | None = None
     C_GPa_members: np.ndarray | None = None
+    elastic_eos_mismatch_GPa_members: np.ndarray | None = None
     band_qpoints: np.ndarray | None = None
     band_frequencies_THz: np.ndarray | None = None
     band_frequencies_THz_std: np.ndarray | None = None
@@ -266,6 +270,9 @@ def committee_properties(
         cm = np.array(cm)
         out.update(elastic_reference=elastic_reference, ions_relaxed=n == 1, C_GPa=cm.mean(0), C_GPa_std=cm.std(0),
                    C_GPa_members=cm)
+        if "bulk_modulus_GPa_members" in out:  # Voigt bulk modulus of C vs the EOS one, per member
+            kv = (cm[:, 0, 0] + cm[:, 1, 1] + cm[:, 2, 2] + 2 * (cm[:, 0, 1] + cm[:, 1, 2] + cm[:, 0, 2])) / 9.0
+            out["elastic_eos_mismatch_GPa_members"] = kv - out["bulk_modulus_GPa_members"]
         timings["elastic"] = time.perf_counter() - t0
 
     if "phonons" in props:

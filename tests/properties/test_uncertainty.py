@@ -72,6 +72,11 @@ def test_cu_committee_std_finite_nonzero(cu_result):
     # Cv(T) band: zero at 0 K and small std below the classical limit 3R
     assert cu_result.heat_capacity_J_molK[0] == pytest.approx(0.0, abs=1e-6)
     assert np.all(cu_result.heat_capacity_J_molK < 3 * 8.314462618 + 1e-6)
+    assert np.isfinite(cu_result.elastic_eos_mismatch_GPa_members).all()
+    import json
+
+    d = json.loads(json.dumps(cu_result.to_dict()))
+    assert d["bulk_modulus_GPa_std"] == pytest.approx(cu_result.bulk_modulus_GPa_std)
 
 
 def test_calibration_against_emt(cu_result, emt_values):
