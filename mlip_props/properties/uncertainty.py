@@ -119,6 +119,9 @@ class CommitteePropertiesResult(PropertyResult):
     C_GPa_members: np.ndarray | None = None
     elastic_eos_mismatch_GPa_members: np.ndarray | None = None
     band_qpoints: np.ndarray | None = None
+    band_distances_inv_A: np.ndarray | None = None
+    band_segment_labels: list | None = None
+    band_segment_sizes: list | None = None
     band_frequencies_THz: np.ndarray | None = None
     band_frequencies_THz_std: np.ndarray | None = None
     high_symmetry_frequencies_THz: dict | None = None
@@ -192,7 +195,7 @@ def committee_properties(
     ``properties``: any of ``eos``, ``elastic``, ``phonons``, ``thermal`` (``thermal`` implies
     ``phonons``; ``elastic_reference="member"`` implies ``eos``). ``volume_range``/``n_points``:
     EOS volumes V_ref (1 +- range) (default +-8 %, 13 points). ``strains``: engineering strains
-    (default +-0.5, +-1 %). ``temperatures_K``: Cv grid (default 0-1000 K in 10 K steps).
+    (default +-0.5, +-1 %). ``temperatures_K``: Cv grid (default 0-2000 K in 10 K steps plus 298.15 K).
     ``thermal_mesh``: Gamma-centred mesh length (A) or 3 ints. ``phonon_kwargs``: passed to
     :func:`mlip_props.properties.phonons.phonons` (``method`` is forced to ``"displacement"``).
     Units: eV, A, GPa, THz, K, J/(mol K). A potential with one member gives std = 0.
@@ -201,6 +204,10 @@ def committee_properties(
     """
     import time
 
+    from .relax import is_single_structure
+
+    if not is_single_structure(atoms):
+        raise ValueError("committee_properties takes one structure (ASE Atoms or pymatgen Structure)")
     props = set(properties)
     unknown = props - set(PROPERTIES)
     if unknown:
@@ -309,7 +316,10 @@ def committee_properties(
                 hs_m.setdefault(label, []).append(np.asarray(ph.qpoints.frequencies)[0])
         if band_m:
             bm, bs = _stats(np.array(band_m))
-            out.update(band_qpoints=np.concatenate(bq), band_frequencies_THz=bm, band_frequencies_THz_std=bs)
+            out.update(band_qpoints=np.concatenate(bq), band_frequencies_THz=bm, band_frequencies_THz_std=bs,
+                       band_distances_inv_A=np.concatenate([np.asarray(d) for d in pr.band_distances_inv_A]),
+                       band_segment_labels=[list(lab) for lab in pr.band_labels],
+                       band_segment_sizes=[len(q) for q in bq])
         hs_members = {k: np.array(v) for k, v in hs_m.items()}
         out.update(high_symmetry_frequencies_THz={k: v.mean(0) for k, v in hs_members.items()},
                    high_symmetry_frequencies_THz_std={k: v.std(0) for k, v in hs_members.items()},
@@ -329,6 +339,54 @@ def committee_properties(
 
     return CommitteePropertiesResult(formula=ref.get_chemical_formula(), n_members=n_members, atoms=ref,
                                      converged=ok, timings_s=timings, **out)
+
+
+def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_std: float = 2.0):
+    """Phonon dispersion (committee mean, shaded +- ``n_std`` std) and Cv(T) (mean, shaded band),
+    with the member curves thin; returns the matplotlib figure (saved when ``filename`` is given)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (ax, axc) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    if result.band_frequencies_THz is not None:
+        f, sd, d = result.band_frequencies_THz, result.band_frequencies_THz_std, result.band_distances_inv_A
+        start, ticks, labels = 0, [], []
+        for (l0, l1), size in zip(result.band_segment_labels, result.band_segment_sizes):
+            sl = slice(start, start + size)
+            for b in range(f.shape[1]):
+                ax.fill_between(d[sl], f[sl, b] - n_std * sd[sl, b], f[sl, b] + n_std * sd[sl, b], color="C0",
+                                alpha=0.25, lw=0)
+                ax.plot(d[sl], f[sl, b], color="C0", lw=1.0)
+            for x, lab in ((d[sl][0], l0), (d[sl][-1], l1)):
+                lab = "Γ" if lab == "Gamma" else lab
+                if not ticks or abs(ticks[-1] - x) > 1e-9:
+                    ticks.append(x)
+                    labels.append(lab)
+                elif labels[-1] != lab:
+                    labels[-1] += "|" + lab
+            start += size
+        for x in ticks:
+            ax.axvline(x, color="0.7", lw=0.6)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(labels)
+        ax.set_xlim(ticks[0], ticks[-1])
+        ax.set_ylabel("frequency (THz)")
+        ax.set_title(f"{result.formula}: committee of {result.n_members}, mean +- {n_std:g} std")
+    if result.heat_capacity_J_molK is not None:
+        t, c, sd = result.temperatures_K, result.heat_capacity_J_molK, result.heat_capacity_J_molK_std
+        for cm in result.heat_capacity_J_molK_members:
+            axc.plot(t, cm, color="0.6", lw=0.6)
+        axc.fill_between(t, c - n_std * sd, c + n_std * sd, color="C1", alpha=0.3, lw=0)
+        axc.plot(t, c, color="C1")
+        axc.set_xlabel("T (K)")
+        axc.set_ylabel("Cv (J/(mol K))")
+    fig.tight_layout()
+    if filename is not None:
+        fig.savefig(filename, dpi=120)
+        plt.close(fig)
+    return fig
 
 
 def _high_symmetry_qpoints(pr: Any) -> dict[str, np.ndarray]:

@@ -119,7 +119,17 @@ def test_identical_members_give_zero_std(committee):
         assert std <= 1e-8 * max(1.0, abs(mean))
 
 
+def test_plot(cu_result, tmp_path):
+    from mlip_props.properties.uncertainty import plot_committee
+
+    plot_committee(cu_result, tmp_path / "cu.png")
+    assert (tmp_path / "cu.png").stat().st_size > 1000
+    assert len(cu_result.band_distances_inv_A) == len(cu_result.band_frequencies_THz) == sum(cu_result.band_segment_sizes)
+
+
 def test_bad_input(committee):
+    with pytest.raises(ValueError, match="one structure"):
+        committee_properties(committee, [bulk("Cu", "fcc", a=3.6)] * 2)
     with pytest.raises(ValueError, match="unknown properties"):
         committee_properties(committee, bulk("Cu", "fcc", a=3.6), ("band_gap",))
     with pytest.raises(ValueError, match="periodic"):
