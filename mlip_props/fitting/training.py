@@ -202,6 +202,11 @@ def fit(
     hessian_rows: int = 4,
     hessian_batch: int = 2,
     asr_batch: int = 2,
+    asr_length: float = 1.0,
+    asr_relative: bool = False,
+    asr_schedule: str = "constant",
+    asr_ramp_start: int | None = None,
+    asr_ramp_epochs: int | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 20,
     resume: bool = False,
@@ -217,8 +222,21 @@ def fit(
     eV^2), ``hessian`` ((eV/A^2)^2) and ``asr`` (sum-rule penalty; for the direct-force head), merged
     into :data:`DEFAULT_WEIGHTS`. ``descriptor``: a symmetry-function config (default
     :func:`~.descriptors.preset` for the data's elements). ``zbl``: (inner, outer) radii (A) of the ZBL
-    blend, or None. ``out_path``: model file to write (with metadata: data hash, version,
-    descriptor transform, settings, metrics). Returns the model (best validation epoch, float64,
+    blend, or None. ``asr_length`` (A): the ASR penalty is |sum_i F_i|^2/n^2 + (L sum_i Phi_ij t)^2,
+    i.e. the column-sum term is weighed as the spurious net force that a displacement of L would
+    create, so both terms are in (eV/A)^2 like the force loss (default 1 A, the historical form;
+    about the rattle amplitude, e.g. 0.1 A, keeps the column-sum term from swamping the force
+    loss, which otherwise drives the head to the trivial F = 0). ``asr_relative``: divide the
+    penalty by the head's own mean square force on the batch (times that of the training labels,
+    to keep the units), so that shrinking all forces no longer lowers it (removes the trivial
+    solution). ``asr_schedule``: ``"constant"`` (the ASR weight from the first epoch) or
+    ``"ramp"`` (ASR weight 0 until epoch ``asr_ramp_start``, default ``epochs // 2``, so that the
+    direct head first learns the forces, then raised linearly to ``weights["asr"]`` over
+    ``asr_ramp_epochs``, default ``epochs // 4``, while the force weight stays fixed; the returned
+    best-validation state is then chosen only among epochs at full ASR weight, with the validation
+    net-force term included, so the unpenalised early epochs cannot win). ``out_path``: model
+    file to write (with metadata: data hash, version, descriptor transform, settings, metrics).
+    Returns the model (best validation epoch, float64,
     CPU) and a :class:`TrainingReport`.
     """
     t_start = time.perf_counter()
@@ -230,6 +248,21 @@ def fit(
         w.update({k: float(v) for k, v in weights.items()})
     if direct_forces and not (weights and "asr" in weights):
         w["asr"] = 0.0
+    if not asr_length >= 0:
+        raise ValueError(f"asr_length must be >= 0, got {asr_length}")
+    if asr_schedule not in ("constant", "ramp"):
+        raise ValueError(f"unknown asr_schedule {asr_schedule!r}; known: constant, ramp")
+    ramp_start = int(epochs // 2 if asr_ramp_start is None else asr_ramp_start)
+    ramp_len = max(1, int(epochs // 4 if asr_ramp_epochs is None else asr_ramp_epochs))
+    if asr_schedule == "ramp" and not 0 <= ramp_start < epochs:
+        raise ValueError(f"asr_ramp_start={ramp_start} must lie in [0, epochs={epochs})")
+
+    def asr_weight(ep: int) -> float:
+        if asr_schedule == "constant":
+            return w["asr"]
+        return w["asr"] * min(1.0, max(0.0, (ep - ramp_start + 1) / ramp_len))
+
+    full_asr_epoch = ramp_start + ramp_len - 1 if asr_schedule == "ramp" else 0
     if schedule not in ("plateau", "cosine", "none"):
         raise ValueError(f"unknown schedule {schedule!r}")
     torch.manual_seed(seed)
@@ -290,6 +323,7 @@ def fit(
                                dtype=dtype, device=dev)
     else:
         boot = torch.ones(m, n_tr, dtype=dtype, device=dev)
+    f_scale2 = float((d_tr.forces[d_tr.has_forces] ** 2).mean()) if bool(d_tr.has_forces.any()) else 1.0
     hess_idx = [k for k in tr if ds.hessians[k] is not None] if w["hessian"] > 0 else []
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     if schedule == "plateau":
@@ -304,7 +338,10 @@ def fit(
                     prune=prune, prune_threshold=prune_threshold, epochs=epochs, batch_size=batch_size, lr=lr,
                     weight_decay=weight_decay, schedule=schedule, patience=patience, seed=seed, dtype=str(dtype),
                     split=list(split), bootstrap=bool(bootstrap and m > 1), direct_forces=direct_forces,
-                    zbl=list(zbl) if zbl else None, hessian_rows=hessian_rows)
+                    zbl=list(zbl) if zbl else None, hessian_rows=hessian_rows, asr_length=asr_length,
+                    asr_relative=asr_relative, asr_schedule=asr_schedule,
+                    asr_ramp_start=ramp_start if asr_schedule == "ramp" else None,
+                    asr_ramp_epochs=ramp_len if asr_schedule == "ramp" else None)
     if checkpoint is not None and resume and Path(checkpoint).is_file():
         ck = torch.load(checkpoint, map_location=dev, weights_only=True)
         if ck.get("data_hash") != data_hash:
@@ -335,6 +372,8 @@ def fit(
         perm = torch.as_tensor(rng.permutation(n_tr), device=dev)
         sums: dict[str, float] = {}
         n_steps = 0
+        w_asr = asr_weight(epoch)
+        w_ep = {**w, "asr": w_asr}
         for b0 in range(0, n_tr, batch_size):  # minibatches of structures
             idx = perm[b0 : b0 + batch_size]
             d = d_tr.select(idx)
@@ -344,12 +383,16 @@ def fit(
                 pick = rng.choice(hess_idx, size=min(hessian_batch, len(hess_idx)), replace=False)
                 terms["hessian"] = hessian_loss(model, [ds.frames[k] for k in pick], [ds.hessians[k] for k in pick],
                                                 hessian_rows, rng, dtype=dtype, device=dev)
-            if use_direct and w["asr"] > 0 and asr_batch > 0:
+            if use_direct and w_asr > 0 and asr_batch > 0:
                 pick = rng.choice(idx.cpu().numpy(), size=min(asr_batch, len(idx)), replace=False)
                 sr = translation_sum_rule(model, [ds.frames[tr[k]] for k in pick], dtype=dtype, device=dev,
                                           create_graph=True)
-                terms["asr"] = terms["asr"] + sr["phi_column_sum"] ** 2
-            loss = sum(w.get(k, 0.0) * v.mean() for k, v in terms.items() if w.get(k, 0.0) > 0)
+                terms["asr"] = terms["asr"] + (asr_length * sr["phi_column_sum"]) ** 2
+            if use_direct and w_asr > 0 and asr_relative and "asr" in terms:
+                hf = d.has_forces
+                own = (pred.direct_forces[:, hf] ** 2).mean((1, 2)).clamp_min(1e-12)  # (M,), not detached
+                terms["asr"] = terms["asr"] * (f_scale2 / own)
+            loss = sum(w_ep.get(k, 0.0) * v.mean() for k, v in terms.items() if w_ep.get(k, 0.0) > 0)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -359,12 +402,18 @@ def fit(
             n_steps += 1
             n_seen += int(idx.numel())
         model.eval()
-        rec: dict[str, float] = {"epoch": epoch, "lr": opt.param_groups[0]["lr"]}
+        rec: dict[str, float] = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "asr_weight": w_asr}
         rec.update({f"train_{k}": v / max(n_steps, 1) for k, v in sums.items()})
         d_val = d_va if d_va.n_structures else d_tr
         vp = predict(model, d_val, create_graph=False, want_stress=w["stress"] > 0)
         vt = loss_terms(model, d_val, vp, use_direct=use_direct)
-        val = float(sum(w.get(k, 0.0) * float(v.detach().mean()) for k, v in vt.items() if k != "asr" and w.get(k, 0.0) > 0))
+        val_terms = [k for k in vt if k != "asr" or (asr_schedule == "ramp" and use_direct)]
+        val = float(sum(w_ep.get(k, 0.0) * float(vt[k].detach().mean()) for k in val_terms if w_ep.get(k, 0.0) > 0))
+        if asr_schedule == "ramp" and epoch == full_asr_epoch:  # select only among full-weight epochs
+            best_val, bad = float("inf"), 0
+            if sched is not None and schedule == "plateau":
+                sched.best = float("inf")
+                sched.num_bad_epochs = 0
         rec["val_loss"] = val
         rec.update({f"val_{k}": v for k, v in _rmse_metrics(model, d_val).items()})
         history.append(rec)
@@ -381,7 +430,7 @@ def fit(
         if checkpoint is not None and (epoch + 1) % checkpoint_every == 0:
             _save_checkpoint(checkpoint, model.state_dict(), opt, sched, epoch, best_val, best_epoch, bad, best_state,
                              history, rng, data_hash)
-        if bad >= patience:
+        if bad >= patience and epoch >= full_asr_epoch:
             stopped_early = True
             break
         if max_time_s is not None and time.perf_counter() - t_start > max_time_s:

@@ -57,6 +57,19 @@ def test_asr_penalty_reduces_direct_head_violation(cu_frames):
     print("ASR off/on:", {k: float(v) for k, v in v_off.items()}, {k: float(v) for k, v in v_on.items()})
     assert float(v_on["net_force"]) < 0.1 * float(v_off["net_force"])
     assert float(v_on["phi_column_sum"]) < float(v_off["phi_column_sum"])
+    # ramped penalty (zero for 20 epochs, linear over 5), column sums weighed at a 0.1 A displacement
+    ramp, rep = fit(frames, None, weights={"asr": 100.0}, asr_schedule="ramp", asr_ramp_start=20, asr_ramp_epochs=5,
+                    asr_length=0.1, **kw)
+    w = [h["asr_weight"] for h in rep.history]
+    assert w[:20] == [0.0] * 20 and w[20:25] == pytest.approx([20.0, 40.0, 60.0, 80.0, 100.0])
+    assert all(x == 100.0 for x in w[25:])
+    assert rep.best_epoch >= 24  # the returned state was trained with the full penalty
+    v_r = translation_sum_rule(ramp, held_out, head="direct")
+    print("ASR ramp:", {k: float(v) for k, v in v_r.items()})
+    assert float(v_r["net_force"]) < 0.7 * float(v_off["net_force"])
+    assert float(v_r["phi_column_sum"]) < 0.7 * float(v_off["phi_column_sum"])
+    with pytest.raises(ValueError, match="asr_schedule"):
+        fit(frames, None, asr_schedule="warmup", **kw)
 
 
 def test_hard_core_dimer(cu_model):
