@@ -10,13 +10,7 @@ from mlip_props.potentials.stillinger_weber import triplets
 from mlip_props.properties.elastic import elastic_tensor
 from mlip_props.properties.relax import relax
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # small-tensor workloads: intra-op threads only contend on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -2,7 +2,6 @@
 stability, consistency with the equation of state, batch identity."""
 import numpy as np
 import pytest
-import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.filters import FrechetCellFilter
@@ -13,13 +12,7 @@ from mlip_props import load_potential
 from mlip_props.properties.elastic import elastic_tensor
 from mlip_props.properties.eos import equation_of_state
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # small-tensor workloads: intra-op threads only contend on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -1,7 +1,6 @@
 """Equation of state: EMT Cu against a direct ASE computation, fits, P(V) cross-check, batching, H(P)."""
 import numpy as np
 import pytest
-import torch
 from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
@@ -11,13 +10,7 @@ from ase.units import GPa
 from mlip_props import load_potential
 from mlip_props.properties.eos import EOSResult, eos_energy, equation_of_state, fit_eos, transition_pressures
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # small-tensor workloads: intra-op threads only contend on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 
