@@ -33,6 +33,8 @@ from typing import Any, Sequence
 import torch
 from ase.data import atomic_numbers, chemical_symbols
 
+from ..backend.neighbors import neighbor_pairs  # noqa: F401  (re-exported: angular terms use it)
+
 CUTOFF_FUNCTIONS = ("cos", "poly")
 
 
@@ -50,28 +52,6 @@ def cutoff_function(r: torch.Tensor, rc: float, kind: str = "poly") -> torch.Ten
     raise ValueError(f"unknown cutoff function {kind!r}; choose from {CUTOFF_FUNCTIONS}")
 
 
-def neighbor_pairs(center: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """All unordered pairs (e1, e2), e1 != e2, of edges sharing a centre atom.
-
-    ``center``: (E,) centre atom of each edge. Returns two (T,) index tensors into the edges.
-    Pure tensor operations: edges are sorted by centre, and every edge is paired with the
-    edges after it in its centre's group (T = sum_i n_i (n_i - 1) / 2).
-    """
-    dev = center.device
-    if center.numel() == 0:
-        z = torch.zeros(0, dtype=torch.long, device=dev)
-        return z, z
-    order = torch.argsort(center, stable=True)
-    c = center[order]
-    counts = torch.bincount(c, minlength=n_atoms)
-    start = torch.cumsum(counts, 0) - counts
-    pos = torch.arange(c.numel(), device=dev) - start[c]
-    n_after = counts[c] - pos - 1
-    e1 = torch.repeat_interleave(torch.arange(c.numel(), device=dev), n_after)
-    group_start = torch.cumsum(n_after, 0) - n_after
-    off = torch.arange(e1.numel(), device=dev) - torch.repeat_interleave(group_start, n_after) + 1
-    e2 = e1 + off
-    return order[e1], order[e2]
 
 
 @dataclass

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ..backend.neighbors import neighbor_pairs
 from ..backend.potential import AtomicGraph, Potential
 
 
@@ -31,28 +32,11 @@ def triplets(edge_index: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, torc
     """All ordered pairs (e1, e2), e1 != e2, of directed edges with the same centre atom.
 
     ``edge_index``: (2, E) centre/neighbour indices. Returns two (T,) index tensors into the
-    edges, grouped by centre. Pairs of edges to two periodic images of the same atom are
-    distinct triplets. Built from an (n_atoms, max neighbours) table of edge ids, so the cost
-    is one gather of n_atoms * max_neighbours^2 entries.
+    edges. Pairs of edges to two periodic images of the same atom are distinct triplets. Both
+    orders of each unordered pair from :func:`mlip_props.backend.neighbors.neighbor_pairs`.
     """
-    centre = edge_index[0]
-    dev = centre.device
-    E = centre.shape[0]
-    if E == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=dev)
-        return empty, empty
-    order = torch.argsort(centre, stable=True)
-    c_sorted = centre[order]
-    counts = torch.bincount(c_sorted, minlength=n_atoms)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(E, device=dev) - starts[c_sorted]
-    kmax = int(counts.max())
-    table = torch.full((n_atoms, kmax), -1, dtype=torch.long, device=dev)
-    table[c_sorted, rank] = order
-    t1 = table[:, :, None].expand(n_atoms, kmax, kmax)
-    t2 = table[:, None, :].expand(n_atoms, kmax, kmax)
-    keep = (t1 >= 0) & (t2 >= 0) & ~torch.eye(kmax, dtype=torch.bool, device=dev)
-    return t1[keep], t2[keep]
+    e1, e2 = neighbor_pairs(edge_index[0], n_atoms)
+    return torch.cat([e1, e2]), torch.cat([e2, e1])
 
 
 class StillingerWeber(Potential):
