@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -132,15 +133,31 @@ class CommitteePropertiesResult(PropertyResult):
     heat_capacity_J_molK_std: np.ndarray | None = None
     heat_capacity_J_molK_members: np.ndarray | None = None
     timings_s: dict = field(default_factory=dict)
+    calibration_factor: float | None = None
+    calibration_factors: dict | None = None
 
-    def summary(self, temperature_K: float = 300.0) -> dict[str, tuple[float, float, np.ndarray]]:
+    def summary(self, temperature_K: float = 300.0, points: Sequence[str] = ("X",), *,
+                calibrated: bool = False, per_property: bool = False) -> dict[str, tuple[float, float, np.ndarray]]:
         """Scalar properties as ``{name: (mean, std, members)}``: B (GPa), C11, C12, C44 (GPa),
-        the X-point frequencies (THz, each distinct branch), Cv at ``temperature_K`` (J/(mol K))."""
+        the frequencies at the high-symmetry ``points`` (THz, each distinct branch, named
+        ``nu_<point>_<branch>_THz``; default the X point), Cv at ``temperature_K`` (J/(mol K)).
+
+        ``calibrated=True``: the std is multiplied by the calibration factor stored with the model
+        (``calibration_factor``; with ``per_property=True`` the property's own factor from
+        ``calibration_factors`` where there is one); ``ValueError`` when the model has none.
+        The default returns the raw committee std."""
         out: dict[str, tuple[float, float, np.ndarray]] = {}
+        if calibrated and self.calibration_factor is None:
+            raise ValueError("no calibration stored with this committee (see store_calibration)")
+        wanted = {p.upper() for p in points}
 
         def put(name, members):
             m = np.asarray(members, dtype=float)
-            out[name] = (float(m.mean()), float(m.std()), m)
+            sd = float(m.std())
+            if calibrated:
+                f = (self.calibration_factors or {}).get(name) if per_property else None
+                sd *= float(self.calibration_factor if f is None else f)
+            out[name] = (float(m.mean()), sd, m)
 
         if self.bulk_modulus_GPa_members is not None:
             put("B_GPa", self.bulk_modulus_GPa_members)
@@ -149,12 +166,12 @@ class CommitteePropertiesResult(PropertyResult):
                 put(name, self.C_GPa_members[:, i, j])
         if self.high_symmetry_frequencies_THz_members:
             for label, f in self.high_symmetry_frequencies_THz_members.items():
-                if label.upper() != "X":
+                if label.upper() not in wanted:
                     continue
                 f = np.asarray(f)  # (M, n_branches)
                 _, idx = np.unique(np.round(f.mean(0), 6), return_index=True)
                 for k in sorted(idx):
-                    put(f"nu_X_{k}_THz", f[:, k])
+                    put(f"nu_{label}_{k}_THz", f[:, k])
         if self.heat_capacity_J_molK_members is not None:
             t = np.asarray(self.temperatures_K)
             put(f"Cv_{temperature_K:g}K_J_molK",
@@ -171,7 +188,7 @@ def _scaled(atoms: Atoms, volume_factor: float) -> Atoms:
 
 def committee_properties(
     committee: Potential,
-    atoms: Atoms,
+    atoms: Any,
     properties: Sequence[str] = PROPERTIES,
     *,
     elastic_reference: str = "member",
@@ -187,10 +204,11 @@ def committee_properties(
     max_steps: int = 3000,
     dtype: Any = None,
     device: Any = None,
-) -> CommitteePropertiesResult:
+) -> CommitteePropertiesResult | list[CommitteePropertiesResult]:
     """Committee mean, std and per-member values of EOS, elastic, phonon and thermal properties of
-    one periodic structure; one backend evaluation per property serves all members (see the
-    module docstring for the method).
+    one periodic structure (returns a :class:`CommitteePropertiesResult`) or of a list of them
+    (returns a list); one backend evaluation per property serves all members AND all structures
+    (see the module docstring for the method).
 
     ``properties``: any of ``eos``, ``elastic``, ``phonons``, ``thermal`` (``thermal`` implies
     ``phonons``; ``elastic_reference="member"`` implies ``eos``). ``volume_range``/``n_points``:
@@ -199,15 +217,21 @@ def committee_properties(
     ``thermal_mesh``: Gamma-centred mesh length (A) or 3 ints. ``phonon_kwargs``: passed to
     :func:`mlip_props.properties.phonons.phonons` (``method`` is forced to ``"displacement"``).
     Units: eV, A, GPa, THz, K, J/(mol K). A potential with one member gives std = 0.
+    A calibration stored in the model file (:func:`store_calibration`) is offered in the
+    result's ``calibration_factor``/``calibration_factors`` (the raw std is never rescaled).
+    ``timings_s``: seconds per stage for the whole call (shared by all structures of a list).
 
-    Raises ``ValueError`` for unknown properties, a non-periodic structure or a bad reference.
+    Raises ``ValueError`` for unknown properties, a non-periodic structure (naming its index)
+    or a bad reference.
     """
     import time
 
     from .relax import is_single_structure
 
-    if not is_single_structure(atoms):
-        raise ValueError("committee_properties takes one structure (ASE Atoms or pymatgen Structure)")
+    single = is_single_structure(atoms)
+    if not single and (not isinstance(atoms, (list, tuple)) or len(atoms) == 0):
+        raise ValueError("committee_properties takes one structure (ASE Atoms or pymatgen Structure) or a "
+                         f"non-empty list of them, got {type(atoms).__name__}")
     props = set(properties)
     unknown = props - set(PROPERTIES)
     if unknown:
@@ -220,110 +244,131 @@ def committee_properties(
         props.add("eos")
     if not 0 < volume_range < 0.5 or n_points < 5:
         raise ValueError(f"need 0 < volume_range < 0.5 and n_points >= 5, got {volume_range}, {n_points}")
+    if "elastic" in props:
+        x = np.asarray(strains, dtype=float)
+        if x.ndim != 1 or len(np.unique(x)) < 2 or np.any(np.abs(x) > 0.1):
+            raise ValueError(f"strains must hold at least two distinct magnitudes within +-0.1, got {list(strains)}")
     kw = dict(dtype=dtype or torch.float64, device=device)
     mean_pot = MemberMean(committee)
-    n_members = int(getattr(committee, "n_members", 1))
+    n_members = int(getattr(committee, "n_members", 0) or 0)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    _, base, relax_ok = periodic_starting_points(
-        mean_pot, [atoms], "committee properties", relax_structure=relax_structure, fmax=fmax, smax_GPa=smax_GPa,
-        max_steps=max_steps, keep_symmetry=True, **kw)
-    ref = base[0]
-    n = len(ref)
+    _, refs, relax_ok = periodic_starting_points(
+        mean_pot, [atoms] if single else list(atoms), "committee properties", relax_structure=relax_structure,
+        fmax=fmax, smax_GPa=smax_GPa, max_steps=max_steps, keep_symmetry=True, **kw)
+    n_s = len(refs)
     timings["relax_mean"] = time.perf_counter() - t0
-    out: dict[str, Any] = {}
-    ok = bool(relax_ok[0])
+    outs: list[dict[str, Any]] = [{} for _ in refs]
+    oks = [bool(r) for r in relax_ok]
 
     if "eos" in props:
         t0 = time.perf_counter()
         factors = 1.0 + np.linspace(-volume_range, volume_range, n_points)
-        pts = [_scaled(ref, f) for f in factors]
+        pts = [_scaled(r, f) for r in refs for f in factors]
         res = evaluate(committee, pts, ("energy",), **kw)
-        e = np.asarray(res.energies_eV, dtype=float).reshape(n_points, -1) / n  # (P, M)
-        vols = np.array([p.get_volume() / n for p in pts])
-        fits = [fit_eos(vols, e[:, m], "birchmurnaghan") for m in range(e.shape[1])]
-        v0 = np.array([f.v0_A3_per_atom for f in fits])
-        b = np.array([f.bulk_modulus_GPa for f in fits])
-        bp = np.array([f.bulk_modulus_derivative for f in fits])
-        ok = ok and all(f.success for f in fits) and bool(np.all((v0 > vols.min()) & (v0 < vols.max())))
-        out.update(v0_A3_per_atom=float(v0.mean()), v0_A3_per_atom_std=float(v0.std()), v0_A3_per_atom_members=v0,
-                   bulk_modulus_GPa=float(b.mean()), bulk_modulus_GPa_std=float(b.std()), bulk_modulus_GPa_members=b,
-                   bulk_modulus_derivative=float(bp.mean()), bulk_modulus_derivative_std=float(bp.std()))
+        e_all = np.asarray(res.energies_eV, dtype=float).reshape(n_s, n_points, -1)  # (S, P, M)
+        n_members = n_members or e_all.shape[2]
+        for k, ref in enumerate(refs):
+            n = len(ref)
+            e = e_all[k] / n
+            vols = np.array([p.get_volume() / n for p in pts[k * n_points:(k + 1) * n_points]])
+            fits = [fit_eos(vols, e[:, m], "birchmurnaghan") for m in range(e.shape[1])]
+            v0 = np.array([f.v0_A3_per_atom for f in fits])
+            b = np.array([f.bulk_modulus_GPa for f in fits])
+            bp = np.array([f.bulk_modulus_derivative for f in fits])
+            oks[k] = oks[k] and all(f.success for f in fits) and bool(np.all((v0 > vols.min()) & (v0 < vols.max())))
+            outs[k].update(v0_A3_per_atom=float(v0.mean()), v0_A3_per_atom_std=float(v0.std()),
+                           v0_A3_per_atom_members=v0, bulk_modulus_GPa=float(b.mean()),
+                           bulk_modulus_GPa_std=float(b.std()), bulk_modulus_GPa_members=b,
+                           bulk_modulus_derivative=float(bp.mean()), bulk_modulus_derivative_std=float(bp.std()))
         timings["eos"] = time.perf_counter() - t0
 
     if "elastic" in props:
         t0 = time.perf_counter()
         x = np.asarray(strains, dtype=float)
-        if x.ndim != 1 or len(np.unique(x)) < 2 or np.any(np.abs(x) > 0.1):
-            raise ValueError(f"strains must hold at least two distinct magnitudes within +-0.1, got {list(strains)}")
-        n_s = len(x)
-        if elastic_reference == "member":
-            v_ref = ref.get_volume() / n
-            refs = [_scaled(ref, v / v_ref) for v in out["v0_A3_per_atom_members"]]
-        else:
-            refs = [ref]
-        cells = [strained(r, voigt_strain_tensor(j, m)) for r in refs for j in range(6) for m in x]
+        n_x = len(x)
+        cells, spans = [], []
+        for k, ref in enumerate(refs):
+            if elastic_reference == "member":
+                v_ref = ref.get_volume() / len(ref)
+                rk = [_scaled(ref, v / v_ref) for v in outs[k]["v0_A3_per_atom_members"]]
+            else:
+                rk = [ref]
+            start = len(cells)
+            cells += [strained(r, voigt_strain_tensor(j, m)) for r in rk for j in range(6) for m in x]
+            spans.append((start, len(cells), len(rk)))
         res = evaluate(committee, cells, ("energy", "stress"), **kw)
-        s = np.asarray(res.stress_eV_A3, dtype=float)
-        if s.ndim == 2:
-            s = s[:, None]
-        s = s.reshape(len(refs), 6, n_s, s.shape[1], 6)  # (ref, comp, strain, M, 6)
-        rots, _, _ = point_group_rotations(ref)
-        cm = []
-        for m in range(s.shape[3]):
-            r = m if len(refs) > 1 else 0
-            c, _ = _fit(x, s[r, :, :, m, :])
-            cm.append(symmetrize_stiffness(c, rots))
-        cm = np.array(cm)
-        out.update(elastic_reference=elastic_reference, ions_relaxed=n == 1, C_GPa=cm.mean(0), C_GPa_std=cm.std(0),
-                   C_GPa_members=cm)
-        if "bulk_modulus_GPa_members" in out:  # Voigt bulk modulus of C vs the EOS one, per member
-            kv = (cm[:, 0, 0] + cm[:, 1, 1] + cm[:, 2, 2] + 2 * (cm[:, 0, 1] + cm[:, 1, 2] + cm[:, 0, 2])) / 9.0
-            out["elastic_eos_mismatch_GPa_members"] = kv - out["bulk_modulus_GPa_members"]
+        s_all = np.asarray(res.stress_eV_A3, dtype=float)
+        if s_all.ndim == 2:
+            s_all = s_all[:, None]
+        n_members = n_members or s_all.shape[1]
+        for k, ref in enumerate(refs):
+            a, b, n_ref = spans[k]
+            s = s_all[a:b].reshape(n_ref, 6, n_x, s_all.shape[1], 6)  # (ref, comp, strain, M, 6)
+            rots, _, _ = point_group_rotations(ref)
+            cm = []
+            for m in range(s.shape[3]):
+                c, _ = _fit(x, s[m if n_ref > 1 else 0, :, :, m, :])
+                cm.append(symmetrize_stiffness(c, rots))
+            cm = np.array(cm)
+            out = outs[k]
+            out.update(elastic_reference=elastic_reference, ions_relaxed=len(ref) == 1, C_GPa=cm.mean(0),
+                       C_GPa_std=cm.std(0), C_GPa_members=cm)
+            if "bulk_modulus_GPa_members" in out:  # Voigt bulk modulus of C vs the EOS one, per member
+                kv = (cm[:, 0, 0] + cm[:, 1, 1] + cm[:, 2, 2] + 2 * (cm[:, 0, 1] + cm[:, 1, 2] + cm[:, 0, 2])) / 9.0
+                out["elastic_eos_mismatch_GPa_members"] = kv - out["bulk_modulus_GPa_members"]
         timings["elastic"] = time.perf_counter() - t0
 
     if "phonons" in props:
-        from .phonons import _enforce, phonons
+        from .phonons import _enforce, phonons, to_ase_atoms
 
         t0 = time.perf_counter()
         pk = dict(phonon_kwargs or {})
         pk.update(method="displacement", relax=False)
-        pr = phonons(mean_pot, ref, **pk, **kw)
-        ph0 = pr.phonopy_object
-        sup = ph0.supercells_with_displacements
-        from .phonons import to_ase_atoms
-
-        batch = [to_ase_atoms(ph0.supercell)] + [to_ase_atoms(sc) for sc in sup]
+        prs = phonons(mean_pot, list(refs), **pk, **kw)
+        batch, spans = [], []
+        for pr in prs:
+            ph0 = pr.phonopy_object
+            start = len(batch)
+            batch += [to_ase_atoms(ph0.supercell)] + [to_ase_atoms(sc) for sc in ph0.supercells_with_displacements]
+            spans.append((start, len(batch)))
         res = evaluate(committee, batch, ("energy", "forces"), **kw)
-        forces = [f if f.ndim == 3 else f[None] for f in res.forces_eV_A]  # (M, n, 3) each
+        forces_all = [f if f.ndim == 3 else f[None] for f in res.forces_eV_A]  # (M, n, 3) each
+        n_members = n_members or forces_all[0].shape[0]
         timings["phonons_backend"] = time.perf_counter() - t0
-        members_ph = []
-        bq = [np.asarray(q) for q in pr.band_qpoints] if pr.band_qpoints else []
-        band_m, hs_m = [], {}
-        hs_q = _high_symmetry_qpoints(pr)
-        for m in range(forces[0].shape[0]):
-            ph = copy.deepcopy(ph0)
-            ph.forces = np.array([f[m] - forces[0][m] for f in forces[1:]])
-            ph.produce_force_constants(calculate_full_force_constants=True, fc_calculator="traditional",
-                                       show_drift=False)
-            _enforce(ph, pr.asr_enforcement)
-            members_ph.append(ph)
-            if bq:
-                ph.run_qpoints(np.concatenate(bq))
-                band_m.append(np.asarray(ph.qpoints.frequencies))
-            for label, q in hs_q.items():
-                ph.run_qpoints(np.atleast_2d(q))
-                hs_m.setdefault(label, []).append(np.asarray(ph.qpoints.frequencies)[0])
-        if band_m:
-            bm, bs = _stats(np.array(band_m))
-            out.update(band_qpoints=np.concatenate(bq), band_frequencies_THz=bm, band_frequencies_THz_std=bs,
-                       band_distances_inv_A=np.concatenate([np.asarray(d) for d in pr.band_distances_inv_A]),
-                       band_segment_labels=[list(lab) for lab in pr.band_labels],
-                       band_segment_sizes=[len(q) for q in bq])
-        hs_members = {k: np.array(v) for k, v in hs_m.items()}
-        out.update(high_symmetry_frequencies_THz={k: v.mean(0) for k, v in hs_members.items()},
-                   high_symmetry_frequencies_THz_std={k: v.std(0) for k, v in hs_members.items()},
-                   high_symmetry_frequencies_THz_members=hs_members)
+        members_ph_all = []
+        for k, pr in enumerate(prs):
+            ph0 = pr.phonopy_object
+            forces = forces_all[spans[k][0]:spans[k][1]]
+            members_ph = []
+            bq = [np.asarray(q) for q in pr.band_qpoints] if pr.band_qpoints else []
+            band_m, hs_m = [], {}
+            hs_q = _high_symmetry_qpoints(pr)
+            for m in range(forces[0].shape[0]):
+                ph = copy.deepcopy(ph0)
+                ph.forces = np.array([f[m] - forces[0][m] for f in forces[1:]])
+                ph.produce_force_constants(calculate_full_force_constants=True, fc_calculator="traditional",
+                                           show_drift=False)
+                _enforce(ph, pr.asr_enforcement)
+                members_ph.append(ph)
+                if bq:
+                    ph.run_qpoints(np.concatenate(bq))
+                    band_m.append(np.asarray(ph.qpoints.frequencies))
+                for label, q in hs_q.items():
+                    ph.run_qpoints(np.atleast_2d(q))
+                    hs_m.setdefault(label, []).append(np.asarray(ph.qpoints.frequencies)[0])
+            members_ph_all.append(members_ph)
+            out = outs[k]
+            if band_m:
+                bm, bs = _stats(np.array(band_m))
+                out.update(band_qpoints=np.concatenate(bq), band_frequencies_THz=bm, band_frequencies_THz_std=bs,
+                           band_distances_inv_A=np.concatenate([np.asarray(d) for d in pr.band_distances_inv_A]),
+                           band_segment_labels=[list(lab) for lab in pr.band_labels],
+                           band_segment_sizes=[len(q) for q in bq])
+            hs_members = {lab: np.array(v) for lab, v in hs_m.items()}
+            out.update(high_symmetry_frequencies_THz={lab: v.mean(0) for lab, v in hs_members.items()},
+                       high_symmetry_frequencies_THz_std={lab: v.std(0) for lab, v in hs_members.items()},
+                       high_symmetry_frequencies_THz_members=hs_members)
         timings["phonons"] = time.perf_counter() - t0
 
         if "thermal" in props:
@@ -331,14 +376,22 @@ def committee_properties(
 
             t0 = time.perf_counter()
             temps = default_temperatures() if temperatures_K is None else np.asarray(temperatures_K, dtype=float)
-            mesh = _mesh_of(ph0, thermal_mesh)
-            cvs = np.array([_tp(ph, mesh, temps)["heat_capacity"] / len(ph.primitive) for ph in members_ph])
-            out.update(temperatures_K=temps, heat_capacity_J_molK=cvs.mean(0), heat_capacity_J_molK_std=cvs.std(0),
-                       heat_capacity_J_molK_members=cvs)
+            for k, pr in enumerate(prs):
+                mesh = _mesh_of(pr.phonopy_object, thermal_mesh)
+                cvs = np.array([_tp(ph, mesh, temps)["heat_capacity"] / len(ph.primitive) for ph in members_ph_all[k]])
+                outs[k].update(temperatures_K=temps, heat_capacity_J_molK=cvs.mean(0),
+                               heat_capacity_J_molK_std=cvs.std(0), heat_capacity_J_molK_members=cvs)
             timings["thermal"] = time.perf_counter() - t0
 
-    return CommitteePropertiesResult(formula=ref.get_chemical_formula(), n_members=n_members, atoms=ref,
-                                     converged=ok, timings_s=timings, **out)
+    cal = stored_calibration(committee)
+    cal_kw = {}
+    if cal is not None:
+        cal_kw = dict(calibration_factor=float(cal["factor"]),
+                      calibration_factors={str(k): float(v) for k, v in (cal.get("per_property") or {}).items()})
+    results = [CommitteePropertiesResult(formula=ref.get_chemical_formula(), n_members=n_members or 1, atoms=ref,
+                                         converged=oks[k], timings_s=dict(timings), **cal_kw, **outs[k])
+               for k, ref in enumerate(refs)]
+    return results[0] if single else results
 
 
 def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_std: float = 2.0):
@@ -409,6 +462,9 @@ class CalibrationResult(PropertyResult):
     properties with z <= 1 / 2; ``scale_factor_ml``: alpha = sqrt(<z^2>), the maximum-likelihood
     factor for the std (Musil et al. 2019; > 1: the committee is over-confident);
     ``scale_factor_2std``: the smallest factor that puts every error within 2 (scaled) std.
+    ``structure_index``: which structure each entry belongs to (all 0 for one summary);
+    ``per_property``: ``{name: {"n", "scale_factor_ml", "within_1_std", "within_2_std"}}`` over
+    the structures (one structure: the factor is that property's own z, a noisy estimate).
     """
 
     names: list
@@ -420,22 +476,100 @@ class CalibrationResult(PropertyResult):
     within_2_std: float
     scale_factor_ml: float
     scale_factor_2std: float
+    structure_index: list = field(default_factory=list)
+    per_property: dict = field(default_factory=dict)
 
 
-def calibration(summary: dict[str, tuple], oracle: dict[str, float]) -> CalibrationResult:
+def calibration(summary: dict[str, tuple] | Sequence[dict[str, tuple]],
+                oracle: dict[str, float] | Sequence[dict[str, float]]) -> CalibrationResult:
     """Calibration of committee std against oracle values for the properties both dicts share
     (``summary`` from :meth:`CommitteePropertiesResult.summary`: name -> (mean, std, ...)).
-    Raises ``ValueError`` when they share nothing or a std is zero."""
-    names = [k for k in summary if k in oracle]
+    Lists of summaries and oracle dicts (one pair per structure) pool all their properties
+    (and give per-property factors over the structures).
+    Raises ``ValueError`` when they share nothing, a std is zero or the lists differ in length."""
+    sums = [summary] if isinstance(summary, dict) else list(summary)
+    oras = [oracle] if isinstance(oracle, dict) else list(oracle)
+    if len(sums) != len(oras):
+        raise ValueError(f"{len(sums)} summaries but {len(oras)} oracle dicts")
+    names, sidx = [], []
+    for k, (s, o) in enumerate(zip(sums, oras)):
+        for name in s:
+            if name in o:
+                names.append(name)
+                sidx.append(k)
     if not names:
         raise ValueError("summary and oracle share no property names")
-    mean = np.array([summary[k][0] for k in names], dtype=float)
-    std = np.array([summary[k][1] for k in names], dtype=float)
-    ref = np.array([oracle[k] for k in names], dtype=float)
+    mean = np.array([sums[k][n][0] for n, k in zip(names, sidx)], dtype=float)
+    std = np.array([sums[k][n][1] for n, k in zip(names, sidx)], dtype=float)
+    ref = np.array([oras[k][n] for n, k in zip(names, sidx)], dtype=float)
     if np.any(~(std > 0)):
-        raise ValueError(f"zero or undefined std for {[k for k, s in zip(names, std) if not s > 0]}")
+        bad = [f"{n} (structure {k})" if len(sums) > 1 else n for n, k, s in zip(names, sidx, std) if not s > 0]
+        raise ValueError(f"zero or undefined std for {bad}")
     z = np.abs(mean - ref) / std
+    per: dict[str, dict] = {}
+    for name in dict.fromkeys(names):
+        zz = z[[i for i, n in enumerate(names) if n == name]]
+        per[name] = {"n": int(len(zz)), "scale_factor_ml": float(np.sqrt(np.mean(zz**2))),
+                     "within_1_std": float(np.mean(zz <= 1)), "within_2_std": float(np.mean(zz <= 2))}
     return CalibrationResult(names=names, mean=mean.tolist(), std=std.tolist(), oracle=ref.tolist(), z=z.tolist(),
                              within_1_std=float(np.mean(z <= 1)), within_2_std=float(np.mean(z <= 2)),
                              scale_factor_ml=float(np.sqrt(np.mean(z**2))),
-                             scale_factor_2std=float(max(1.0, z.max() / 2.0)))
+                             scale_factor_2std=float(max(1.0, z.max() / 2.0)), structure_index=sidx,
+                             per_property=per)
+
+
+def store_calibration(model_path: Any, calibration_result: CalibrationResult, out_path: Any = None, *,
+                      factor: str = "ml", oracle: str = "", note: str = "") -> Path:
+    """Store a calibration with the model: ``metadata["calibration"]`` of the model file.
+
+    Written (JSON-like, loadable with ``weights_only=True``): ``factor`` (the std scale factor
+    to apply: ``scale_factor_ml`` for ``factor="ml"``, the default, or ``scale_factor_2std``
+    for ``"2std"``), ``factor_kind``, both factors, ``per_property`` ({name: ML factor over the
+    structures}), ``within_1_std``/``within_2_std``, ``n``, the names, z and oracle values,
+    ``oracle`` and ``note`` (free text), ``method``. The other metadata and the weights are kept.
+    ``out_path``: write a new model file there (default: replace ``model_path``, atomically).
+    The loaded potential exposes it as ``potential.metadata["calibration"]``;
+    :func:`committee_properties` offers it as ``calibration_factor``/``calibration_factors``
+    (never replacing the raw std). Returns the path written.
+    """
+    from ..potentials.serialization import load_model_file, save_potential
+
+    if factor not in ("ml", "2std"):
+        raise ValueError(f"factor must be 'ml' or '2std', got {factor!r}")
+    c = calibration_result
+    pot = load_model_file(model_path)
+    meta = dict(getattr(pot, "metadata", {}) or {})
+    meta["calibration"] = {
+        "factor": float(c.scale_factor_ml if factor == "ml" else c.scale_factor_2std),
+        "factor_kind": factor,
+        "scale_factor_ml": float(c.scale_factor_ml),
+        "scale_factor_2std": float(c.scale_factor_2std),
+        "per_property": {k: float(v["scale_factor_ml"]) for k, v in (c.per_property or {}).items()},
+        "within_1_std": float(c.within_1_std),
+        "within_2_std": float(c.within_2_std),
+        "n": len(c.names),
+        "names": [str(n) for n in c.names],
+        "z": [float(v) for v in c.z],
+        "oracle_values": [float(v) for v in c.oracle],
+        "oracle": str(oracle),
+        "note": str(note),
+        "method": "std scale factors from committee errors vs an oracle (mlip_props.properties.uncertainty."
+                  "calibration; ML factor sqrt(<z^2>), Musil et al., JCTC 15, 906 (2019))",
+    }
+    return save_potential(pot, Path(out_path if out_path is not None else model_path), metadata=meta)
+
+
+def stored_calibration(potential: Any) -> dict | None:
+    """The calibration stored with a loaded model (``potential.metadata["calibration"]``), or None."""
+    meta = getattr(potential, "metadata", None)
+    cal = meta.get("calibration") if isinstance(meta, dict) else None
+    return cal if isinstance(cal, dict) and "factor" in cal else None
+
+
+def is_committee(potential: Any) -> bool:
+    """Whether ``potential`` is a committee: it declares ``n_members`` > 1 (per-atom energies of
+    shape (N, M), as :class:`MemberMean` and :func:`committee_properties` expect)."""
+    try:
+        return int(getattr(potential, "n_members", 1) or 1) > 1
+    except (TypeError, ValueError):
+        return False

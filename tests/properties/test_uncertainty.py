@@ -13,7 +13,9 @@ from mlip_props.properties.elastic import elastic_tensor
 from mlip_props.properties.eos import equation_of_state
 from mlip_props.properties.phonons import phonons
 from mlip_props.properties.thermal import thermal_from_phonons
-from mlip_props.properties.uncertainty import calibration, committee_properties
+from mlip_props.properties import uncertainty
+from mlip_props.properties.uncertainty import (calibration, committee_properties, is_committee,
+                                                 store_calibration)
 
 MODEL = Path(mlip_props.__file__).parent / "data" / "cu_committee.pt"
 
@@ -128,8 +130,10 @@ def test_plot(cu_result, tmp_path):
 
 
 def test_bad_input(committee):
-    with pytest.raises(ValueError, match="one structure"):
-        committee_properties(committee, [bulk("Cu", "fcc", a=3.6)] * 2)
+    with pytest.raises(ValueError, match="non-empty list"):
+        committee_properties(committee, [])
+    with pytest.raises(ValueError, match="structure 1: committee properties need a cell periodic"):
+        committee_properties(committee, [bulk("Cu", "fcc", a=3.6), _molecule()], ("eos",))
     with pytest.raises(ValueError, match="unknown properties"):
         committee_properties(committee, bulk("Cu", "fcc", a=3.6), ("band_gap",))
     with pytest.raises(ValueError, match="periodic"):
@@ -140,3 +144,87 @@ def _molecule():
     from ase import Atoms
 
     return Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.3]])
+
+
+def test_list_shares_backend_calls_and_equals_single(committee, cu_result, monkeypatch):
+    """A list is computed with ONE committee evaluation per stage for all structures, and each
+    result equals the single-structure one (fcc: the module fixture; bcc: its own run)."""
+    calls = []
+    real = uncertainty.evaluate
+
+    def counting(pot, structures, *a, **k):
+        calls.append(len(structures))
+        return real(pot, structures, *a, **k)
+
+    monkeypatch.setattr(uncertainty, "evaluate", counting)
+    fcc, bcc = bulk("Cu", "fcc", a=3.6), bulk("Cu", "bcc", a=2.87)
+    rl = committee_properties(committee, [fcc, bcc])
+    assert isinstance(rl, list) and len(rl) == 2
+    assert len(calls) == 3  # eos, elastic, phonons: one call each for both structures and all members
+    assert calls[0] == 2 * 13 and calls[1] == 2 * 4 * 6 * 4  # 13 volumes; 4 member cells x 6 x 4 strains
+    r = rl[0]
+    # the shared FIRE relaxation stops at a slightly different point (fmax 1e-4 eV/A): small tolerances
+    np.testing.assert_allclose(r.bulk_modulus_GPa_members, cu_result.bulk_modulus_GPa_members, rtol=1e-6)
+    np.testing.assert_allclose(r.C_GPa_members, cu_result.C_GPa_members, atol=1e-4)
+    np.testing.assert_allclose(r.high_symmetry_frequencies_THz_members["X"],
+                               cu_result.high_symmetry_frequencies_THz_members["X"], atol=1e-5)
+    np.testing.assert_allclose(r.heat_capacity_J_molK_members, cu_result.heat_capacity_J_molK_members, atol=1e-6)
+    monkeypatch.setattr(uncertainty, "evaluate", real)
+    one = committee_properties(committee, bcc, ("eos", "elastic"))
+    np.testing.assert_allclose(rl[1].bulk_modulus_GPa_members, one.bulk_modulus_GPa_members, rtol=1e-6)
+    np.testing.assert_allclose(rl[1].C_GPa_members, one.C_GPa_members, atol=1e-4)
+    assert rl[1].formula == "Cu" and "H" in rl[1].high_symmetry_frequencies_THz  # bcc path
+    assert rl[1].heat_capacity_J_molK_std.max() > 0
+
+
+def test_calibration_pools_structures():
+    s1 = {"B_GPa": (100.0, 2.0, None), "C44_GPa": (50.0, 1.0, None)}
+    s2 = {"B_GPa": (120.0, 4.0, None), "C44_GPa": (60.0, 3.0, None)}
+    o1, o2 = {"B_GPa": 103.0, "C44_GPa": 50.5}, {"B_GPa": 112.0, "C44_GPa": 60.0}
+    cal = calibration([s1, s2], [o1, o2])
+    z = {"B_GPa": [1.5, 2.0], "C44_GPa": [0.5, 0.0]}
+    assert cal.structure_index == [0, 0, 1, 1]
+    assert cal.scale_factor_ml == pytest.approx(np.sqrt(np.mean(np.concatenate(list(z.values())) ** 2)))
+    for name, zz in z.items():
+        assert cal.per_property[name]["n"] == 2
+        assert cal.per_property[name]["scale_factor_ml"] == pytest.approx(np.sqrt(np.mean(np.square(zz))))
+    assert cal.per_property["B_GPa"]["within_2_std"] == 1.0 and cal.per_property["B_GPa"]["within_1_std"] == 0.0
+    with pytest.raises(ValueError, match="2 summaries but 1"):
+        calibration([s1, s2], [o1])
+
+
+def test_calibration_stored_with_model_round_trip(committee, cu_result, emt_values, tmp_path):
+    from mlip_props.potentials.serialization import file_sha256
+
+    before = file_sha256(MODEL)
+    cal = calibration(cu_result.summary(), emt_values)
+    out = store_calibration(MODEL, cal, tmp_path / "cu_cal.pt", oracle="ASE EMT (Cu)")
+    assert file_sha256(MODEL) == before  # the shipped model is untouched with out_path
+    pot = mlip_props.load_potential(str(out))
+    meta = pot.metadata["calibration"]
+    assert meta["factor"] == cal.scale_factor_ml and meta["factor_kind"] == "ml"
+    assert meta["per_property"] == {k: v["scale_factor_ml"] for k, v in cal.per_property.items()}
+    assert meta["names"] == cal.names and meta["oracle"] == "ASE EMT (Cu)"
+    assert set(committee.metadata) <= set(pot.metadata)  # training metadata kept
+    for (k, a), (_, b) in zip(committee.state_dict().items(), pot.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert not is_committee(committee.member(0)) and is_committee(pot)
+    r = committee_properties(pot, bulk("Cu", "fcc", a=3.6), ("eos", "elastic"))
+    assert r.calibration_factor == cal.scale_factor_ml
+    assert r.calibration_factors == meta["per_property"]
+    assert cu_result.calibration_factor is None  # the shipped model has no stored calibration
+    raw, scaled = r.summary(), r.summary(calibrated=True)
+    assert raw["B_GPa"][1] == pytest.approx(cu_result.bulk_modulus_GPa_std, rel=1e-6)  # raw std not replaced
+    assert r.bulk_modulus_GPa_std == pytest.approx(cu_result.bulk_modulus_GPa_std, rel=1e-6)
+    for name in raw:
+        assert scaled[name][1] == pytest.approx(raw[name][1] * cal.scale_factor_ml, rel=1e-12)
+    own = r.summary(calibrated=True, per_property=True)
+    assert own["C44_GPa"][1] == pytest.approx(raw["C44_GPa"][1] * cal.per_property["C44_GPa"]["scale_factor_ml"])
+    with pytest.raises(ValueError, match="no calibration"):
+        cu_result.summary(calibrated=True)
+    # '2std' factor, written in place on a copy
+    import shutil
+
+    cp = shutil.copy(out, tmp_path / "copy.pt")
+    store_calibration(cp, cal, factor="2std")
+    assert mlip_props.load_potential(str(cp)).metadata["calibration"]["factor"] == cal.scale_factor_2std
