@@ -98,6 +98,77 @@ def validate_atoms(atoms: Atoms, index: int = 0) -> None:
 
 
 @dataclass(frozen=True)
+class PackedStructures:
+    """Plain numpy arrays of many structures, concatenated (the step before tensors).
+
+    ``positions`` (N, 3) Angstrom, ``numbers`` (N,), ``cells`` (B, 3, 3), ``pbc`` (B, 3),
+    ``n_atoms`` (B,), ``ptr`` (B + 1,).
+    """
+
+    positions: np.ndarray
+    numbers: np.ndarray
+    cells: np.ndarray
+    pbc: np.ndarray
+    n_atoms: np.ndarray
+    ptr: np.ndarray
+
+    @property
+    def n_structures(self) -> int:
+        return int(len(self.n_atoms))
+
+    def positions_of(self, b: int) -> np.ndarray:
+        return self.positions[self.ptr[b] : self.ptr[b + 1]]
+
+    def slice(self, start: int, stop: int) -> "PackedStructures":
+        """Structures ``start:stop`` (a contiguous range; no copy of the atom arrays)."""
+        a0, a1 = self.ptr[start], self.ptr[stop]
+        return PackedStructures(self.positions[a0:a1], self.numbers[a0:a1], self.cells[start:stop],
+                                self.pbc[start:stop], self.n_atoms[start:stop], self.ptr[start : stop + 1] - a0)
+
+
+def pack_structures(atoms_list: Sequence[Atoms]) -> PackedStructures:
+    """Concatenate the arrays of ASE ``Atoms`` (no validation; see :func:`validate_packed`)."""
+    n_atoms = np.fromiter((len(a) for a in atoms_list), dtype=np.int64, count=len(atoms_list))
+    ptr = np.zeros(len(atoms_list) + 1, dtype=np.int64)
+    np.cumsum(n_atoms, out=ptr[1:])
+    if len(atoms_list):
+        pos = np.concatenate([a.arrays["positions"] for a in atoms_list]).astype(np.float64, copy=False)
+        z = np.concatenate([a.arrays["numbers"] for a in atoms_list]).astype(np.int64, copy=False)
+        cells = np.stack([a.cell.array for a in atoms_list]).astype(np.float64, copy=False)
+        pbc = np.stack([a.pbc for a in atoms_list]).astype(bool, copy=False)
+    else:
+        pos, z = np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
+        cells, pbc = np.zeros((0, 3, 3)), np.zeros((0, 3), dtype=bool)
+    return PackedStructures(pos, z, cells, pbc, n_atoms, ptr)
+
+
+def validate_packed(packed: PackedStructures, atoms_list: Sequence[Atoms]) -> None:
+    """:func:`validate_atoms` for every structure at once (vectorised); on a problem the first bad
+    structure is checked again one by one, so the message is exactly :func:`validate_atoms`'s."""
+    nb = packed.n_structures
+    if nb == 0:
+        raise ValueError("no structures given (empty list)")
+    bad = packed.n_atoms == 0
+    sidx = np.repeat(np.arange(nb), packed.n_atoms)
+    atom_bad = ~np.isfinite(packed.positions).all(axis=1)
+    atom_bad |= (packed.numbers < 1) | (packed.numbers >= len(chemical_symbols))
+    if atom_bad.any():
+        bad[np.unique(sidx[atom_bad])] = True
+    bad |= ~np.isfinite(packed.cells).all(axis=(1, 2))
+    full = packed.pbc.all(axis=1)
+    if full.any():
+        with np.errstate(invalid="ignore"):
+            vol = np.abs(np.linalg.det(np.where(np.isfinite(packed.cells), packed.cells, 0.0)))
+        bad |= full & (vol < MIN_CELL_VOLUME_A3)
+    lengths = np.linalg.norm(np.nan_to_num(packed.cells), axis=2)
+    bad |= (packed.pbc & (lengths < 1e-8)).any(axis=1)
+    mixed = packed.pbc.any(axis=1) & ~full
+    bad |= mixed  # rare: checked one by one below
+    for k in np.nonzero(bad)[0]:
+        validate_atoms(atoms_list[int(k)], int(k))
+
+
+@dataclass(frozen=True)
 class Batch:
     """Many structures packed into tensors (see the module docstring for the fields)."""
 
@@ -126,26 +197,27 @@ class Batch:
         atoms_list = [to_atoms(s) for s in structures]
         if not atoms_list:
             raise ValueError("no structures given (empty list)")
+        packed = pack_structures(atoms_list)
         if validate:
-            for k, a in enumerate(atoms_list):
-                validate_atoms(a, k)
+            validate_packed(packed, atoms_list)
+        return cls.from_packed(packed, dtype=dtype, device=device)
+
+    @classmethod
+    def from_packed(
+        cls, packed: PackedStructures, dtype: torch.dtype = torch.float64, device: str | torch.device | None = None
+    ) -> "Batch":
+        """Tensors of already packed (and validated) structures."""
         device = resolve_device(device)
-        n_atoms = np.array([len(a) for a in atoms_list], dtype=np.int64)
-        ptr = np.concatenate([[0], np.cumsum(n_atoms)])
-        pos = np.concatenate([a.get_positions() for a in atoms_list])
-        z = np.concatenate([a.get_atomic_numbers() for a in atoms_list])
-        cells = np.stack([np.asarray(a.get_cell()) for a in atoms_list])
-        pbc = np.stack([a.get_pbc() for a in atoms_list])
-        sidx = np.repeat(np.arange(len(atoms_list)), n_atoms)
+        sidx = np.repeat(np.arange(packed.n_structures), packed.n_atoms)
         as_t = lambda x, dt: torch.as_tensor(x, dtype=dt, device=device)  # noqa: E731
         return cls(
-            positions=as_t(pos, dtype),
-            numbers=as_t(z, torch.long),
+            positions=as_t(packed.positions, dtype),
+            numbers=as_t(packed.numbers, torch.long),
             structure_index=as_t(sidx, torch.long),
-            cells=as_t(cells, dtype),
-            pbc=as_t(pbc, torch.bool),
-            n_atoms=as_t(n_atoms, torch.long),
-            ptr=as_t(ptr, torch.long),
+            cells=as_t(packed.cells, dtype),
+            pbc=as_t(packed.pbc, torch.bool),
+            n_atoms=as_t(packed.n_atoms, torch.long),
+            ptr=as_t(packed.ptr, torch.long),
         )
 
     # ------------------------------------------------------------------ properties

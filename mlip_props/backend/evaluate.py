@@ -22,8 +22,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from .batch import Batch, resolve_device, to_atoms, validate_atoms
-from .neighbors import NeighborGraph, assemble_graph, build_neighbor_graph, edge_vectors, structure_neighbors
+from .batch import Batch, pack_structures, resolve_device, to_atoms, validate_packed
+from .neighbors import NeighborGraph, assemble_graph, build_neighbor_graph, edge_vectors, neighbor_lists
 from .potential import AtomicGraph
 from .units import EV_A3_TO_GPA
 
@@ -90,6 +90,7 @@ def atomic_graph(batch: Batch, graph: NeighborGraph) -> AtomicGraph:
         positions=batch.positions,
         cells=batch.cells,
         pbc=batch.pbc,
+        half=graph.half,
     )
 
 
@@ -165,11 +166,15 @@ def evaluate_batch(
     if is_oracle(potential):
         return potential.evaluate_batch(batch, props)
     potential.check_elements(batch)
-    if graph is None or graph.cutoff + graph.skin < potential.cutoff or graph.needs_rebuild(batch):
-        graph = build_neighbor_graph(batch, potential.cutoff)
+    half = bool(getattr(potential, "pairwise", False))
+    if (graph is None or graph.cutoff + graph.skin < potential.cutoff or (graph.half and not half)
+            or graph.needs_rebuild(batch)):
+        graph = build_neighbor_graph(batch, potential.cutoff, half=half)
     want_f = "forces" in props
     want_s = "stress" in props
     want_h = "hessian" in props
+    if (want_f or want_s) and not want_h and getattr(potential, "edge_only", False):
+        return _evaluate_edges(potential, batch, graph, want_f, want_s, create_graph)
     pos = batch.positions.detach().requires_grad_(want_f or want_h or create_graph)
     cells = batch.cells.detach()
     strain = None
@@ -185,10 +190,7 @@ def evaluate_batch(
     if graph.cutoff + graph.skin > potential.cutoff:  # a graph with a skin: drop the far edges once
         graph_in = graph_in.within(potential.cutoff)
     per_atom = potential(graph_in)
-    shape = (batch.n_structures,) + tuple(per_atom.shape[1:])
-    energies = torch.zeros(shape, dtype=per_atom.dtype, device=per_atom.device).index_add(
-        0, batch.structure_index, per_atom
-    )
+    energies = _sum_per_structure(per_atom, batch)
     out = BatchOutput(energies=energies, per_atom_energies=per_atom)
     inputs = [t for t, w in ((pos, want_f or want_h), (strain, want_s)) if w]
     if not inputs:
@@ -204,19 +206,97 @@ def evaluate_batch(
             block = hessian_block or 3 * int(batch.n_atoms.max())
             out.hessians = _hessians(g_pos, pos, batch, block)
     if want_s:
-        g_eps = grads.pop(0)  # (B, 3, 3) or (M, B, 3, 3)
-        vol = torch.linalg.det(cells).abs()
-        periodic = batch.pbc.all(dim=1)
-        vol = torch.where(periodic, vol, torch.ones_like(vol))
-        if g_eps.dim() == 4:
-            sigma = _to_voigt(_sym(g_eps)) / vol[None, :, None]
-            sigma = sigma.permute(1, 0, 2)  # (B, M, 6)
-            sigma = torch.where(periodic[:, None, None], sigma, torch.full_like(sigma, float("nan")))
-        else:
-            sigma = _to_voigt(_sym(g_eps)) / vol[:, None]
-            sigma = torch.where(periodic[:, None], sigma, torch.full_like(sigma, float("nan")))
-        out.stress = sigma
+        out.stress = _stress_from_strain_gradient(grads.pop(0), batch)
     return out
+
+
+def _sum_per_structure(per_atom: torch.Tensor, batch: Batch) -> torch.Tensor:
+    shape = (batch.n_structures,) + tuple(per_atom.shape[1:])
+    return torch.zeros(shape, dtype=per_atom.dtype, device=per_atom.device).index_add(
+        0, batch.structure_index, per_atom
+    )
+
+
+def _stress_from_strain_gradient(g_eps: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Voigt stress (B, 6) or (B, M, 6) from dE/d(strain) (B, 3, 3) or (M, B, 3, 3); NaN where
+    a structure is not periodic in all three directions."""
+    vol = torch.linalg.det(batch.cells.detach()).abs()
+    periodic = batch.pbc.all(dim=1)
+    vol = torch.where(periodic, vol, torch.ones_like(vol))
+    if g_eps.dim() == 4:
+        sigma = _to_voigt(_sym(g_eps)) / vol[None, :, None]
+        sigma = sigma.permute(1, 0, 2)  # (B, M, 6)
+        return torch.where(periodic[:, None, None], sigma, torch.full_like(sigma, float("nan")))
+    sigma = _to_voigt(_sym(g_eps)) / vol[:, None]
+    return torch.where(periodic[:, None], sigma, torch.full_like(sigma, float("nan")))
+
+
+def _evaluate_edges(potential: Any, batch: Batch, graph: NeighborGraph, want_f: bool, want_s: bool,
+                    create_graph: bool) -> BatchOutput:
+    """Forces and stress of an ``edge_only`` potential from one gradient g_e = dE/dr_e.
+
+    With r_e = x_j - x_i + S_e cell: F_i = sum_{e: i(e)=i} g_e - sum_{e: j(e)=i} g_e, and under a
+    homogeneous strain r_e -> r_e (1 + eps), so dE/d(eps) = sum_e r_e (x) g_e (the virial).
+    Mathematically identical to the position/strain route, without autograd through the
+    per-edge cell products.
+    """
+    with torch.no_grad():
+        vec = edge_vectors(batch, graph)
+    vec.requires_grad_(True)
+    graph_in = AtomicGraph(
+        numbers=batch.numbers,
+        structure_index=batch.structure_index,
+        n_structures=batch.n_structures,
+        edge_index=graph.edge_index,
+        edge_vectors=vec,
+        edge_lengths=vec.norm(dim=-1),
+        edge_structure=graph.edge_structure,
+        positions=batch.positions.detach(),
+        cells=batch.cells.detach(),
+        pbc=batch.pbc,
+        half=graph.half,
+    )
+    if graph.cutoff + graph.skin > potential.cutoff:
+        graph_in = graph_in.within(potential.cutoff)
+    per_atom = potential(graph_in)
+    energies = _sum_per_structure(per_atom, batch)
+    out = BatchOutput(energies=energies, per_atom_energies=per_atom)
+    g = _grad_per_member(energies, [vec], create_graph=create_graph)[0]  # (E, 3) or (M, E, 3)
+    i, j = graph.edge_index
+    d = g.dim() - 2  # the edge axis
+    if want_f:
+        f = torch.zeros(g.shape[:-2] + (batch.n_total, 3), dtype=g.dtype, device=g.device)
+        out.forces = f.index_add(d, i, g).index_add(d, j, -g)
+    if want_s:
+        out.stress = _stress_from_strain_gradient(_virial(vec.detach(), g, graph.edge_structure, batch.n_structures),
+                                                  batch)
+    return out
+
+
+def _virial(r: torch.Tensor, g: torch.Tensor, edge_structure: torch.Tensor, n_structures: int) -> torch.Tensor:
+    """sum over each structure's edges of r_e (x) g_e: (B, 3, 3), or (M, B, 3, 3) for g (M, E, 3).
+
+    Edges stored structure by structure (as the graph builders store them) are laid out in a
+    padded (B, E_max, 3) block and reduced by one batched matrix product; otherwise (or when
+    padding would waste much memory) the per-edge outer products are scattered.
+    """
+    if n_structures == 1:
+        return torch.einsum("ea,...eb->...ab", r, g)[..., None, :, :]
+    e = r.shape[0]
+    counts = torch.bincount(edge_structure, minlength=n_structures)
+    e_max = int(counts.max()) if e else 0
+    ordered = e == 0 or bool((edge_structure[1:] >= edge_structure[:-1]).all())
+    if ordered and n_structures * e_max <= 2 * e + 1024:
+        start = torch.cumsum(counts, 0) - counts
+        slot = edge_structure * e_max + torch.arange(e, device=r.device) - start[edge_structure]
+        lead = g.shape[:-2]
+        rp = r.new_zeros(n_structures * e_max, 3).index_copy_(0, slot, r).view(n_structures, e_max, 3)
+        gp = g.new_zeros(lead + (n_structures * e_max, 3)).index_copy_(-2, slot, g)
+        gp = gp.view(lead + (n_structures, e_max, 3))
+        return rp.transpose(-1, -2) @ gp
+    outer = (r[:, :, None] * g[..., :, None, :]).flatten(-2)  # (..., E, 9)
+    z = torch.zeros(g.shape[:-2] + (n_structures, 9), dtype=g.dtype, device=g.device)
+    return z.index_add(g.dim() - 2, edge_structure, outer).unflatten(-1, (3, 3))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,6 +358,11 @@ def plan_chunks(costs: Sequence[float], budget: float) -> list[list[int]]:
 
 def prepare_structures(structures: Iterable[Any]) -> list:
     """Convert to ASE ``Atoms`` and validate; raises ``ValueError`` naming the structure index."""
+    return _prepare(structures)[0]
+
+
+def _prepare(structures: Iterable[Any]):
+    """``(atoms_list, packed arrays)`` of validated structures."""
     if isinstance(structures, (str, bytes)):
         raise TypeError("structures must be Atoms/Structure objects, not a string; see mlip_props.structures")
     if not isinstance(structures, (list, tuple)):
@@ -288,9 +373,9 @@ def prepare_structures(structures: Iterable[Any]) -> list:
     atoms_list = [to_atoms(s) for s in structures]
     if not atoms_list:
         raise ValueError("no structures given (empty list)")
-    for k, a in enumerate(atoms_list):
-        validate_atoms(a, k)
-    return atoms_list
+    packed = pack_structures(atoms_list)
+    validate_packed(packed, atoms_list)
+    return atoms_list, packed
 
 
 def evaluate(
@@ -315,41 +400,27 @@ def evaluate(
     positions, a singular cell, coincident atoms or an element the potential does not know.
     """
     props = _check_properties(properties)
-    atoms_list = prepare_structures(structures)
-    n_atoms = np.array([len(a) for a in atoms_list])
+    atoms_list, packed = _prepare(structures)
+    n_atoms = packed.n_atoms.copy()
     if is_oracle(potential):
         res = potential.compute(atoms_list, props, progress=progress)
         return EvaluationResult(n_atoms=n_atoms, **res)
 
     dev = resolve_device(device)
     potential = potential.to(dev)
-    elements = potential.elements
-    if elements is not None:
-        for k, a in enumerate(atoms_list):
-            unknown = set(a.get_chemical_symbols()) - {_sym_of(z) for z in elements}
-            if unknown:
-                known = ", ".join(sorted(_sym_of(z) for z in elements))
-                raise ValueError(
-                    f"structure {k}: element(s) {', '.join(sorted(unknown))} not supported by "
-                    f"{type(potential).__name__} (supported: {known})"
-                )
-    lists = []
-    for k, a in enumerate(atoms_list):
-        nl = structure_neighbors(a.get_positions(), np.asarray(a.get_cell()), a.get_pbc(), potential.cutoff)
-        d = nl[3]
-        if len(d) and d.min() < 1e-4:
-            m = int(np.argmin(d))
-            raise ValueError(f"structure {k}: atoms {int(nl[0][m])} and {int(nl[1][m])} coincide (distance {d[m]:.2e} A)")
-        lists.append(nl)
+    _check_elements(potential, packed)
+    half = bool(getattr(potential, "pairwise", False))
+    lists = neighbor_lists([packed.positions_of(b) for b in range(packed.n_structures)], packed.cells,
+                           packed.pbc, potential.cutoff, half=half)
     budget = memory_budget or default_memory_budget(dev)
     m = max(1, int(getattr(potential, "n_members", 1)))
     bpe = potential.bytes_per_edge * m * (1 if dtype == torch.float64 else 0.5)
     want_h = "hessian" in props
-    costs = []
-    for a, nl in zip(atoms_list, lists):
-        base = bpe * (len(nl[0]) + len(a)) + 200 * len(a)
-        costs.append(base * (3 * len(a) if want_h else 1))
-    chunks = plan_chunks(costs, budget)
+    n_edges = np.fromiter((len(nl[0]) for nl in lists), dtype=np.float64, count=len(lists))
+    costs = bpe * (n_edges * (2 if half else 1) + n_atoms) + 200 * n_atoms
+    if want_h:
+        costs = costs * 3 * n_atoms
+    chunks = plan_chunks(costs.tolist(), budget)
 
     energies, forces, stresses, hessians = [], [], [], []
     iterator = chunks
@@ -358,8 +429,8 @@ def evaluate(
 
         iterator = tqdm(chunks, desc="evaluate", unit="chunk")
     for chunk in iterator:
-        batch = Batch.from_structures([atoms_list[k] for k in chunk], dtype=dtype, device=dev, validate=False)
-        graph = assemble_graph(batch, [lists[k] for k in chunk], potential.cutoff)
+        batch = Batch.from_packed(packed.slice(chunk[0], chunk[-1] + 1), dtype=dtype, device=dev)
+        graph = assemble_graph(batch, lists[chunk[0] : chunk[-1] + 1], potential.cutoff, half=half)
         block = None
         if want_h:
             per_vec = bpe * graph.n_edges + 200 * batch.n_total
@@ -390,3 +461,21 @@ def _sym_of(z: int) -> str:
     from ase.data import chemical_symbols
 
     return chemical_symbols[int(z)]
+
+
+def _check_elements(potential: Any, packed) -> None:
+    """``ValueError`` naming the first structure with an element the potential does not know."""
+    elements = potential.elements
+    if elements is None:
+        return
+    bad = ~np.isin(packed.numbers, np.array(sorted(elements), dtype=np.int64))
+    if not bad.any():
+        return
+    k = int(np.searchsorted(packed.ptr, int(np.argmax(bad)), side="right") - 1)
+    symbols = {_sym_of(z) for z in packed.numbers[packed.ptr[k] : packed.ptr[k + 1]]}
+    unknown = symbols - {_sym_of(z) for z in elements}
+    known = ", ".join(sorted(_sym_of(z) for z in elements))
+    raise ValueError(
+        f"structure {k}: element(s) {', '.join(sorted(unknown))} not supported by "
+        f"{type(potential).__name__} (supported: {known})"
+    )

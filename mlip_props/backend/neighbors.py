@@ -11,7 +11,11 @@ stresses and Hessians flow through them.
 """
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -30,6 +34,8 @@ class NeighborGraph:
     ``reference_positions``: positions at build time (to decide when a skin is exceeded).
     ``reference_cells``: cells at build time (optional); with them a graph without skin is
     reused for exactly the structures it was built for instead of being rebuilt.
+    ``half``: each pair appears once (``i -> j`` but not ``j -> i``); only for potentials that
+    declare ``pairwise``.
     """
 
     edge_index: torch.Tensor
@@ -39,6 +45,10 @@ class NeighborGraph:
     skin: float
     reference_positions: torch.Tensor
     reference_cells: torch.Tensor | None = None
+    half: bool = False
+    #: Edge vectors (E, 3) at the reference positions and cells, as the neighbour search found
+    #: them (optional): reused by :func:`edge_vectors` when nothing needs their gradient.
+    vectors: torch.Tensor | None = None
 
     @property
     def n_edges(self) -> int:
@@ -83,6 +93,8 @@ def select_graph(graph: NeighborGraph, full: Batch, indices: list[int], sub: Bat
         skin=graph.skin,
         reference_positions=sub.positions.detach().clone(),
         reference_cells=sub.cells.detach().clone(),
+        half=graph.half,
+        vectors=None if graph.vectors is None else graph.vectors[keep_t],
     )
 
 
@@ -108,69 +120,135 @@ def _box_for(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
     return box
 
 
-def structure_neighbors(
-    positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Full neighbour list of one structure: ``(i, j, shifts, distances)`` within ``cutoff`` (Angstrom)."""
+_local = threading.local()
+_pool: ThreadPoolExecutor | None = None
+#: Below this many structures the neighbour lists are built in the calling thread.
+_THREADED_MIN_STRUCTURES = 16
+
+
+def _vesin(cutoff: float, full: bool):
+    """One vesin NeighborList per thread, cutoff and list type (it keeps its buffers between calls)."""
     from vesin import NeighborList
 
-    nl = NeighborList(cutoff=float(cutoff), full_list=True)
+    cache = getattr(_local, "lists", None)
+    if cache is None:
+        cache = _local.lists = {}
+    key = (cutoff, full)
+    if key not in cache:
+        cache[key] = NeighborList(cutoff=cutoff, full_list=full, n_threads=1)
+    return cache[key]
+
+
+def structure_neighbors(
+    positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float, half: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Neighbour list of one structure: ``(i, j, shifts, distances, vectors)`` within ``cutoff``
+    (Angstrom); ``vectors[e] = x_j - x_i + shifts[e] @ cell``.
+
+    Full (both ``i -> j`` and ``j -> i``) unless ``half``, where each pair appears once.
+    """
     pbc = np.asarray(pbc, dtype=bool)
-    i, j, s, d = nl.compute(
+    i, j, s, d, v = _vesin(float(cutoff), not half).compute(
         points=np.ascontiguousarray(positions, dtype=np.float64),
         box=np.ascontiguousarray(_box_for(np.asarray(cell, dtype=np.float64), pbc)),
         periodic=[bool(p) for p in pbc],
-        quantities="ijSd",
+        quantities="ijSdD",
     )
-    return i.astype(np.int64), j.astype(np.int64), s.astype(np.int64), d
+    return i.astype(np.int64), j.astype(np.int64), s.astype(np.int64), d, v
 
 
-def build_neighbor_graph(batch: Batch, cutoff: float, skin: float = 0.0, check_overlap: bool = True) -> NeighborGraph:
+def _threads() -> int:
+    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+
+
+def neighbor_lists(
+    positions: Sequence[np.ndarray],
+    cells: Sequence[np.ndarray],
+    pbcs: Sequence[np.ndarray],
+    cutoff: float,
+    half: bool = False,
+    check_overlap: bool = True,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`structure_neighbors` of many structures; spread over ``torch.get_num_threads()``
+    threads (vesin releases the GIL) when there are many.
+
+    Raises ``ValueError`` naming the structure when two atoms coincide (closer than
+    ``COINCIDENT_ATOMS_A``), where no potential has a finite gradient.
+    """
+    global _pool
+    n = len(positions)
+    work = lambda b: structure_neighbors(positions[b], cells[b], pbcs[b], cutoff, half)  # noqa: E731
+    nt = _threads()
+    if n >= _THREADED_MIN_STRUCTURES and nt > 1:
+        if _pool is None or _pool._max_workers != nt:
+            _pool = ThreadPoolExecutor(max_workers=nt, thread_name_prefix="mlip-props-nl")
+        lists = list(_pool.map(work, range(n), chunksize=max(1, n // (4 * nt))))
+    else:
+        lists = [work(b) for b in range(n)]
+    if check_overlap:
+        for b, (i, j, _, d, *_rest) in enumerate(lists):
+            if len(d) and d.min() < COINCIDENT_ATOMS_A:
+                k = int(np.argmin(d))
+                raise ValueError(
+                    f"structure {b}: atoms {int(i[k])} and {int(j[k])} coincide (distance {d[k]:.2e} A)"
+                )
+    return lists
+
+
+def build_neighbor_graph(
+    batch: Batch, cutoff: float, skin: float = 0.0, check_overlap: bool = True, half: bool = False
+) -> NeighborGraph:
     """Neighbour graph of every structure in ``batch`` within ``cutoff + skin`` (Angstrom).
 
-    Work and memory are linear in the number of atoms. Raises ``ValueError`` naming the
-    structure when two atoms coincide (closer than ``COINCIDENT_ATOMS_A``), where no potential
-    has a finite gradient.
+    Work and memory are linear in the number of atoms. ``half``: each pair once (for
+    ``pairwise`` potentials). Raises ``ValueError`` naming the structure when two atoms
+    coincide (closer than ``COINCIDENT_ATOMS_A``).
     """
     pos = batch.positions.detach().cpu().numpy().astype(np.float64)
     cells = batch.cells.detach().cpu().numpy().astype(np.float64)
     pbc = batch.pbc.cpu().numpy()
     ptr = batch.ptr.cpu().numpy()
     rc = float(cutoff) + float(skin)
-    lists = []
-    for b in range(batch.n_structures):
-        nl = structure_neighbors(pos[ptr[b] : ptr[b + 1]], cells[b], pbc[b], rc)
-        i, j, _, d = nl
-        if check_overlap and len(d) and d.min() < COINCIDENT_ATOMS_A:
-            k = int(np.argmin(d))
-            raise ValueError(
-                f"structure {b}: atoms {int(i[k])} and {int(j[k])} coincide (distance {d[k]:.2e} A)"
-            )
-        lists.append(nl)
-    return assemble_graph(batch, lists, cutoff, skin)
+    lists = neighbor_lists([pos[ptr[b] : ptr[b + 1]] for b in range(batch.n_structures)], cells, pbc, rc,
+                           half=half, check_overlap=check_overlap)
+    return assemble_graph(batch, lists, cutoff, skin, half=half)
 
 
-def assemble_graph(batch: Batch, lists: list, cutoff: float, skin: float = 0.0) -> NeighborGraph:
+def assemble_graph(batch: Batch, lists: list, cutoff: float, skin: float = 0.0, half: bool = False) -> NeighborGraph:
     """Concatenate per-structure lists ``(i, j, shifts, ...)`` into one graph with global indices."""
     ptr = batch.ptr.cpu().numpy()
-    idx_i = [nl[0] + ptr[b] for b, nl in enumerate(lists)]
-    idx_j = [nl[1] + ptr[b] for b, nl in enumerate(lists)]
-    owner = [np.full(len(nl[0]), b, dtype=np.int64) for b, nl in enumerate(lists)]
+    counts = np.array([len(nl[0]) for nl in lists], dtype=np.int64)
+    offsets = np.repeat(ptr[:-1], counts)
+    ei = np.stack([np.concatenate([nl[0] for nl in lists]), np.concatenate([nl[1] for nl in lists])])
+    ei += offsets
     dev = batch.device
-    ei = torch.as_tensor(np.stack([np.concatenate(idx_i), np.concatenate(idx_j)]), device=dev)
+    vectors = None
+    if all(len(nl) > 4 for nl in lists):
+        vectors = torch.as_tensor(np.concatenate([nl[4] for nl in lists]), dtype=batch.dtype, device=dev)
     return NeighborGraph(
-        edge_index=ei,
+        edge_index=torch.as_tensor(ei, device=dev),
         shifts=torch.as_tensor(np.concatenate([nl[2] for nl in lists]), dtype=batch.dtype, device=dev),
-        edge_structure=torch.as_tensor(np.concatenate(owner), device=dev),
+        edge_structure=torch.as_tensor(np.repeat(np.arange(len(lists)), counts), device=dev),
         cutoff=float(cutoff),
         skin=float(skin),
         reference_positions=batch.positions.detach().clone(),
         reference_cells=batch.cells.detach().clone(),
+        half=half,
+        vectors=vectors,
     )
 
 
 def edge_vectors(batch: Batch, graph: NeighborGraph) -> torch.Tensor:
-    """Edge vectors r_ij = x_j - x_i + S_ij @ cell (E, 3), Angstrom, differentiable in positions and cells."""
+    """Edge vectors r_ij = x_j - x_i + S_ij @ cell (E, 3), Angstrom, differentiable in positions and cells.
+
+    When no gradient is needed and the batch is exactly the one the graph was built for, the
+    neighbour search's own vectors are returned."""
+    if (graph.vectors is not None and not (batch.positions.requires_grad or batch.cells.requires_grad)
+            and graph.reference_cells is not None
+            and graph.reference_positions.shape == batch.positions.shape
+            and torch.equal(batch.positions, graph.reference_positions)
+            and torch.equal(batch.cells, graph.reference_cells)):
+        return graph.vectors.to(batch.dtype)
     i, j = graph.edge_index
     if batch.n_structures == 1:  # one large structure: a plain matmul, no per-edge copy of the cell
         offsets = graph.shifts @ batch.cells[0]

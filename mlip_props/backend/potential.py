@@ -38,6 +38,8 @@ class AtomicGraph:
     positions: torch.Tensor  # (N, 3), strained
     cells: torch.Tensor  # (B, 3, 3), strained
     pbc: torch.Tensor  # (B, 3)
+    #: True when each pair appears once (i -> j only); given only to ``pairwise`` potentials.
+    half: bool = False
 
     @property
     def n_atoms_total(self) -> int:
@@ -59,6 +61,7 @@ class AtomicGraph:
             positions=self.positions,
             cells=self.cells,
             pbc=self.pbc,
+            half=self.half,
         )
 
 
@@ -76,6 +79,15 @@ class Potential(torch.nn.Module):
     bytes_per_edge: ClassVar[int] = 600
     #: 1 for a single model; the committee size for committees.
     n_members: int = 1
+    #: True when the energy depends on positions and cell ONLY through the graph's edge vectors
+    #: (translation invariant, no direct use of ``graph.positions``). The backend then takes
+    #: forces and stress from one gradient with respect to the edge vectors (forces by
+    #: scattering it onto both atoms of each edge, stress as the virial sum r_ij (x) dE/dr_ij / V),
+    #: which is cheaper than differentiating through positions and a strain.
+    edge_only: bool = False
+    #: True for a sum of symmetric pair terms: the potential accepts a half neighbour list
+    #: (``graph.half``; each pair once), which halves the neighbour search and the edge work.
+    pairwise: bool = False
 
     def __init__(self, cutoff: float, elements: set[int] | None = None):
         super().__init__()

@@ -27,6 +27,8 @@ class PairPotential(Potential):
     """
 
     bytes_per_edge = 400
+    edge_only = True
+    pairwise = True
 
     def __init__(self, cutoff: float, switch_width: float, elements: set[int] | None = None):
         super().__init__(cutoff, elements)
@@ -44,6 +46,8 @@ class PairPotential(Potential):
         phi = self.pair_energy(r, g.numbers[i], g.numbers[j])
         phi = phi * smooth_switch(r, self.cutoff - self.switch_width, self.cutoff)
         out = torch.zeros(g.n_atoms_total, dtype=r.dtype, device=r.device)
+        if g.half:  # each pair once: half of its energy to each atom
+            return out.index_add(0, i, 0.5 * phi).index_add(0, j, 0.5 * phi)
         return out.index_add(0, i, 0.5 * phi)
 
 
@@ -60,6 +64,8 @@ class SumPotential(Potential):
         super().__init__(max(t.cutoff for t in terms), elements)
         self.terms = torch.nn.ModuleList(terms)
         self.bytes_per_edge = sum(t.bytes_per_edge for t in terms)
+        self.edge_only = all(t.edge_only for t in terms)
+        self.pairwise = all(t.pairwise for t in terms)
 
     def forward(self, graph: AtomicGraph) -> torch.Tensor:
         total = None

@@ -47,6 +47,7 @@ class StillingerWeber(Potential):
     """
 
     bytes_per_edge = 3000  # triplets: ~ (neighbours) x more autograd memory than a pair term
+    edge_only = True
 
     def __init__(
         self,

@@ -135,3 +135,63 @@ def test_many_structures_in_chunks():
     assert res.energies_eV.shape == (10_000,)
     assert np.all(np.isfinite(res.stress_eV_A3))
     assert res.energies_eV[0] == pytest.approx(res.energies_eV[50], rel=1e-12)
+
+
+def _mixed_frames():
+    from .structures import small_cell
+
+    frames = [small_cell(2.5, seed=1), triclinic_cell(2.5), cluster(2.5)]
+    slab = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 1))
+    slab.pbc = (True, True, False)
+    slab.rattle(0.05, seed=4)
+    return frames + [slab]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LennardJones(epsilon=0.4, sigma=2.3, cutoff=6.0, switch_width=1.0),
+    lambda: load_potential("morse+zbl"),
+    lambda: load_potential("sw"),
+])
+def test_edge_gradient_route_equals_position_strain_route(make):
+    """Forces/stress from dE/dr_edges (edge_only potentials) equal those from dE/dx and dE/d(strain)."""
+    pot = make()
+    frames = _mixed_frames() if pot.elements is None or 29 in pot.elements else None
+    if frames is None:
+        frames = [bulk("Si", "diamond", a=5.43), triclinic_cell(2.3, "Si")]
+        frames[0].rattle(0.05, seed=2)
+    batch = Batch.from_structures(frames)
+    fast = evaluate_batch(pot, batch, ("energy", "forces", "stress"))
+    assert pot.edge_only
+    pot.edge_only = False  # instance attribute: force the position/strain route
+    slow = evaluate_batch(pot, batch, ("energy", "forces", "stress"))
+    assert torch.allclose(fast.energies, slow.energies, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(fast.forces, slow.forces, rtol=1e-10, atol=1e-10)
+    ok = ~torch.isnan(slow.stress)
+    assert torch.equal(ok, ~torch.isnan(fast.stress))
+    assert torch.allclose(fast.stress[ok], slow.stress[ok], rtol=1e-10, atol=1e-12)
+
+
+def test_half_neighbour_list_equals_full_list_for_pair_potentials():
+    """A pairwise potential on a half list (each pair once) gives the full list's per-atom energies."""
+    from mlip_props.backend import build_neighbor_graph
+
+    pot = LennardJones(epsilon=0.4, sigma=2.3, cutoff=6.0, switch_width=1.0)
+    assert pot.pairwise
+    batch = Batch.from_structures(_mixed_frames())
+    full = build_neighbor_graph(batch, pot.cutoff)
+    half = build_neighbor_graph(batch, pot.cutoff, half=True)
+    assert 2 * half.n_edges == full.n_edges
+    a = evaluate_batch(pot, batch, ("energy", "forces", "stress", "hessian"), graph=full)
+    b = evaluate_batch(pot, batch, ("energy", "forces", "stress", "hessian"), graph=half)
+    assert torch.allclose(a.per_atom_energies, b.per_atom_energies, rtol=1e-12, atol=1e-14)
+    assert torch.allclose(a.forces, b.forces, atol=1e-11)
+    ok = ~torch.isnan(a.stress)
+    assert torch.allclose(a.stress[ok], b.stress[ok], atol=1e-12)
+    for ha, hb in zip(a.hessians, b.hessians):
+        assert torch.allclose(ha, hb, atol=1e-10)
+    # a many-body potential never receives a half list: it is rebuilt full
+    sw = load_potential("sw")
+    si = Batch.from_structures([bulk("Si", "diamond", a=5.43)])
+    e_half = evaluate_batch(sw, si, ("energy",), graph=build_neighbor_graph(si, sw.cutoff, half=True)).energies
+    e_full = evaluate_batch(sw, si, ("energy",)).energies
+    assert torch.allclose(e_half, e_full, rtol=1e-12)
