@@ -1,11 +1,15 @@
-"""Built-in campaign property ``energy``: static or relaxed energy per atom.
+"""Built-in campaign properties: ``energy`` (static or relaxed energy per atom) and ``committee``
+(committee mean and std of EOS, elastic, phonon and thermal properties).
 
 A thin layer over :func:`mlip_props.evaluate` (one batched backend call for all structures) and,
 with ``relax=True``, over :func:`mlip_props.properties.relax.relax` (batched FIRE). Used as the
 cheap property of screening campaigns and of the convex-hull report (formation energies).
+``committee`` wraps :func:`mlip_props.properties.uncertainty.committee_properties` for a committee
+potential and stores the ``*_std`` columns the report draws as error bars.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +17,7 @@ import numpy as np
 
 from ..backend.evaluate import evaluate, prepare_structures
 from ..properties.result import PropertyResult
+from ..properties.uncertainty import CommitteePropertiesResult
 
 
 @dataclass(frozen=True)
@@ -88,3 +93,73 @@ def energy(
             n_steps=steps[k],
         ))
     return out[0] if single else out
+
+
+# ------------------------------------------------------------------------------------- committee
+_COMMITTEE_PROPERTIES = ("eos", "elastic", "phonons", "thermal")
+
+
+@dataclass(frozen=True)
+class CommitteeRowResult(CommitteePropertiesResult):
+    """A :class:`~mlip_props.properties.uncertainty.CommitteePropertiesResult` whose
+    ``to_dict()`` (what the campaign database stores) also holds the scalar summary flat:
+    ``B_GPa``, ``C11_GPa``, ``C12_GPa``, ``C44_GPa``, ``nu_<point>_<branch>_THz`` (X and L
+    by default), ``Cv_<T>K_J_molK``, each with ``<name>_std`` (committee std, ddof 0) and,
+    when the model file stores a calibration, ``<name>_std_calibrated`` (std times the
+    stored factor). Scalars become searchable database columns."""
+
+    summary_temperature_K: float = 300.0
+    summary_points: tuple = ("X", "L")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        for name, (mean, std, _) in self.summary(self.summary_temperature_K, self.summary_points).items():
+            d[name] = mean
+            d[f"{name}_std"] = std
+            if self.calibration_factor is not None:
+                d[f"{name}_std_calibrated"] = std * float(self.calibration_factor)
+        return d
+
+
+def committee(
+    potential: Any,
+    structures: Any,
+    *,
+    properties: list = list(_COMMITTEE_PROPERTIES),
+    elastic_reference: str = "member",
+    volume_range: float = 0.08,
+    n_points: int = 13,
+    strains: list = [-0.01, -0.005, 0.005, 0.01],  # noqa: B006 - read-only default, shown in the schema
+    temperatures_K: list | None = None,
+    thermal_mesh: float = 30.0,
+    phonon_kwargs: dict | None = None,
+    relax_structure: bool = True,
+    fmax: float = 1e-4,
+    summary_temperature_K: float = 300.0,
+    summary_points: list = ["X", "L"],  # noqa: B006
+) -> Any:
+    """Committee mean and standard deviation of EOS, elastic, phonon and thermal properties:
+    :func:`mlip_props.properties.uncertainty.committee_properties` over all structures of the
+    batch (one committee evaluation per stage for every member and structure).
+
+    Units: eV, A, GPa, THz, K, J/(mol K). The stored row holds every field of the committee
+    result (``bulk_modulus_GPa`` + ``bulk_modulus_GPa_std``, ``C_GPa`` + ``C_GPa_std``,
+    ``high_symmetry_frequencies_THz`` + ``_std``, ``heat_capacity_J_molK`` + ``_std``, per-member
+    values ``*_members``) and the flat summary ``B_GPa``/``C11_GPa``/... with ``*_std`` columns
+    (``summary_temperature_K`` for Cv, ``summary_points`` for the frequencies). Raises
+    ``ValueError`` when the potential is not a committee (``n_members`` > 1).
+    """
+    from ..properties.uncertainty import committee_properties, is_committee
+
+    if not is_committee(potential):
+        raise ValueError("property 'committee' needs a committee potential (per-atom energies with a member "
+                         f"axis, n_members > 1); {type(potential).__name__} is not one")
+    single = not isinstance(structures, (list, tuple))
+    res = committee_properties(potential, structures if single else list(structures), tuple(properties),
+                               elastic_reference=elastic_reference, volume_range=volume_range, n_points=n_points,
+                               strains=tuple(strains), temperatures_K=temperatures_K, thermal_mesh=thermal_mesh,
+                               phonon_kwargs=phonon_kwargs, relax_structure=relax_structure, fmax=fmax)
+    rows = [CommitteeRowResult(**{f.name: getattr(r, f.name) for f in dataclasses.fields(r)},
+                               summary_temperature_K=float(summary_temperature_K), summary_points=tuple(summary_points))
+            for r in ([res] if single else res)]
+    return rows[0] if single else rows

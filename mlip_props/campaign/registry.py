@@ -122,6 +122,8 @@ _KNOWN: dict[str, tuple[str, tuple[str, ...], str]] = {
     "qha": ("mlip_props.properties.thermal", ("quasi_harmonic", "qha"), "quasi-harmonic thermodynamics"),
     "diatomic": ("mlip_props.properties.diatomic", ("diatomic",), "diatomic r_e, D_e, omega_e (cm^-1)"),
     "vibrations": ("mlip_props.properties.vibrations", ("vibrations",), "molecular vibrations (cm^-1)"),
+    "committee": ("mlip_props.campaign.builtin", ("committee",),
+                  "committee mean and std of EOS, elastic, phonons, Cv (committee potentials)"),
 }
 
 def _diatomic_adapter(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -33,7 +33,8 @@ import numpy as np
 from .database import ResultsDB, to_dataframe
 from .reference import ReferenceTable, load_all_references, load_reference
 
-__all__ = ["build_report", "Report", "parity_stats", "QUANTITIES", "collect_predictions"]
+__all__ = ["build_report", "Report", "parity_stats", "QUANTITIES", "collect_predictions", "committee_views",
+           "parity_figure"]
 
 _CELL_ATOMS = {"fcc": 4, "bcc": 2, "sc": 1, "diamond": 8}
 
@@ -70,12 +71,39 @@ def _rows(results: dict[str, list[dict]], prop: str) -> list[dict]:
     return results.get(prop, [])
 
 
-def _first(results, prop, fieldname, cond: Callable[[dict], bool] = lambda r: True):
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _first_row(results, prop, fieldname, cond: Callable[[dict], bool] = lambda r: True):
     for r in _rows(results, prop):
         v = r["result"].get(fieldname)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and cond(r) and math.isfinite(v):
-            return float(v), f"{prop}.{fieldname}"
+        if _num(v) and cond(r):
+            return float(v), r
     return None
+
+
+def _first(results, prop, fieldname, cond: Callable[[dict], bool] = lambda r: True):
+    """(value, where from) of the first row with the field; (value, where from, std) when the
+    row carries a committee std ``<field>_std``."""
+    got = _first_row(results, prop, fieldname, cond)
+    if got is None:
+        return None
+    v, r = got
+    std = r["result"].get(f"{fieldname}_std")
+    via = f"{r.get('from', prop)}.{fieldname}"
+    return (v, via, float(std)) if _num(std) else (v, via)
+
+
+def _members_std(values: Any) -> float | None:
+    """Committee std (ddof 0) of per-member values, None when there are none."""
+    if not isinstance(values, list) or not values:
+        return None
+    try:
+        x = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return float(x.std()) if np.all(np.isfinite(x)) else None
 
 
 def _cell_relaxed(r: dict) -> bool:
@@ -91,7 +119,10 @@ def _lattice(results, structure: str):
                               ("energy", "volume_A3_per_atom", _cell_relaxed)):
         got = _first(results, prop, fname, cond)
         if got:
-            return (n * got[0]) ** (1 / 3), f"({n} x {got[1]})^(1/3)"
+            out = ((n * got[0]) ** (1 / 3), f"({n} x {got[1]})^(1/3)")
+            members = _first_row(results, prop, fname, cond)[1]["result"].get(f"{fname}_members")
+            std = _members_std([(n * v) ** (1 / 3) for v in members]) if isinstance(members, list) else None
+            return out + (std,) if std is not None else out
     return None
 
 
@@ -101,7 +132,11 @@ def _c(results, i, j):
         if isinstance(c, list) and len(c) == 6:
             v = c[i][j]
             if v is not None:
-                return float(v), f"elastic.C_GPa[{i}][{j}]"
+                out = (float(v), f"{r.get('from', 'elastic')}.C_GPa[{i}][{j}]")
+                sd = r["result"].get("C_GPa_std")
+                if isinstance(sd, list) and len(sd) == 6 and _num(sd[i][j]):
+                    out += (float(sd[i][j]),)
+                return out
     return None
 
 
@@ -111,7 +146,11 @@ def _bulk(results, structure):
         return got
     c11, c12 = _c(results, 0, 0), _c(results, 0, 1)
     if c11 and c12:
-        return (c11[0] + 2 * c12[0]) / 3, "(C11 + 2 C12)/3 of elastic.C_GPa"
+        out = ((c11[0] + 2 * c12[0]) / 3, f"(C11 + 2 C12)/3 of {c11[1].split('.')[0]}.C_GPa")
+        cm = next((r["result"].get("C_GPa_members") for r in _rows(results, "elastic")
+                   if isinstance(r["result"].get("C_GPa"), list)), None)
+        std = _members_std([(c[0][0] + 2 * c[0][1]) / 3 for c in cm]) if isinstance(cm, list) else None
+        return out + (std,) if std is not None else out
     return None
 
 
@@ -119,7 +158,11 @@ def _cv298(results, structure):
     for r in _rows(results, "thermal"):
         t, cv = r["result"].get("temperatures_K"), r["result"].get("cv_J_molK_atoms")
         if isinstance(t, list) and isinstance(cv, list) and len(t) == len(cv) and min(t) <= 298.15 <= max(t):
-            return float(np.interp(298.15, t, cv)), "thermal.cv_J_molK_atoms at 298.15 K (harmonic Cv)"
+            out = (float(np.interp(298.15, t, cv)),
+                   f"{r.get('from', 'thermal')}.cv_J_molK_atoms at 298.15 K (harmonic Cv)")
+            members = r["result"].get("cv_J_molK_atoms_members")
+            std = _members_std([float(np.interp(298.15, t, c)) for c in members]) if isinstance(members, list) else None
+            return out + (std,) if std is not None else out
     return None
 
 
@@ -148,12 +191,53 @@ QUANTITIES: list[Quantity] = [
 ]
 
 
+#: committee result field -> (property, field) of the single-potential results the report reads
+_COMMITTEE_FIELDS = {
+    "eos": ("v0_A3_per_atom", "bulk_modulus_GPa", "bulk_modulus_derivative"),
+    "elastic": ("C_GPa",),
+    "phonons": ("high_symmetry_frequencies_THz",),
+    "thermal": ("temperatures_K", ("heat_capacity_J_molK", "cv_J_molK_atoms")),
+}
+
+
+def committee_views(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A ``committee`` row's result seen as ``eos``/``elastic``/``phonons``/``thermal`` results:
+    the committee means under the single-potential field names, with ``<field>_std`` and
+    ``<field>_members`` next to them (only properties the row computed)."""
+    views: dict[str, dict[str, Any]] = {}
+    for prop, names in _COMMITTEE_FIELDS.items():
+        v: dict[str, Any] = {}
+        for name in names:
+            src, dst = (name, name) if isinstance(name, str) else name
+            if result.get(src) is None:
+                continue
+            v[dst] = result[src]
+            for suffix in ("_std", "_members"):
+                if result.get(src + suffix) is not None:
+                    v[dst + suffix] = result[src + suffix]
+        if any(k in v for k in ("v0_A3_per_atom", "C_GPa", "high_symmetry_frequencies_THz", "cv_J_molK_atoms")):
+            views[prop] = v
+    return views
+
+
 def collect_predictions(df) -> dict[str, dict[str, list[dict]]]:
-    """label -> property -> list of {"params", "result"} for the done rows of a results frame."""
+    """label -> property -> list of {"params", "result"} for the done rows of a results frame.
+
+    A ``committee`` row also appears, FIRST, under ``eos``/``elastic``/``phonons``/``thermal``
+    (see :func:`committee_views`; ``"from": "committee"``), so its committee means, with their
+    std as error bars, are the values compared with experiment."""
     out: dict[str, dict[str, list[dict]]] = {}
     for _, row in df[df["status"] == "done"].iterrows():
+        params = json.loads(row["params"] or "{}")
         out.setdefault(row["label"], {}).setdefault(row["property"], []).append(
-            {"params": json.loads(row["params"] or "{}"), "result": row["_result"]})
+            {"params": params, "result": row["_result"]})
+    views: dict[tuple[str, str], list[dict]] = {}
+    for _, row in df[(df["status"] == "done") & (df["property"] == "committee")].iterrows():
+        for prop, view in committee_views(row["_result"]).items():
+            views.setdefault((row["label"], prop), []).append(
+                {"params": json.loads(row["params"] or "{}"), "result": view, "from": "committee"})
+    for (label, prop), vs in views.items():
+        out[label][prop] = vs + out[label].get(prop, [])
     return out
 
 
@@ -229,6 +313,11 @@ class _Doc:
         return "\n".join(out)
 
 
+def _pm(x: Any, std: Any = None) -> str:
+    """``value ± std`` when a committee std is given, else the plain value."""
+    return f"{_fmt(x)} ± {_fmt(std)}" if _num(std) else _fmt(x)
+
+
 def _fmt(x: Any) -> str:
     if x is None:
         return ""
@@ -242,18 +331,30 @@ def _fmt(x: Any) -> str:
 
 
 def _parity_plot(path: Path, q: Quantity, pairs: list[dict], stats: dict, potential: str) -> None:
-    import matplotlib
+    fig, ax = parity_figure(q, pairs, stats, potential)
+    _save(fig, path, ax)
+    _plt().close(fig)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def parity_figure(q: Quantity, pairs: list[dict], stats: dict, potential: str):
+    """The parity plot (matplotlib figure, axes) of ``pairs``: predicted vs experimental, y = x,
+    and vertical error bars of ``predicted_std`` (committee std) where pairs carry one."""
+    plt = _plt()
     x = np.array([p["reference"] for p in pairs])
     y = np.array([p["predicted"] for p in pairs])
     fig, ax = plt.subplots(figsize=(4.8, 4.5), dpi=110)
     ax.scatter(x, y, s=28, zorder=3)
+    has_std = [k for k, p in enumerate(pairs) if "predicted_std" in p]
+    if has_std:
+        e = np.array([pairs[k]["predicted_std"] for k in has_std])
+        ax.errorbar(x[has_std], y[has_std], yerr=e, fmt="none", ecolor="C0", elinewidth=1.0, capsize=3, zorder=2,
+                    label="± committee std")
+        y_lo, y_hi = y[has_std] - e, y[has_std] + e
+    else:
+        y_lo = y_hi = y
     for p in pairs:
         ax.annotate(p["label"], (p["reference"], p["predicted"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+    lo, hi = float(min(x.min(), y.min(), y_lo.min())), float(max(x.max(), y.max(), y_hi.max()))
     pad = 0.05 * (hi - lo or abs(hi) or 1.0)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="y = x")
     ax.set_xlim(lo - pad, hi + pad)
@@ -265,8 +366,7 @@ def _parity_plot(path: Path, q: Quantity, pairs: list[dict], stats: dict, potent
                  f"R² {r2}", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path, ax)
-    plt.close(fig)
+    return fig, ax
 
 
 def _save(fig, path: Path, ax) -> None:
@@ -354,10 +454,14 @@ def _comparison_section(doc: _Doc, figdir: Path, figures: list[Path], data: dict
     r2 = "n/a" if not math.isfinite(stats["R2"]) else f"{stats['R2']:.4f}"
     doc.p(f"n = {stats['n']}, MAE = {stats['MAE']:.4g} {q.unit}, RMSE = {stats['RMSE']:.4g} {q.unit}, "
           f"mean signed error = {stats['ME']:.4g} {q.unit}, R² = {r2}, MAPE = {stats['MAPE_pct']:.3g} %.")
+    if any("predicted_std" in p for p in pairs):
+        doc.p("Predicted values of committee potentials are shown as mean ± committee standard deviation "
+              "(over members, ddof 0), drawn as error bars; the std measures the members' spread around "
+              "their training oracle, not the distance to experiment.")
     doc.img(f"figures/{fpath.name}", f"parity plot {q.label}")
     doc.table(["structure", f"predicted ({q.unit})", f"experimental ({q.unit})", f"difference ({q.unit})",
                "difference (%)", "source", "from"],
-              [[p["label"], _fmt(p["predicted"]), _fmt(p["reference"]), _fmt(p["difference"]),
+              [[p["label"], _pm(p["predicted"], p.get("predicted_std")), _fmt(p["reference"]), _fmt(p["difference"]),
                 _fmt(p["relative_difference_pct"]), f"{p['source']} ({p['reference_file']})", p["via"]]
                for p in pairs])
 
@@ -387,35 +491,47 @@ def _phonon_pairs(preds: dict, tables: list[ReferenceTable]) -> list[dict]:
             if not ph:
                 continue
             hs = ph[0]["result"].get("high_symmetry_frequencies_THz") or {}
+            hs_std = ph[0]["result"].get("high_symmetry_frequencies_THz_std") or {}
+            via_prop = ph[0].get("from", "phonons")
             key, crystal = _split_label(label)
             cond, _ = _structure_condition(t, key, crystal)
             rows = t.frame[t.frame[t.key] == key]
             for c, v in cond.items():
                 rows = rows[rows[c] == v]
             for point, grp in rows.groupby("point"):
-                pred = hs.get(str(point)) or hs.get("Gamma" if str(point) in ("G", "Γ") else str(point))
+                pkey = str(point) if hs.get(str(point)) else ("Gamma" if str(point) in ("G", "Γ") else str(point))
+                pred = hs.get(pkey)
                 if not pred:
                     continue
+                sd = hs_std.get(pkey)
+                if not (isinstance(sd, list) and len(sd) == len(pred)):
+                    sd = [None] * len(pred)
                 distinct: list[float] = []
-                for f in sorted(float(x) for x in pred if x is not None):
+                dstd: list[float | None] = []
+                for f, e in sorted(((float(x), e) for x, e in zip(pred, sd) if x is not None), key=lambda p: p[0]):
                     if not distinct or f - distinct[-1] > 0.01:
                         distinct.append(f)
+                        dstd.append(e)
                 if str(point) in ("Gamma", "G", "Γ"):
-                    distinct = [f for f in distinct if f > 0.05]  # acoustic zeros
+                    keep = [k for k, f in enumerate(distinct) if f > 0.05]  # acoustic zeros
+                    distinct, dstd = [distinct[k] for k in keep], [dstd[k] for k in keep]
                 grp = grp.sort_values(col)
                 if len(distinct) != len(grp):
                     continue
-                for f, (_, r) in zip(distinct, grp.iterrows()):
+                for f, e, (_, r) in zip(distinct, dstd, grp.iterrows()):
                     br = f" {r['branch']}" if "branch" in grp.columns else ""
                     pairs.append(_pair(f"{label} {point}{br}", f, float(r[col]), t.source_for(r, col), t, col,
-                                       f"phonons.high_symmetry_frequencies_THz[{point}]"))
+                                       f"{via_prop}.high_symmetry_frequencies_THz[{point}]", e))
     return pairs
 
 
-def _pair(label, pred, ref, source, t, col, via):
-    return {"label": label, "predicted": pred, "reference": ref, "source": source, "reference_file": t.path.name,
-            "reference_column": col, "via": via, "difference": pred - ref,
-            "relative_difference_pct": 100 * (pred - ref) / ref if ref else math.nan}
+def _pair(label, pred, ref, source, t, col, via, std=None):
+    p = {"label": label, "predicted": pred, "reference": ref, "source": source, "reference_file": t.path.name,
+         "reference_column": col, "via": via, "difference": pred - ref,
+         "relative_difference_pct": 100 * (pred - ref) / ref if ref else math.nan}
+    if _num(std):  # committee std of the prediction: only present for committee rows
+        p["predicted_std"] = float(std)
+    return p
 
 
 def _vibration_pairs(preds: dict, tables: list[ReferenceTable]) -> list[dict]:
@@ -556,6 +672,61 @@ def _curves(df, doc: _Doc, figdir: Path, figures: list[Path], tables: list[Refer
         doc.img(f"figures/{f.name}", f"{lab} phonon dispersion")
 
 
+def _committee_curves(df, doc: _Doc, figdir: Path, figures: list[Path], n_std: float = 2.0) -> None:
+    """Per committee row: phonon dispersion (mean, shaded ± ``n_std`` std) and Cv(T) (mean, band,
+    member curves) drawn by :func:`mlip_props.properties.uncertainty.plot_committee`."""
+    from types import SimpleNamespace
+
+    from ..properties.uncertainty import plot_committee
+
+    rows = df[(df["status"] == "done") & (df["property"] == "committee")]
+    arrays = ("band_frequencies_THz", "band_frequencies_THz_std", "band_distances_inv_A", "temperatures_K",
+              "heat_capacity_J_molK", "heat_capacity_J_molK_std", "heat_capacity_J_molK_members")
+    first = True
+    for lab, r in zip(rows["label"], rows["_result"]):
+        if r.get("band_frequencies_THz") is None and r.get("heat_capacity_J_molK") is None:
+            continue
+        ns = SimpleNamespace(**{k: (None if r.get(k) is None else np.asarray(r[k], dtype=float)) for k in arrays},
+                             band_segment_labels=r.get("band_segment_labels"),
+                             band_segment_sizes=r.get("band_segment_sizes"),
+                             formula=f"{lab} ({r.get('formula')})", n_members=r.get("n_members"))
+        fig = plot_committee(ns, None, n_std=n_std)
+        ax = fig.axes[0]
+        ax.set_xlabel("wave vector along the high-symmetry path (1/Å)")
+        safe = "".join(ch if ch.isalnum() else "_" for ch in lab)
+        f = figdir / f"committee_{safe}.png"
+        _save(fig, f, ax)
+        _plt().close(fig)
+        figures.append(f)
+        if first:
+            doc.h(2, "Committee uncertainty: phonon dispersions and Cv(T)")
+            doc.p(f"Committee mean with a shaded band of ± {n_std:g} standard deviations; Cv(T) per mole of atoms "
+                  "with the member curves (grey).")
+            first = False
+        doc.img(f"figures/{f.name}", f"{lab} committee phonons and Cv")
+
+
+_COMMITTEE_SKIP = {"B_GPa"}  # the same number as bulk_modulus_GPa
+
+
+def _committee_table(doc: _Doc, g) -> None:
+    """Committee rows: every scalar that has a committee std, as ``mean ± std``."""
+    fields: list[str] = []
+    for r in g["_result"]:
+        for k, v in r.items():
+            if (k not in fields and k not in _COMMITTEE_SKIP and _num(v) and _num(r.get(f"{k}_std"))
+                    and len(fields) < 14):
+                fields.append(k)
+    cal = any(_num(r.get("calibration_factor")) for r in g["_result"])
+    doc.h(2, "Results: committee")
+    doc.p("Committee mean ± standard deviation over members (ddof 0); per-member values are in the database "
+          "(`*_members`)." + (" Calibrated std = std × the calibration factor stored with the model." if cal else ""))
+    hdr = ["structure", "members"] + fields + (["calibration factor"] if cal else [])
+    doc.table(hdr, [[lab, _fmt(r.get("n_members"))] + [_pm(r.get(k), r.get(f"{k}_std")) for k in fields]
+                    + ([_fmt(r.get("calibration_factor"))] if cal else [])
+                    for lab, r in zip(g["label"], g["_result"])][:500])
+
+
 def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: list[str | Path] | None = None,
                  title: str | None = None) -> Report:
     """Write the report of a results database into ``out_dir``; returns the paths written.
@@ -616,6 +787,8 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
                               "reference_file": t.path.name, "reference_column": col, "via": pv[1],
                               "difference": pv[0] - refv[0], "relative_difference_pct": 100 * (pv[0] - refv[0]) / refv[0]
                               if refv[0] else math.nan})
+                if len(pv) > 2 and _num(pv[2]):  # committee std (error bar)
+                    pairs[-1]["predicted_std"] = float(pv[2])
         if not pairs:
             continue
         _comparison_section(doc, figdir, figures, data, q, pairs, pot)
@@ -641,12 +814,19 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
     if len(df):
         _curves(df, doc, figdir, figures, tables)
 
+    # ---- committee rows: shaded phonon bands and Cv(T) band
+    if len(df):
+        _committee_curves(df, doc, figdir, figures)
+
     # ---- hulls
     if len(df):
         _hulls(df, doc, figdir, figures, data)
 
     # ---- per-property result tables
     for prop, g in (df[df["status"] == "done"].groupby("property") if len(df) else []):
+        if prop == "committee":
+            _committee_table(doc, g)
+            continue
         fields: list[str] = []
         for r in g["_result"]:
             for k, v in r.items():

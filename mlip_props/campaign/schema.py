@@ -185,6 +185,7 @@ def parse_campaign(text: str, *, base_dir: str | os.PathLike = ".", path: str = 
 
     # potential
     pot = data.get("potential")
+    loaded_pot = None
     if pot is not None and check_potential:
         from ..potentials import load_potential
 
@@ -192,7 +193,7 @@ def parse_campaign(text: str, *, base_dir: str | os.PathLike = ".", path: str = 
             spec = pot
             if isinstance(pot, str) and (pot.endswith((".pt", ".pth")) or "/" in pot):
                 spec = str(base / pot) if not Path(pot).is_absolute() else pot
-            load_potential(spec)
+            loaded_pot = load_potential(spec)
         except (ValueError, FileNotFoundError, TypeError, OSError) as exc:
             problems.append((_line(lines, "potential"), f"potential {pot!r}: {exc}"))
 
@@ -217,6 +218,11 @@ def parse_campaign(text: str, *, base_dir: str | os.PathLike = ".", path: str = 
 
     sources = _check_sources(data.get("structures"), lines, base, problems)
     props, skipped = _check_properties(data.get("properties"), lines, problems, skip_unavailable)
+    if loaded_pot is not None:
+        for req in props:
+            if req.name == "committee" and int(getattr(loaded_pot, "n_members", 1) or 1) < 2:
+                problems.append((req.line or None, f"property 'committee' needs a committee potential (n_members > 1); "
+                                                   f"potential {pot!r} is not one"))
 
     refs = data.get("reference") or []
     if isinstance(refs, str):
