@@ -118,6 +118,15 @@ class DiatomicResult(PropertyResult):
     n_refinement_passes: int
     potential: str = ""
     notes: list[str] = field(default_factory=list)
+    n_members: int | None = None
+    bond_length_A_std: float | None = None
+    bond_length_A_members: list[float] | None = None
+    dissociation_energy_eV_std: float | None = None
+    dissociation_energy_eV_members: list[float] | None = None
+    omega_e_cm1_std: float | None = None
+    omega_e_cm1_members: list[float] | None = None
+    omega_e_x_e_cm1_std: float | None = None
+    D0_eV_std: float | None = None
 
 
 # ------------------------------------------------------------------------------ input parsing
@@ -157,12 +166,17 @@ def _dimer(a: str, b: str, r: float) -> Atoms:
 _STRUCT_RE = re.compile(r"structure (\d+)")
 
 
-def _energies(potential: Any, structures: list[Atoms], may_fail: np.ndarray) -> tuple[np.ndarray, list[int]]:
+def _energies(potential: Any, structures: list[Atoms], may_fail: np.ndarray,
+              members: list | None = None) -> tuple[np.ndarray, list[int]]:
     """Energies (eV) of all structures in one backend call. For oracles, a failed point whose
     ``may_fail`` flag is set is recorded (NaN) and the call is repeated for the remaining points
-    (oracles cache or are cheap to rerun for done points); any other failure is raised."""
+    (oracles cache or are cheap to rerun for done points); any other failure is raised.
+    Committees (energies (B, M)): the mean curve is returned and, when ``members`` is a list, the
+    (B, M) member energies are appended to it."""
     if not is_oracle(potential):
         e = evaluate(potential, structures, ("energy",)).energies_eV
+        if e.ndim == 2 and members is not None:
+            members.append(np.asarray(e, dtype=float))
         return (e.mean(axis=1) if e.ndim == 2 else e), []  # committees: the mean curve
     todo = list(range(len(structures)))
     out = np.full(len(structures), np.nan)
@@ -238,6 +252,22 @@ def _spectroscopic(k: float, f3: float, f4: float, mu_amu: float) -> tuple[float
     omega_eV = _HBAR * np.sqrt(k / mu_amu)
     wx_eV = _HBAR**2 / (16.0 * mu_amu * k) * (5.0 * f3 * f3 / (3.0 * k) - f4)
     return float(omega_eV / units.invcm), float(wx_eV / units.invcm)
+
+
+def _member_spread(tracks: list[dict[str, Any]], mu: float) -> dict[str, Any]:
+    """Committee std (ddof 0) and per-member values of r_e, D_e, omega_e, omega_e x_e and D_0
+    from each member's own refined minimum (``tracks``: the members' refinement states)."""
+    vals = []
+    for t in tracks:
+        v0, _, k, f3, f4 = t["derivs"]
+        om, wx = _spectroscopic(k, f3, f4, mu)
+        vals.append((t["history"][-1], -v0, om, wx, -v0 - (om / 2.0 - wx / 4.0) * units.invcm))
+    v = np.array(vals)
+    sd = v.std(axis=0)
+    return dict(bond_length_A_std=float(sd[0]), bond_length_A_members=v[:, 0].tolist(),
+                dissociation_energy_eV_std=float(sd[1]), dissociation_energy_eV_members=v[:, 1].tolist(),
+                omega_e_cm1_std=float(sd[2]), omega_e_cm1_members=v[:, 2].tolist(),
+                omega_e_x_e_cm1_std=float(sd[3]), D0_eV_std=float(sd[4]))
 
 
 # ------------------------------------------------------------------------------ public API
@@ -329,9 +359,12 @@ def diatomic(
     for s in elements:
         structures.append(Atoms([s], positions=[[0.0, 0.0, 0.0]]))
         may_fail.append(False)
-    e_all, failed = _energies(potential, structures, np.array(may_fail))
+    member_e: list[np.ndarray] = []
+    e_all, failed = _energies(potential, structures, np.array(may_fail), member_e)
     n_scan = len(syms) * n_points
     e_atom = dict(zip(elements, e_all[n_scan:]))
+    committee = bool(member_e) and member_e[0].shape[1] > 1
+    e_atom_m = dict(zip(elements, member_e[0][n_scan:])) if committee else {}  # (M,) per element
 
     curves_r = [list(g) for g in grids]
     curves_e = []
@@ -358,6 +391,19 @@ def diatomic(
         centers.append(float(g[j]))
         widths.append(1.5 * h)
 
+    # committees: every member's own minimum is refined with the same protocol as the mean curve,
+    # its window points riding in the same backend calls (no extra call)
+    tracks: dict[tuple[int, int], dict[str, Any]] = {}
+    if committee:
+        for i, g in enumerate(grids):
+            a, b = syms[i]
+            em = member_e[0][i * n_points:(i + 1) * n_points] - e_atom_m[a] - e_atom_m[b]  # (n_points, M)
+            for m in range(em.shape[1]):
+                j = int(np.argmin(em[:, m]))
+                ok_m = bool(bound[i] and 0 < j < len(g) - 1 and em[j, m] < 0)
+                tracks[(i, m)] = {"center": float(g[j]), "width": 1.5 * float(g[1] - g[0]), "done": not ok_m,
+                                  "bound": ok_m, "history": [], "derivs": None}
+
     # refinement passes: all unfinished pairs in one call per pass
     history: list[list[float]] = [[] for _ in syms]
     derivs: list[list[float] | None] = [None] * len(syms)
@@ -365,7 +411,8 @@ def diatomic(
     n_pass = [0] * len(syms)
     for _pass in range(max_passes):
         active = [i for i in range(len(syms)) if not done[i]]
-        if not active:
+        active_m = [key for key, t in tracks.items() if not t["done"]]
+        if not active and not active_m:
             break
         structs, owners = [], []
         for i in active:
@@ -373,7 +420,31 @@ def diatomic(
             for r in rr:
                 structs.append(_dimer(*syms[i], r))
                 owners.append((i, r))
-        e_ref, _ = _energies(potential, structs, np.zeros(len(structs), bool))
+        for key in active_m:
+            t = tracks[key]
+            for r in np.linspace(t["center"] - t["width"], t["center"] + t["width"], n_refine):
+                structs.append(_dimer(*syms[key[0]], r))
+                owners.append((key, r))
+        pass_m: list[np.ndarray] = []
+        e_ref, _ = _energies(potential, structs, np.zeros(len(structs), bool), pass_m if committee else None)
+        for key in active_m:
+            i, m = key
+            t = tracks[key]
+            sel = [k for k, (o, _) in enumerate(owners) if o == key]
+            rr = np.array([owners[k][1] for k in sel])
+            fit = _fit_minimum(rr, pass_m[0][sel, m] - e_atom_m[syms[i][0]][m] - e_atom_m[syms[i][1]][m],
+                               t["center"], t["width"], deg)
+            if fit is None:
+                t.update(done=True, bound=False)
+                continue
+            t["history"].append(fit[0])
+            t["derivs"] = fit[1]
+            if len(t["history"]) > 1 and abs(t["history"][-1] - t["history"][-2]) < tol_A:
+                t["done"] = True
+            else:
+                shift = abs(fit[0] - t["center"])
+                t["center"] = fit[0]
+                t["width"] = max(min(t["width"], max(0.05 * fit[0], 4 * shift)), 20 * tol_A)
         for i in active:
             n_pass[i] += 1
             sel = [k for k, (o, _) in enumerate(owners) if o == i]
@@ -434,6 +505,17 @@ def diatomic(
         if failed_r[i]:
             notes.append(f"{len(failed_r[i])} scan point(s) failed from {min(failed_r[i]):.3f} A on; "
                          f"scan ends at {gk.max():.3f} A")
+        spread: dict[str, Any] = {}
+        if committee:
+            mine = [tracks[(i, m)] for m in range(member_e[0].shape[1])]
+            spread["n_members"] = len(mine)
+            if bound[i] and all(t["bound"] and t["derivs"] is not None for t in mine):
+                spread.update(_member_spread(mine, mu))
+                if not all(t["done"] for t in mine):
+                    notes.append(f"committee: a member's r_e did not converge to {tol_A} A in {max_passes} passes")
+            elif bound[i]:
+                notes.append("committee std not available: member(s) "
+                             f"{[m for m, t in enumerate(mine) if not t['bound']]} have no bound minimum")
         results.append(DiatomicResult(
             name=_pair_name(a, b), symbols=(a, b), masses_amu=(m1, m2), reduced_mass_amu=mu,
             bound=bool(bound[i]), bond_length_A=float(r_e), bond_length_converged=bool(change < tol_A),
@@ -446,7 +528,7 @@ def diatomic(
             max_converged_distance_A=float(gk.max()), failed_distances_A=sorted(failed_r[i]),
             long_range_flat=flat, repulsive_wall_ok=wall_ok, n_spurious_minima=_spurious_minima(ek),
             smooth=bool(ratio < smooth_threshold), smoothness_ratio=ratio, n_refinement_passes=n_pass[i],
-            potential=getattr(potential, "name", type(potential).__name__), notes=notes,
+            potential=getattr(potential, "name", type(potential).__name__), notes=notes, **spread,
         ))
     return results[0] if single else results
 

@@ -8,6 +8,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from mlip_props import OraclePotential, load_potential
 from mlip_props.backend.oracle import OracleError
+from mlip_props.backend.potential import Potential
 from mlip_props.potentials import LennardJones, Morse, PairPotential
 from mlip_props.properties.diatomic import diatomic, parse_pair, plot_diatomic_curves
 
@@ -156,3 +157,44 @@ def test_to_dict_and_plot(tmp_path):
     path = tmp_path / "curves.png"
     plot_diatomic_curves(res, path=str(path))
     assert path.stat().st_size > 1000
+
+
+class MorseCommittee(Potential):
+    """A committee of Morse members with different (D, a, r0): per-atom energies (N, M)."""
+
+    def __init__(self, params):
+        super().__init__(8.0, None)
+        self.members = torch.nn.ModuleList([Morse(D=D, a=a, r0=r0, cutoff=8.0, switch_width=1.0)
+                                            for D, a, r0 in params])
+        self.n_members = len(params)
+
+    def forward(self, graph):
+        return torch.stack([m(graph) for m in self.members], dim=-1)
+
+
+def test_committee_std_of_bond_length_and_omega():
+    """Each member's own minimum (analytic Morse values) and the committee std over members."""
+    params = [(9.9, 2.7, 1.090), (9.7, 2.65, 1.098), (10.1, 2.75, 1.105)]
+    mu = M_N / 2
+    res = diatomic(MorseCommittee(params), "N2")
+    assert res.n_members == 3
+    w = np.array([morse_constants(D, a, mu)[0] for D, a, _ in params])
+    np.testing.assert_allclose(res.bond_length_A_members, [p[2] for p in params], atol=1e-4)
+    np.testing.assert_allclose(res.omega_e_cm1_members, w, rtol=5e-4)
+    np.testing.assert_allclose(res.dissociation_energy_eV_members, [p[0] for p in params], atol=1e-4)
+    assert res.bond_length_A_std == pytest.approx(np.std(res.bond_length_A_members), rel=1e-12)
+    assert res.bond_length_A_std == pytest.approx(np.std([p[2] for p in params]), abs=1e-4)
+    assert res.omega_e_cm1_std == pytest.approx(np.std(w), rel=2e-2)
+    assert res.dissociation_energy_eV_std > 0 and res.D0_eV_std > 0 and res.omega_e_x_e_cm1_std > 0
+    # the reported values remain those of the mean curve, whose minimum lies among the members'
+    assert min(res.bond_length_A_members) < res.bond_length_A < max(res.bond_length_A_members)
+    json.dumps(res.to_dict())
+
+
+def test_single_potential_has_no_std_and_identical_members_zero_std():
+    one = diatomic(Morse(D=9.9, a=2.7, r0=1.098, cutoff=8.0, switch_width=1.0), "N2")
+    assert one.n_members is None and one.bond_length_A_std is None and one.omega_e_cm1_std is None
+    same = diatomic(MorseCommittee([(9.9, 2.7, 1.098)] * 2), "N2")
+    assert same.bond_length_A_std < 1e-12 and same.omega_e_cm1_std < 1e-8
+    assert same.bond_length_A == pytest.approx(one.bond_length_A, abs=1e-9)
+    assert same.omega_e_cm1 == pytest.approx(one.omega_e_cm1, rel=1e-9)
