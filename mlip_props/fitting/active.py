@@ -403,6 +403,7 @@ def learn(
     config: ActiveLearningConfig | None = None,
     keep_pool: bool = False,
     progress: bool = False,
+    monitor: Any = None,
     **overrides: Any,
 ) -> ActiveLearningResult:
     """Run (or resume) the active-learning loop; see the module docstring.
@@ -415,6 +416,10 @@ def learn(
     ``test_frames``: labelled frames for the learning curve (force RMSE after every round).
     ``config`` / ``overrides``: :class:`ActiveLearningConfig` fields. ``keep_pool``: also write
     every explored frame with its disagreement to ``pool.extxyz`` (for random-selection baselines).
+    ``monitor``: optional ``monitor(model, round) -> dict`` called after the first fit (round -1)
+    and after every round's retraining; its entries go into the round's history record, and a
+    ``"stop"`` entry (a reason string) stops the loop (property-targeted learning,
+    :mod:`.targeted`, monitors a property's committee std this way).
     Returns an :class:`ActiveLearningResult`; the committee is also in ``workdir/model.pt``.
     Oracle calls are counted as labelled frames (``oracle_calls`` in the history: seeds and
     isolated atoms included; every labelled frame costs exactly one single point).
@@ -472,14 +477,20 @@ def learn(
         model = _fresh_fit([journal.frame(k) for k in keys], cfg, cfg.seed)
         timings["training"] += time.perf_counter() - t0
         history = []
-        if tests:
-            history.append({"round": -1, "oracle_calls": len(keys), "n_labelled": len(keys),
-                            "test_force_rmse_meV_A": force_rmse_meV_A(model, tests)})
         rnd0, quiet, stop_reason = 0, 0, None
+        if tests or monitor is not None:
+            rec0: dict[str, Any] = {"round": -1, "oracle_calls": len(keys), "n_labelled": len(keys)}
+            if tests:
+                rec0["test_force_rmse_meV_A"] = force_rmse_meV_A(model, tests)
+            if monitor is not None:
+                mon = dict(monitor(model, -1))
+                stop_reason = mon.pop("stop", None) or None
+                rec0.update(mon)
+            history.append(rec0)
         save_potential(model, wd / "model.pt")
         _save_state(wd, {"round": -1, "quiet": 0, "history": history, "data": keys,
                          "explorers": [ex.state_dict() for ex in explorers], "config": cfg.to_dict(),
-                         "stop_reason": None})
+                         "stop_reason": stop_reason})
     rnd = rnd0 - 1
     for rnd in range(rnd0, cfg.max_rounds):
         if stop_reason:
@@ -524,11 +535,14 @@ def learn(
             for k in selected:
                 decision[k] = "selected"
         n_wild_md = sum(len(p.wild) for _, p in props)
+        units = {ex.name: getattr(ex, "score_unit", "eV/A") for ex in explorers}
         with open(wd / "decisions.jsonl", "a") as fh:
             for k, a in enumerate(frames):
-                fh.write(json.dumps({"round": rnd, "source": source[k], "config_type": a.info.get("config_type", ""),
-                                     "hash": structure_hash(a), "disagreement_eV_A": float(dis[k]),
-                                     "decision": decision[k]}) + "\n")
+                drec = {"round": rnd, "source": source[k], "config_type": a.info.get("config_type", ""),
+                        "hash": structure_hash(a), "disagreement_eV_A": float(dis[k]), "decision": decision[k]}
+                if units.get(source[k], "eV/A") != "eV/A":  # a strategy's own score (e.g. stress, GPa)
+                    drec["score_unit"] = units[source[k]]
+                fh.write(json.dumps(drec) + "\n")
             for _, p in props:
                 dw = p.wild_disagreement_eV_A if p.wild_disagreement_eV_A is not None else np.zeros(0)
                 for a, d in zip(p.wild, dw):
@@ -573,11 +587,16 @@ def learn(
                "n_labelled": len(keys), "oracle_calls": len(keys)}
         if tests:
             rec["test_force_rmse_meV_A"] = force_rmse_meV_A(model, tests)
+        mon = dict(monitor(model, rnd)) if monitor is not None else {}
+        mon_stop = mon.pop("stop", None)
+        rec.update(mon)
         history.append(rec)
         _jsonl(wd / "rounds.jsonl", rec)
         if progress:
             print(json.dumps(rec), flush=True)
-        if quiet >= cfg.patience:
+        if mon_stop:
+            stop_reason = str(mon_stop)
+        elif quiet >= cfg.patience:
             stop_reason = f"no selection for {quiet} rounds"
         elif len(keys) >= cfg.max_oracle_calls:
             stop_reason = f"oracle budget {cfg.max_oracle_calls} reached"

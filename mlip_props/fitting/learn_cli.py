@@ -8,6 +8,12 @@ Example::
     mlip-props learn --structure Cu --supercell 2 --oracle emt --workdir al_cu \\
         --temperatures 300 900 1500 --strains -0.05 0 0.05 --md-steps 150 --max-oracle-calls 200
 
+Property-targeted (:mod:`.targeted`): label the elastic workflow's strained cells where the
+committee disagrees most until the committee std of C44 is below 2 GPa::
+
+    mlip-props learn --structure Cu --target-property elastic --property-tolerance 2 \
+        --workdir tl_cu --max-oracle-calls 60
+
 Exit codes: 0 finished (a stopping rule fired), 2 bad input, 130 interrupted (rerun the same
 command to resume: no oracle call is repeated).
 """
@@ -37,8 +43,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strained", type=int, default=0, help="randomly strained frames per round (0: none)")
     parser.add_argument("--max-strain", type=float, default=0.05)
     parser.add_argument("--dimers", action="store_true", help="add dimer/trimer scans")
-    parser.add_argument("--lower", type=float, default=0.05, help="lower disagreement threshold, eV/A")
-    parser.add_argument("--upper", type=float, default=1.0, help="upper disagreement threshold, eV/A")
+    parser.add_argument("--lower", type=float, default=None,
+                        help="lower disagreement threshold, eV/A (default 0.05; targeted: 0, in the score's unit)")
+    parser.add_argument("--upper", type=float, default=None,
+                        help="upper disagreement threshold, eV/A (default 1.0; targeted: none)")
+    parser.add_argument("--target-property", choices=("elastic", "eos", "phonons"), default=None,
+                        help="property-targeted learning: propose the property workflow's own structures "
+                             "(instead of MD) and stop when the property's committee std is below tolerance")
+    parser.add_argument("--property-tolerance", type=float, default=None,
+                        help="stop when the committee std of --property-quantity is below this (its unit)")
+    parser.add_argument("--property-quantity", default=None,
+                        help="monitored quantity (default: C44_GPa for elastic, B_GPa for eos, nu_X for phonons)")
+    parser.add_argument("--property-score", choices=("stress", "pressure", "forces"), default=None,
+                        help="disagreement score of the proposals (default: stress / pressure / forces)")
     parser.add_argument("--max-per-round", type=int, default=8)
     parser.add_argument("--max-rounds", type=int, default=20)
     parser.add_argument("--max-oracle-calls", type=int, default=500)
@@ -66,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..potentials import load_potential
     from .active import learn
+    from .targeted import learn_targeted
     from .explore import ClusterScanExplorer, MDExplorer, RattleExplorer, StrainExplorer
 
     try:
@@ -92,9 +110,29 @@ def run(args: argparse.Namespace) -> int:
         explorers.append(StrainExplorer(base, n=args.strained, max_strain=args.max_strain))
     if args.dimers:
         explorers.append(ClusterScanExplorer(sorted(set(base.get_chemical_symbols()))))
+    if args.target_property:
+        try:
+            cell = _seed_structures(argparse.Namespace(structure=args.structure, supercell=1))[0]  # not repeated
+            res = learn_targeted(seed_frames, cell, args.target_property, oracle, args.workdir, tolerance=args.property_tolerance,
+                                 quantity=args.property_quantity, score=args.property_score,
+                                 resume=not args.restart, progress=True,
+                                 lower_eV_A=0.0 if args.lower is None else args.lower,
+                                 upper_eV_A=float("inf") if args.upper is None else args.upper,
+                                 max_per_round=args.max_per_round, max_rounds=args.max_rounds,
+                                 max_oracle_calls=args.max_oracle_calls, patience=args.patience,
+                                 committee=args.committee, hidden=tuple(args.hidden), seed=args.seed)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted: rerun the same command to resume", file=sys.stderr)
+            return 130
+        print(json.dumps(res.to_dict(), default=str))
+        return 0
     try:
         res = learn(seed_frames, oracle, explorers, args.workdir, test_frames=args.test_set, resume=not args.restart,
-                    lower_eV_A=args.lower, upper_eV_A=args.upper, max_per_round=args.max_per_round,
+                    lower_eV_A=0.05 if args.lower is None else args.lower,
+                    upper_eV_A=1.0 if args.upper is None else args.upper, max_per_round=args.max_per_round,
                     max_rounds=args.max_rounds, max_oracle_calls=args.max_oracle_calls, patience=args.patience,
                     target_uncertainty_eV_A=args.target_uncertainty, committee=args.committee,
                     hidden=tuple(args.hidden), seed=args.seed, progress=True)
