@@ -12,7 +12,7 @@ import pytest
 import ase.db
 from mlip_props.campaign import build_report, load_campaign, run_campaign, to_dataframe
 from mlip_props.campaign.report import QUANTITIES, Quantity, parity_figure
-from mlip_props.campaign.schema import CampaignError, parse_campaign
+from mlip_props.campaign.schema import CampaignError, parse_campaign, reference_data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "workflows" / "cu_committee_uncertainty.yaml"
@@ -120,7 +120,7 @@ def test_report_without_committee_rows_has_no_error_bars(tmp_path, one_torch_thr
 
 
 def test_committee_property_needs_a_committee(tmp_path):
-    text = f"name: x\npotential: emt\nstructures: [Cu]\nproperties:\n  committee: {{}}\n"
+    text = "name: x\npotential: emt\nstructures: [Cu]\nproperties:\n  committee: {}\n"
     with pytest.raises(CampaignError, match=r":5: property 'committee' needs a committee potential"):
         parse_campaign(text, base_dir=tmp_path)
     with pytest.raises(CampaignError, match="has no parameter 'bogus'"):
@@ -128,3 +128,27 @@ def test_committee_property_needs_a_committee(tmp_path):
     camp = parse_campaign(f"name: x\npotential: {MODEL}\nstructures: [Cu]\nproperties:\n"
                           "  committee: {properties: [eos, elastic], summary_points: [X]}\n")
     assert camp.properties[0].params["properties"] == ["eos", "elastic"]
+
+
+def test_diatomic_committee_std_becomes_error_bars(tmp_path):
+    """A diatomic row carrying committee std (``bond_length_A_std``, ``omega_e_cm1_std``) gets error
+    bars; the same row without them none (rows written straight into the database)."""
+    from ase import Atoms
+
+    from mlip_props.campaign.database import ResultsDB, RowRecord
+
+    def report_of(result: dict, name: str):
+        db = ResultsDB(tmp_path / f"{name}.db")
+        db.write_batch([RowRecord("k1", "N2", "diatomic", {}, "done", Atoms("N2", positions=[[0, 0, 0], [0, 0, 1.1]]),
+                                  result, meta={"potential": "p"})])
+        rep = build_report(tmp_path / f"{name}.db", tmp_path / name, reference=[reference_data_dir() / "diatomics.csv"])
+        return json.loads(rep.json.read_text())["comparisons"], rep.markdown.read_text()
+
+    base = {"bond_length_A": 1.1, "omega_e_cm1": 2300.0, "D0_eV": 9.5, "dissociation_energy_eV": 9.6}
+    comps, md = report_of(dict(base, bond_length_A_std=0.0125, omega_e_cm1_std=37.5, n_members=4), "c")
+    assert comps["bond_length"]["pairs"][0]["predicted_std"] == 0.0125
+    assert comps["omega_e"]["pairs"][0]["predicted_std"] == 37.5
+    assert "predicted_std" not in comps["D0"]["pairs"][0]
+    assert "| N2 | 1.1 ± 0.0125 |" in md
+    comps, md = report_of(dict(base, bond_length_A_std=None, omega_e_cm1_std=None), "plain")
+    assert all("predicted_std" not in p for c in comps.values() for p in c["pairs"]) and "±" not in md
