@@ -23,7 +23,9 @@ The loop (:func:`learn`)::
                     and velocities), counters, history
       until: no frame selected for ``patience`` rounds, the oracle budget is spent, the target
              uncertainty is reached (the ``uncertainty_quantile`` of d over a round's frames is
-             below ``target_uncertainty_eV_A``), or ``max_rounds``.
+             below ``target_uncertainty_eV_A``), a ``monitor`` says stop (property-targeted
+             learning, :mod:`.targeted`: a property's committee std below a tolerance), or
+             ``max_rounds``.
 
 Resuming (``resume=True``, the default) restarts from the last completed round. Every round's
 randomness is seeded from (seed, round), so the restarted round proposes the same frames, and the
