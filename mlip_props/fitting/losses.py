@@ -17,9 +17,16 @@ Terms (each logged separately):
   averaged over the 6 Voigt components, eV^2/atom^2;
 * hessian: mean square error of a few random Hessian columns per structure, (eV/A^2)^2, by double
   backward through the full model (Hessian-vector products with unit vectors);
-* asr (direct-force head): net force per atom |sum_i F_i|^2 / n^2 and, through
+* asr (direct-force head): net force per atom |sum_i F_i|^2 / n^2, plus, for the pair head
+  (``direct_head="pair"``), the mean over each structure's edges of the squared antisymmetric part
+  (c_ij - c_ji)^2 of its pair coefficients, (eV/A)^2, averaged over structures (every structure
+  counts once whatever its size); and, optionally (in :func:`~.training.fit`), through
   Hessian-vector products with uniform translations t, |sum_i Phi_ij t|^2 (the column sum of the
-  force-constant matrix, which a conservative head gives as zero to round-off).
+  force-constant matrix, which a conservative head gives as zero to round-off). The antisymmetric
+  part is the local origin of both violations: sum_i F_i = 1/2 sum_(i,j) (c_ij - c_ji) r_ij/r_ij,
+  and sum_i Phi_ij t is its derivative, so penalising it on every edge drives the net force and the
+  column sums down together, where the net force alone (a sum of many signed terms) constrains it
+  only weakly.
 """
 from __future__ import annotations
 
@@ -169,11 +176,13 @@ class Prediction:
     forces: torch.Tensor  # (M, N, 3)
     stress: torch.Tensor  # (M, B, 6)
     direct_forces: torch.Tensor | None = None  # (M, N, 3)
+    direct_antisymmetry: torch.Tensor | None = None  # (M, E): c_ij - c_ji of the pair head
 
 
 def predict(model: BehlerParrinelloPotential, d: Precomputed, create_graph: bool = True,
-            want_stress: bool = True) -> Prediction:
-    """Energies, conservative forces and stress of the network part from precomputed descriptors."""
+            want_stress: bool = True, want_antisymmetry: bool = False) -> Prediction:
+    """Energies, conservative forces and stress of the network part from precomputed descriptors
+    (and the direct head's forces; with ``want_antisymmetry`` the pair head's c_ij - c_ji too)."""
     m = model.n_members
     g = d.g.unsqueeze(0).expand(m, -1, -1).clone().requires_grad_(True)
     e_atom = model.network_energies(g, d.species)  # (M, N)
@@ -189,10 +198,13 @@ def predict(model: BehlerParrinelloPotential, d: Precomputed, create_graph: bool
         w = 0.5 * (w + w.transpose(-1, -2))
         voigt = torch.stack([w[..., 0, 0], w[..., 1, 1], w[..., 2, 2], w[..., 1, 2], w[..., 0, 2], w[..., 0, 1]], -1)
         stress = voigt / d.volume[None, :, None]
-    direct = None
+    direct, anti = None, None
     if model.direct:
-        direct = model.direct_head(d.g, d.species, d.edge_index, d.edge_vec)
-    return Prediction(energy, forces, stress, direct)
+        if want_antisymmetry and model.direct_kind == "pair":
+            direct, anti = model.direct_head(d.g, d.species, d.edge_index, d.edge_vec, return_antisymmetry=True)
+        else:
+            direct = model.direct_head(d.g, d.species, d.edge_index, d.edge_vec)
+    return Prediction(energy, forces, stress, direct, anti)
 
 
 def _wmean(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -218,7 +230,18 @@ def loss_terms(model: BehlerParrinelloPotential, d: Precomputed, pred: Predictio
         net = torch.zeros(m, d.n_structures, 3, dtype=d.g.dtype, device=d.g.device).index_add(
             1, d.structure_index, pred.direct_forces)
         out["asr"] = _wmean((net**2).sum(-1) / n**2, weights)
+        if pred.direct_antisymmetry is not None:
+            out["asr"] = out["asr"] + _wmean(antisymmetry_per_structure(d, pred.direct_antisymmetry), weights)
     return out
+
+
+def antisymmetry_per_structure(d: Precomputed, anti: torch.Tensor) -> torch.Tensor:
+    """Mean over each structure's edges of (c_ij - c_ji)^2, (M, B), (eV/A)^2 (0 without edges)."""
+    m = anti.shape[0]
+    z = torch.zeros(m, d.n_structures, dtype=anti.dtype, device=anti.device)
+    cnt = torch.zeros(d.n_structures, dtype=anti.dtype, device=anti.device).index_add(
+        0, d.edge_structure, torch.ones_like(anti[0]))
+    return z.index_add(1, d.edge_structure, anti**2) / cnt.clamp_min(1.0)
 
 
 # ---------------------------------------------------------------------------------------------

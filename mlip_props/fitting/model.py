@@ -18,12 +18,28 @@ whose weights carry a member axis: all members are evaluated together in one pas
 ``forward`` returns per-atom energies of shape (N, M) (``n_members = M``), which the backend's
 ``evaluate`` turns into energies (B, M), forces (M, N, 3) and stress (B, M, 6).
 
-Optional direct-force head (``direct_forces=True``): F_i = sum_j c(x_i, r_ij, s_j) fc(r_ij)
-r_ij / |r_ij|, predicted per atom without differentiating the energy (faster; as in recent
-"non-conservative" models). It is translation invariant but does not conserve momentum:
-sum_i F_i = sum_{i<j} (c_ij - c_ji) r_ij/|r_ij| != 0 unless trained with the acoustic-sum-rule
-penalty (:mod:`.losses`). The energy head's conservative forces (backend autograd) are always
-available and satisfy the sum rule to round-off.
+Optional direct-force head (``direct_forces=True``): F_i = sum_j c_ij r_ij / |r_ij|, predicted
+without differentiating the energy (faster; as in recent "non-conservative" models). It is
+translation invariant but does not conserve momentum: pairing each edge with its reverse,
+sum_i F_i = 1/2 sum_(i,j) (c_ij - c_ji) r_ij/|r_ij| != 0 unless c_ij = c_ji, which nothing in
+the head imposes. Two parametrisations (``direct_head``):
+
+* ``"pair"`` (default for new models): c_ij = sum_k B_k(r_ij) rho_k(a_i + b_j), with
+  B_k = scale * Gaussian_k(r) fc(r) a radial basis, e_i = [x_i (zero-padded), onehot(s_i)] the
+  atom's input, b = phi(e) its "sender" embedding and a = phi(e) + delta(e) its "receiver"
+  embedding (phi, delta, rho small per-member MLPs, as in message-passing models with separate
+  sender and receiver weights). Both atoms' environments enter. c_ij != c_ji wherever
+  delta != 0, so the head breaks the sum rule; but at delta = 0 the head is the deep-sets
+  symmetric form rho(phi(e_i) + phi(e_j)), which includes the EAM/EMT form
+  c_ij = phi'(r) + (F'(rho_i) + F'(rho_j)) rho'(r), so the acoustic-sum-rule penalty on the
+  antisymmetric part c_ij - c_ji (:func:`.losses.loss_terms`) can drive the violation towards
+  zero without costing accuracy. Nothing but that penalty makes delta vanish.
+* ``"atom"`` (the original head, kept to read old files): c_ij = NN_{s_i}([x_i, rbf(r_ij),
+  onehot(s_j)]), blind to atom j's environment: it conserves momentum only where c stops depending
+  on x_i (a pair force), so the penalty trades accuracy for sum-rule violation.
+
+The energy head's conservative forces (backend autograd) are always available and satisfy the
+sum rule to round-off.
 """
 from __future__ import annotations
 
@@ -43,18 +59,21 @@ ACTIVATIONS = {"silu": torch.nn.functional.silu, "tanh": torch.tanh, "softplus":
 
 
 class EnsembleMLP(torch.nn.Module):
-    """M independent MLPs evaluated together: input (M, n, d_in) -> output (M, n).
+    """M independent MLPs evaluated together: input (M, n, d_in) -> output (M, n) (or (M, n, d_out)
+    for ``d_out > 1``).
 
     Weights (M, d_in, d_out) per layer; member m is initialised from ``seed + m`` (LeCun-normal
     hidden layers, small output layer), so members differ from the start.
     """
 
-    def __init__(self, n_members: int, d_in: int, hidden: Sequence[int], activation: str = "silu", seed: int = 0):
+    def __init__(self, n_members: int, d_in: int, hidden: Sequence[int], activation: str = "silu", seed: int = 0,
+                 d_out: int = 1):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)} (smooth only)")
         self.activation = activation
-        sizes = [int(d_in)] + [int(h) for h in hidden] + [1]
+        self.d_out = int(d_out)
+        sizes = [int(d_in)] + [int(h) for h in hidden] + [self.d_out]
         self.weights = torch.nn.ParameterList()
         self.biases = torch.nn.ParameterList()
         for k in range(len(sizes) - 1):
@@ -74,7 +93,7 @@ class EnsembleMLP(torch.nn.Module):
             h = torch.einsum("mni,mio->mno", h, w) + b
             if k < last:
                 h = act(h)
-        return h.squeeze(-1)
+        return h.squeeze(-1) if self.d_out == 1 else h
 
 
 @register_model_class
@@ -99,6 +118,7 @@ class BehlerParrinelloPotential(Potential):
         direct_forces: bool = False,
         n_rbf: int = 8,
         seed: int = 0,
+        direct_head: str = "pair",
     ):
         cfg = descriptor if isinstance(descriptor, SymmetryFunctionConfig) else SymmetryFunctionConfig.from_dict(descriptor)
         zs = {atomic_numbers[s] for s in cfg.elements}
@@ -131,12 +151,24 @@ class BehlerParrinelloPotential(Potential):
             self.zbl = ZBL(cutoff=self.zbl_outer, switch_width=self.zbl_outer - (self.zbl_inner or 0.0), elements=zs)
         self.direct = bool(direct_forces)
         self.n_rbf = int(n_rbf)
-        if self.direct:
+        if direct_head not in ("pair", "atom"):
+            raise ValueError(f"unknown direct_head {direct_head!r}; choose 'pair' or 'atom'")
+        self.direct_kind = direct_head
+        if self.direct and direct_head == "atom":
             self.force_nets = torch.nn.ModuleList(
                 EnsembleMLP(self.n_members, self.transform.n_out(s) + self.n_rbf + ns, self.hidden, activation,
                             seed=self.seed + 7919 + 101 * s)
                 for s in range(ns)
             )
+        elif self.direct:
+            d_emb = max(self.transform.n_out(s) for s in range(ns)) + ns
+            width = self.hidden[-1] if self.hidden else 16
+            inner = self.hidden[:1]
+            mk = lambda d_in, d_out, k: EnsembleMLP(self.n_members, d_in, inner, activation,  # noqa: E731
+                                                    seed=self.seed + 7919 + 101 * k, d_out=d_out)
+            self.pair_embed = mk(d_emb, width, 0)  # phi: atom -> R^width
+            self.pair_receiver = mk(d_emb, width, 1)  # delta: the receiving atom's extra embedding
+            self.pair_readout = mk(width, self.n_rbf, 2)  # rho: R^width -> radial coefficients
         nang = self.descriptor.n_angular
         self.bytes_per_edge = 8 * (12 * self.descriptor.n_radial + 40 * nang + 8 * self.n_members * max(self.hidden))
         self.metadata: dict[str, Any] = {}
@@ -160,10 +192,13 @@ class BehlerParrinelloPotential(Potential):
             "direct_forces": self.direct,
             "n_rbf": self.n_rbf,
             "seed": self.seed,
+            "direct_head": self.direct_kind,
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "BehlerParrinelloPotential":
+        config = dict(config)
+        config.setdefault("direct_head", "atom")  # files written before the pair head existed
         return cls(**config)
 
     def member(self, m: int) -> "BehlerParrinelloPotential":
@@ -222,11 +257,21 @@ class BehlerParrinelloPotential(Potential):
         return torch.exp(-0.5 * ((r[:, None] - centres) / width) ** 2) * fc[:, None]
 
     def direct_head(
-        self, desc: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, edge_vectors: torch.Tensor
-    ) -> torch.Tensor:
-        """Direct-head forces (M, N, 3), eV/A, from descriptors and edges (ZBL not included)."""
+        self, desc: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, edge_vectors: torch.Tensor,
+        return_antisymmetry: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Direct-head forces (M, N, 3), eV/A, from descriptors and edges (ZBL not included).
+
+        With ``return_antisymmetry=True`` (pair head only) also the antisymmetric part
+        c_ij - c_ji (M, E) of the pair coefficients of every edge (eV/A), the quantity whose
+        vanishing makes the head conserve momentum (sum_i F_i = 0) and obey the acoustic sum rule.
+        """
         if not self.direct:
             raise ValueError("this model has no direct-force head (fit with direct_forces=True)")
+        if self.direct_kind == "pair":
+            return self._pair_head(desc, species, edge_index, edge_vectors, return_antisymmetry)
+        if return_antisymmetry:
+            raise ValueError("the antisymmetric part is defined for direct_head='pair' only")
         r = edge_vectors.norm(dim=-1)
         keep = r < self.cutoff
         ei, vec, r = edge_index[:, keep], edge_vectors[keep], r[keep]
@@ -245,6 +290,39 @@ class BehlerParrinelloPotential(Potential):
             inp = torch.cat([x, basis[sel], onehot[sel]], dim=1)
             c = net(inp.unsqueeze(0).expand(self.n_members, -1, -1)) * basis[sel, :1].new_tensor(self.energy_scale)
             forces = forces.index_add(1, i[sel], c[..., None] * unit[sel])
+        return forces
+
+    def atom_embedding(self, desc: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """Per-atom input of the pair head, (N, D + n_species): transformed descriptors zero-padded
+        to the widest element's D, and the one-hot element."""
+        ns = self.descriptor.n_species
+        d = max(self.transform.n_out(s) for s in range(ns))
+        x = torch.zeros(desc.shape[0], d, dtype=desc.dtype, device=desc.device)
+        for s in range(ns):  # loop over elements
+            idx = torch.nonzero(species == s).squeeze(1)
+            if idx.numel():
+                xs = self.transform.apply(desc[idx], s)
+                x = x.index_copy(0, idx, torch.nn.functional.pad(xs, (0, d - xs.shape[1])))
+        return torch.cat([x, torch.nn.functional.one_hot(species, ns).to(desc.dtype)], dim=1)
+
+    def _pair_head(self, desc, species, edge_index, edge_vectors, return_antisymmetry):
+        r = edge_vectors.norm(dim=-1)
+        i, j = edge_index
+        m = self.n_members
+        emb = self.atom_embedding(desc, species).unsqueeze(0).expand(m, -1, -1)
+        phi = self.pair_embed(emb)  # (M, N, W)
+        recv = phi + self.pair_receiver(emb)  # the atom that receives the force
+        basis = self.rbf(r) * self.energy_scale  # (E, K), includes the cutoff function
+
+        def coeff(a, b):  # c_ab = sum_k B_k(r_ab) rho_k(recv_a + phi_b)
+            return (self.pair_readout(recv[:, a] + phi[:, b]) * basis).sum(-1)  # (M, E)
+
+        c = coeff(i, j)
+        unit = edge_vectors / r.clamp_min(1e-12)[:, None]
+        forces = torch.zeros(m, desc.shape[0], 3, dtype=desc.dtype, device=desc.device).index_add(
+            1, i, c[..., None] * unit)
+        if return_antisymmetry:
+            return forces, c - coeff(j, i)
         return forces
 
     def zbl_forces(self, graph: AtomicGraph) -> torch.Tensor:

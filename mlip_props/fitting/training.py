@@ -138,6 +138,8 @@ def _rmse_metrics(model: BehlerParrinelloPotential, d: Precomputed) -> dict[str,
         if p.direct_forces is not None:
             errd = (p.direct_forces.mean(0) - d.forces)[hf]
             out["direct_forces_rmse_meV_A"] = float((errd**2).mean().sqrt()) * 1e3
+            net = torch.zeros(d.n_structures, 3, dtype=d.g.dtype, device=d.g.device).index_add(0, d.structure_index, p.direct_forces.mean(0))
+            out["direct_net_force_rms_meV_A"] = float(((net**2).sum(-1) / n**2).mean().sqrt()) * 1e3
     hs = d.has_stress
     if bool(hs.any()):
         from ..backend.units import EV_A3_TO_GPA
@@ -197,6 +199,7 @@ def fit(
     split: Sequence[float] = (0.8, 0.1, 0.1),
     bootstrap: bool = True,
     direct_forces: bool = False,
+    direct_head: str = "pair",
     e0: dict[str, float] | None = None,
     zbl: tuple[float, float] | None = (1.0, 2.0),
     hessian_rows: int = 4,
@@ -220,7 +223,12 @@ def fit(
     ``data``: extxyz path, list of labelled ``Atoms`` or a :class:`Dataset`. ``weights``: loss
     weights for ``energy`` (per atom, eV^2), ``forces`` ((eV/A)^2), ``stress`` (virial per atom,
     eV^2), ``hessian`` ((eV/A^2)^2) and ``asr`` (sum-rule penalty; for the direct-force head), merged
-    into :data:`DEFAULT_WEIGHTS`. ``descriptor``: a symmetry-function config (default
+    into :data:`DEFAULT_WEIGHTS`. ``direct_forces``: add a direct-force head trained on the force
+    labels (the energy head then learns from energies and stress); ``direct_head``: its form,
+    ``"pair"`` (default; pair coefficients from both atoms' environments; the ``asr`` term then also
+    penalises their antisymmetric part c_ij - c_ji on every edge, see :mod:`.losses`) or ``"atom"``
+    (the original head, c from the centre atom's environment only). ``asr_batch``: structures per
+    step for the Hessian-vector-product column-sum term of the penalty (0 turns that term off). ``descriptor``: a symmetry-function config (default
     :func:`~.descriptors.preset` for the data's elements). ``zbl``: (inner, outer) radii (A) of the ZBL
     blend, or None. ``asr_length`` (A): the ASR penalty is |sum_i F_i|^2/n^2 + (L sum_i Phi_ij t)^2,
     i.e. the column-sum term is weighed as the spurious net force that a displacement of L would
@@ -284,6 +292,8 @@ def fit(
     zbl_kw = {"zbl_inner": zbl[0], "zbl_outer": zbl[1]} if zbl else {"zbl_inner": None, "zbl_outer": None}
     base = dict(descriptor=cfg.to_dict(), hidden=list(hidden), activation=activation, n_members=int(committee),
                 e0=e0_fit, direct_forces=direct_forces, seed=seed, **zbl_kw)
+    if direct_forces:
+        base["direct_head"] = direct_head
     probe = BehlerParrinelloPotential(**base)
     pre_all = precompute(probe, ds, dtype=torch.float64)
     d_tr = pre_all.select(torch.as_tensor(tr))
@@ -338,6 +348,7 @@ def fit(
                     prune=prune, prune_threshold=prune_threshold, epochs=epochs, batch_size=batch_size, lr=lr,
                     weight_decay=weight_decay, schedule=schedule, patience=patience, seed=seed, dtype=str(dtype),
                     split=list(split), bootstrap=bool(bootstrap and m > 1), direct_forces=direct_forces,
+                    direct_head=direct_head if direct_forces else None, asr_batch=asr_batch,
                     zbl=list(zbl) if zbl else None, hessian_rows=hessian_rows, asr_length=asr_length,
                     asr_relative=asr_relative, asr_schedule=asr_schedule,
                     asr_ramp_start=ramp_start if asr_schedule == "ramp" else None,
@@ -377,7 +388,8 @@ def fit(
         for b0 in range(0, n_tr, batch_size):  # minibatches of structures
             idx = perm[b0 : b0 + batch_size]
             d = d_tr.select(idx)
-            pred = predict(model, d, create_graph=True, want_stress=w["stress"] > 0)
+            pred = predict(model, d, create_graph=True, want_stress=w["stress"] > 0,
+                           want_antisymmetry=use_direct and w_asr > 0)
             terms = loss_terms(model, d, pred, boot[:, idx], use_direct=use_direct)
             if hess_idx:
                 pick = rng.choice(hess_idx, size=min(hessian_batch, len(hess_idx)), replace=False)
@@ -405,7 +417,8 @@ def fit(
         rec: dict[str, float] = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "asr_weight": w_asr}
         rec.update({f"train_{k}": v / max(n_steps, 1) for k, v in sums.items()})
         d_val = d_va if d_va.n_structures else d_tr
-        vp = predict(model, d_val, create_graph=False, want_stress=w["stress"] > 0)
+        vp = predict(model, d_val, create_graph=False, want_stress=w["stress"] > 0,
+                     want_antisymmetry=use_direct and asr_schedule == "ramp" and w_asr > 0)
         vt = loss_terms(model, d_val, vp, use_direct=use_direct)
         val_terms = [k for k in vt if k != "asr" or (asr_schedule == "ramp" and use_direct)]
         val = float(sum(w_ep.get(k, 0.0) * float(vt[k].detach().mean()) for k in val_terms if w_ep.get(k, 0.0) > 0))
