@@ -14,9 +14,9 @@ Method (Togo & Tanaka, Scr. Mater. 108, 1 (2015); Togo et al., J. Phys.: Condens
    * ``"hessian"``: the analytic Hessian of each perfect supercell by autograd: forces of all
      supercells of all structures from one batched backend pass, then Hessian-vector products
      for the rows of the primitive-cell atoms only (3 n_primitive products, batched over all
-     structures) — phonopy's compact force constants, expanded to the full array by the
-     supercell's lattice translations. The supercell is built by phonopy and evaluated in
-     that order, so ``Phi[i, j, a, b] = H[3 i + a, 3 j + b]`` with no re-indexing; or
+     structures) — phonopy's compact force constants (n_primitive, N, 3, 3), which phonopy
+     uses directly (the other rows follow from the supercell's lattice translations). The
+     supercell is built by phonopy and evaluated in that order, so ``Phi[i, j, a, b] = H[3 i + a, 3 j + b]`` with no re-indexing; or
    * ``"displacement"``: phonopy's symmetry-reduced finite displacements (+-, 0.01 A), all
      displaced supercells of all structures (and the perfect ones, whose residual forces are
      subtracted) in ONE backend call;
@@ -28,9 +28,16 @@ Method (Togo & Tanaka, Scr. Mater. 108, 1 (2015); Togo et al., J. Phys.: Condens
    before and after (``asr_enforcement="auto"``: symfc for finite displacements, phonopy's
    iterative symmetrisation for Hessians);
 5. band structure along the seekpath standard path (Hinuma et al., Comput. Mater. Sci. 128,
-   140 (2017)), total DOS on a Gamma-centred mesh, group velocities on that mesh, imaginary
-   modes (frequencies below ``-imaginary_tolerance_THz``; phonopy's convention: imaginary
-   frequencies are returned as negative numbers).
+   140 (2017); phonopy's ``auto_band_structure`` path), all its dynamical matrices from
+   phonopy's batched builder in one call and diagonalised together; total DOS on a
+   Gamma-centred mesh (linear tetrahedron method, phonopy's weights), mean group velocities on
+   a coarser mesh, imaginary modes (frequencies below ``-imaginary_tolerance_THz``; phonopy's
+   convention: imaginary frequencies are returned as negative numbers). Meshes are reduced by
+   the primitive cell's point group even where the supercell symmetry search is skipped.
+
+Work done once per structure: one spglib search of the input cell (primitive matrix and
+conventional cell for the supercell), one of the primitive cell (mesh reduction), one inside
+seekpath (band path); no supercell symmetry search on the Hessian route.
 
 Units: frequencies THz (1 THz = 33.356 cm^-1 = 4.1357 meV), force constants eV/A^2, masses amu,
 group velocities m/s.
@@ -93,27 +100,46 @@ def perpendicular_widths(cell: np.ndarray) -> np.ndarray:
     return np.array([vol / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3)])
 
 
+def symmetry_dataset(atoms: Atoms, symprec: float = 1e-5):
+    """spglib symmetry dataset of an ASE structure (``None`` when spglib finds none)."""
+    import spglib
+
+    try:
+        return spglib.get_symmetry_dataset(
+            (np.asarray(atoms.get_cell(), dtype=float), atoms.get_scaled_positions(), atoms.numbers), symprec=symprec)
+    except Exception:  # noqa: BLE001 - symmetry only picks cells; no symmetry is a valid answer
+        return None
+
+
+def primitive_matrix_from_dataset(dataset) -> np.ndarray:
+    """phonopy ``primitive_matrix`` (columns: primitive vectors in the input cell's reduced
+    coordinates) from a spglib dataset: inv(transformation_matrix) @ centring matrix, as
+    phonopy's ``guess_primitive_matrix`` computes it, without a second symmetry search."""
+    from phonopy.structure.cells import get_primitive_matrix_by_centring
+
+    if dataset is None:
+        return np.eye(3)
+    centring = get_primitive_matrix_by_centring(str(dataset.international)[0])
+    return np.array(np.linalg.inv(np.asarray(dataset.transformation_matrix, dtype=float)) @ centring, order="C")
+
+
 def choose_supercell(atoms: Atoms, min_length_A: float = 10.0, primitive_matrix: np.ndarray | None = None,
-                     symprec: float = 1e-5) -> np.ndarray:
+                     symprec: float = 1e-5, dataset: Any = None) -> np.ndarray:
     """Smallest supercell (phonopy ``supercell_matrix``, integer 3x3, column convention) whose
     three perpendicular widths are all >= ``min_length_A``.
 
     Candidates: diagonal multiples of the given cell, of its primitive cell (``primitive_matrix``
     in phonopy's convention) and of spglib's conventional cell, kept when integer in the given
-    cell's basis; the one with fewest atoms wins (ties: the diagonal one).
+    cell's basis; the one with fewest atoms wins (ties: the diagonal one). ``dataset``: the
+    structure's spglib dataset when already at hand (else searched with ``symprec``).
     """
-    import spglib
-
     lat = np.asarray(atoms.get_cell(), dtype=float)
     bases = [np.eye(3)]
     if primitive_matrix is not None:
         bases.append(np.asarray(primitive_matrix, dtype=float).T)
-    try:
-        ds = spglib.get_symmetry_dataset((lat, atoms.get_scaled_positions(), atoms.numbers), symprec=symprec)
-        if ds is not None:
-            bases.append(np.linalg.inv(np.asarray(ds.transformation_matrix, dtype=float)).T)
-    except Exception:  # noqa: BLE001 - symmetry is only used to find a smaller cell
-        pass
+    ds = dataset if dataset is not None else symmetry_dataset(atoms, symprec)
+    if ds is not None:
+        bases.append(np.linalg.inv(np.asarray(ds.transformation_matrix, dtype=float)).T)
     best = None
     for k, base in enumerate(bases):
         widths = perpendicular_widths(base @ lat)
@@ -151,7 +177,7 @@ def hessian_rows(potential: Any, structures: Sequence[Atoms], rows: Sequence[Seq
     ``[i, j, a, b] = d2E/dx_{rows[i] a} dx_{j b}`` per structure. Energies and forces of all
     structures come from one pass of the backend's batch/graph machinery per chunk (forces
     kept differentiable); the 3 * max(len(rows)) Hessian-vector products are batched over all
-    structures at once. For
+    structures at once (each product covers every structure of a chunk). For
     phonons the rows of the primitive-cell atoms suffice (the rest follows from the supercell's
     translations), which costs 3 n_primitive instead of 3 N products.
     """
@@ -192,9 +218,13 @@ def hessian_rows(potential: Any, structures: Sequence[Atoms], rows: Sequence[Seq
             for r, atom in enumerate(rows[k]):
                 for c in range(3):
                     vecs[3 * r + c, ptr[b] + int(atom), c] = 1.0
-        try:
-            hv = torch.autograd.grad(forces, pos, grad_outputs=vecs, is_grads_batched=True)[0]
-        except RuntimeError:  # an op without a batching rule: one product at a time
+        hv = None
+        if forces.device.type != "cpu":  # vmapped products pay off on accelerators
+            try:
+                hv = torch.autograd.grad(forces, pos, grad_outputs=vecs, is_grads_batched=True, retain_graph=True)[0]
+            except RuntimeError:  # an op without a batching rule: one product at a time
+                hv = None
+        if hv is None:  # on CPU one product at a time is ~2x faster than vmap (measured, Morse, 1 thread)
             hv = torch.stack([torch.autograd.grad(forces, pos, grad_outputs=v, retain_graph=True)[0] for v in vecs])
         hv = -hv.detach().cpu().numpy()  # (3 nrow, N, 3): d2E / dx_row dx
         for b, k in enumerate(chunk):
@@ -297,9 +327,17 @@ class PhononResult(PropertyResult):
     lowest_frequency_THz: float
     imaginary_tolerance_THz: float
     phonopy_object: Any = field(default=None, repr=False, compare=False)
+    #: phonopy ``Symmetry`` of the primitive cell (mesh reduction), the run DOS ``Mesh`` (re-used
+    #: by the thermal sums when they ask for the same mesh) and phonopy's band-path labels and
+    #: connections (for ``band.yaml``); internal, not serialised
+    primitive_symmetry: Any = field(default=None, repr=False, compare=False)
+    mesh_object: Any = field(default=None, repr=False, compare=False)
+    band_path: Any = field(default=None, repr=False, compare=False)
+
+    _INTERNAL = ("phonopy_object", "primitive_symmetry", "mesh_object", "band_path")
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "phonopy_object"}
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in self._INTERNAL}
 
     @property
     def phonopy(self):
@@ -308,14 +346,20 @@ class PhononResult(PropertyResult):
 
     @property
     def force_constants_eV_A2(self) -> np.ndarray:
-        """Enforced force constants, phonopy full layout (N, N, 3, 3), eV/A^2."""
-        return np.asarray(self.phonopy_object.force_constants)
+        """Enforced force constants, phonopy full layout (N, N, 3, 3), eV/A^2 (the Hessian route
+        keeps phonopy's compact (n_primitive, N, 3, 3) array in the phonopy object; it is
+        expanded here by the supercell translations)."""
+        fc = np.asarray(self.phonopy_object.force_constants)
+        if fc.shape[0] != fc.shape[1]:
+            from phonopy.harmonic.force_constants import compact_fc_to_full_fc
+
+            fc = compact_fc_to_full_fc(self.phonopy_object.primitive, fc)
+        return fc
 
     def frequencies_at(self, qpoints: Sequence[Sequence[float]]) -> np.ndarray:
         """Frequencies (THz, ascending) at q-points in reduced coordinates of the primitive
         reciprocal lattice (phonopy's primitive cell), shape (n_q, 3 n_atoms_primitive)."""
-        self.phonopy_object.run_qpoints(np.atleast_2d(qpoints))
-        return np.asarray(self.phonopy_object.qpoints.frequencies)
+        return frequencies_at_qpoints(self.phonopy_object, np.atleast_2d(qpoints))
 
     def write(self, output_dir: str | Path) -> dict[str, Path]:
         """Write phonopy's ``phonopy_params.yaml`` (structure, supercell, force constants) and
@@ -372,7 +416,7 @@ def phonons(
     """
     import torch
     from phonopy import Phonopy
-    from phonopy.structure.cells import guess_primitive_matrix
+    from phonopy.structure.symmetry import Symmetry
 
     single = isinstance(structures, Atoms) or hasattr(structures, "lattice")
     atoms_list = prepare_structures([structures] if single else structures)
@@ -398,18 +442,21 @@ def phonons(
         atoms_list = [r.atoms for r in rr]
         converged = [r.converged for r in rr]
 
-    # build the phonopy objects (no model calls)
-    phs = []
+    # build the phonopy objects (no model calls); one spglib search of the input cell gives both
+    # the primitive matrix and the conventional cell for the supercell choice
+    phs, psyms = [], []
     for k, a in enumerate(atoms_list):
         unit = to_phonopy_atoms(a)
-        pm = guess_primitive_matrix(unit, symprec=symprec)
-        smat = sc_fixed if sc_fixed is not None else choose_supercell(a, min_length_A, pm, symprec)
+        ds = symmetry_dataset(a, symprec)
+        pm = primitive_matrix_from_dataset(ds)
+        smat = sc_fixed if sc_fixed is not None else choose_supercell(a, min_length_A, pm, symprec, dataset=ds)
         if abs(round(np.linalg.det(smat))) < 1:
             raise ValueError(f"structure {k}: singular supercell matrix {smat.tolist()}")
         ph = Phonopy(unit, supercell_matrix=smat, primitive_matrix=pm, symprec=symprec, is_symmetry=use_symmetry)
-        if not use_symmetry:
-            _restore_primitive_symmetry(ph, symprec)
         phs.append(ph)
+        # the primitive cell's point group (cheap) reduces the meshes to irreducible q-points even
+        # when the (slow, for big supercells) supercell symmetry search was skipped
+        psyms.append(ph.primitive_symmetry if use_symmetry else Symmetry(ph.primitive, symprec))
 
     # gather every supercell of every structure into one backend call
     batch: list[Atoms] = []
@@ -424,13 +471,10 @@ def phonons(
                 owners.append((k, d))
     raw_fc: list[np.ndarray] = [None] * len(phs)  # type: ignore[list-item]
     if route == "hessian" and not is_oracle(potential):
-        # rows of the primitive atoms only (compact fc), expanded by the supercell translations
-        from phonopy.harmonic.force_constants import compact_fc_to_full_fc
-
+        # rows of the primitive atoms only: phonopy's compact force constants (n_primitive, N, 3, 3),
+        # which phonopy uses as they are (the rest follows from the supercell translations)
         rows = [np.asarray(ph.primitive.p2s_map) for ph in phs]
-        compact = hessian_rows(potential, batch, rows, dtype=dtype, device=device)
-        for k, ph in enumerate(phs):
-            raw_fc[k] = compact_fc_to_full_fc(ph.primitive, compact[k])
+        raw_fc = hessian_rows(potential, batch, rows, dtype=dtype, device=device)
     elif route == "hessian":  # oracle: full finite-difference Hessian (6 N single points each)
         res = evaluate(potential, batch, ("energy", "hessian"), dtype=dtype, device=device)
         for m, (k, _) in enumerate(owners):
@@ -459,7 +503,7 @@ def phonons(
         viol_after = asr_violation(ph.force_constants)
         gamma_after = _gamma_acoustic(ph)
         results.append(_analyse(
-            ph, atoms_list[k], route, displacement_A if route == "displacement" else None,
+            ph, psyms[k], atoms_list[k], route, displacement_A if route == "displacement" else None,
             bool(relax), converged[k], viol_raw, viol_after, gamma_raw, gamma_after, used,
             band_structure, band_npoints, mesh, imaginary_tolerance_THz, group_velocity_mesh,
         ))
@@ -467,20 +511,6 @@ def phonons(
         for k, r in enumerate(results):
             r.write(Path(output_dir) if single else Path(output_dir) / f"{k:04d}_{r.formula}")
     return results[0] if single else results
-
-
-def _restore_primitive_symmetry(ph, symprec: float) -> None:
-    """With ``is_symmetry=False`` phonopy skips the (slow, for big supercells) supercell symmetry
-    search but then also samples meshes without the primitive cell's point group. The
-    primitive cell's symmetry is cheap: put it back so meshes are reduced to irreducible
-    q-points (phonopy 4.x keeps it in ``_primitive_symmetry``; left alone if that changes)."""
-    from phonopy.structure.symmetry import Symmetry
-
-    if hasattr(ph, "_primitive_symmetry"):
-        try:
-            ph._primitive_symmetry = Symmetry(ph.primitive, symprec, True)
-        except Exception:  # noqa: BLE001 - an optimisation only
-            pass
 
 
 def reduced_formula(atoms: Atoms) -> str:
@@ -518,7 +548,84 @@ def _mesh_from(mesh, ph) -> np.ndarray:
     return np.asarray(mesh, dtype=int)
 
 
-def _analyse(ph, atoms, route, disp, relaxed, converged, viol_raw, viol_after, gamma_raw, gamma_after,
+def band_path(ph, npoints: int = 51):
+    """phonopy's seekpath band path for the primitive cell (``auto_band_structure``'s path):
+    (list of (n_q, 3) q-point arrays in reduced coordinates of the primitive reciprocal
+    lattice, phonopy labels, path connections)."""
+    from phonopy.phonon.band_structure import get_band_qpoints_by_seekpath
+
+    bands, labels, connections = get_band_qpoints_by_seekpath(ph.primitive, npoints, is_const_interval=True)
+    return [np.asarray(b, dtype=float) for b in bands], list(labels), list(connections)
+
+
+def frequencies_at_qpoints(ph, qpoints: np.ndarray) -> np.ndarray:
+    """Frequencies (THz, ascending; imaginary as negative) of a phonopy object at many q-points:
+    all dynamical matrices from phonopy's batched builder in one call, eigenvalues from one
+    batched ``numpy.linalg.eigvalsh`` (the same numbers as phonopy's per-q band-structure loop)."""
+    from phonopy.harmonic.dynamical_matrix import get_dynamical_matrices_at_qpoints
+
+    q = np.ascontiguousarray(np.atleast_2d(qpoints), dtype="double")
+    if ph.dynamical_matrix is None:
+        raise RuntimeError("phonopy object without force constants")
+    ev = np.linalg.eigvalsh(get_dynamical_matrices_at_qpoints(ph.dynamical_matrix, q)).real
+    return np.sqrt(np.abs(ev)) * np.sign(ev) * ph.unit_conversion_factor
+
+
+def band_distances(ph, bands: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Cumulative distances (1/A, no 2 pi) along the band path, phonopy's convention (continued
+    across segments, each segment starting where the previous one ended)."""
+    rec = np.linalg.inv(np.asarray(ph.primitive.cell)).T
+    out, d = [], 0.0
+    for b in bands:
+        steps = np.linalg.norm(np.diff(b, axis=0) @ rec, axis=1)
+        seg = d + np.r_[0.0, np.cumsum(steps)]
+        out.append(seg)
+        d = float(seg[-1])
+    return out
+
+
+def mesh_object(ph, symmetry, mesh, *, group_velocities: bool = False):
+    """A run phonopy ``Mesh`` (Gamma-centred, reduced by the primitive point group of
+    ``symmetry``) on ``ph``'s dynamical matrix, with group velocities when asked."""
+    from phonopy.phonon.group_velocity import GroupVelocity
+    from phonopy.phonon.mesh import Mesh
+
+    gv = None
+    if group_velocities:
+        gv = GroupVelocity(ph.dynamical_matrix, symmetry=symmetry, frequency_factor_to_THz=ph.unit_conversion_factor)
+    m = Mesh(ph.dynamical_matrix, np.asarray(mesh, dtype="int64"), is_gamma_center=True, group_velocity=gv,
+             rotations=symmetry.pointgroup_operations, primitive_symmetry=symmetry, factor=ph.unit_conversion_factor)
+    m.run()
+    return m
+
+
+def tetrahedron_dos(mesh) -> tuple[np.ndarray, np.ndarray]:
+    """Total phonon DOS (states/THz per primitive cell) of a run phonopy ``Mesh`` by the linear
+    tetrahedron method (Bloechl, Jepsen & Andersen, Phys. Rev. B 49, 16223 (1994)), on
+    phonopy's default frequency points (``TotalDos.set_draw_area()``: 201 points spanning the
+    frequencies plus 10 % margins). The same numbers as phonopy's ``TotalDos.run()``, which also
+    integrates the cumulative DOS (a second, equally expensive tetrahedron pass) that is not
+    needed here."""
+    from phonopy.phonon.dos import TotalDos
+    from phonopy.phonon.tetrahedron_method import get_integration_weights
+
+    points = np.asarray(TotalDos(mesh, use_tetrahedron_method=True).frequency_points, dtype="double")
+    bz = mesh.bz_grid
+    ir_gp = np.asarray(mesh.ir_grid_points, dtype="int64")
+    gmap = np.asarray(mesh.grid_mapping_table, dtype="int64")
+    unique_gps = np.unique(gmap)
+    if not np.array_equal(unique_gps, ir_gp):  # not phonopy's usual layout: let phonopy do it
+        tdos = TotalDos(mesh, use_tetrahedron_method=True)
+        tdos.run()
+        return np.asarray(tdos.frequency_points), np.asarray(tdos.dos)
+    bz2ir = np.searchsorted(unique_gps, gmap[np.asarray(bz.bzg2grg)]).astype("int64")
+    iw = get_integration_weights(points, np.asarray(mesh.frequencies, dtype="double"), bz,
+                                 grid_points=np.asarray(bz.grg2bzg)[ir_gp], bzgp2irgp_map=bz2ir, function="I")
+    dos = np.einsum("isb,i->s", iw, np.asarray(mesh.weights, dtype=float)) / float(np.prod(bz.D_diag))
+    return points, dos
+
+
+def _analyse(ph, psym, atoms, route, disp, relaxed, converged, viol_raw, viol_after, gamma_raw, gamma_after,
              used, band_structure, band_npoints, mesh, tol, group_velocity_mesh) -> PhononResult:
     lowest = []
     n_imag = 0
@@ -527,36 +634,36 @@ def _analyse(ph, atoms, route, disp, relaxed, converged, viol_raw, viol_after, g
     bfreqs: list = []
     bq: list = []
     hs: dict[str, list] = {}
+    path = None
     if band_structure:
-        ph.auto_band_structure(npoints=band_npoints, with_group_velocities=False)
-        bs = ph.band_structure
-        seg_labels = _segment_labels(bs.labels, bs.path_connections, len(bs.qpoints))
-        for (l0, l1), q, d, f in zip(seg_labels, bs.qpoints, bs.distances, bs.frequencies):
-            f = np.asarray(f)
+        bands, raw_labels, connections = band_path(ph, band_npoints)
+        path = (raw_labels, connections)
+        sizes = [len(b) for b in bands]
+        freqs = np.split(frequencies_at_qpoints(ph, np.concatenate(bands)), np.cumsum(sizes)[:-1])
+        seg_labels = _segment_labels(raw_labels, connections, len(bands))
+        for (l0, l1), q, d, f in zip(seg_labels, bands, band_distances(ph, bands), freqs):
             labels.append([l0, l1])
-            distances.append(np.asarray(d).tolist())
+            distances.append(d.tolist())
             bfreqs.append(f.tolist())
-            bq.append(np.asarray(q).tolist())
+            bq.append(q.tolist())
             hs.setdefault(l0, f[0].tolist())
             hs.setdefault(l1, f[-1].tolist())
             lowest.append(f.min())
             n_imag += int((f < -tol).sum())
     mesh_arr = _mesh_from(mesh, ph)
     if group_velocity_mesh:
-        gmesh = _mesh_from(group_velocity_mesh, ph)
-        ph.run_mesh(gmesh, is_gamma_center=True, with_group_velocities=True)
-        gv = np.linalg.norm(np.asarray(ph.mesh.group_velocities), axis=-1)  # (nq, nb) THz A
-        gw = np.asarray(ph.mesh.weights)
+        gm = mesh_object(ph, psym, _mesh_from(group_velocity_mesh, ph), group_velocities=True)
+        gv = np.linalg.norm(np.asarray(gm.group_velocities), axis=-1)  # (nq, nb) THz A
+        gw = np.asarray(gm.weights)
         mean_gv = (gv * gw[:, None]).sum(0) / gw.sum() * THZ_A_TO_M_S
     else:
         mean_gv = np.full(3 * len(ph.primitive), np.nan)
-    ph.run_mesh(mesh_arr, is_gamma_center=True)
-    mfreq = np.asarray(ph.mesh.frequencies)
-    w = np.asarray(ph.mesh.weights)
+    dm = mesh_object(ph, psym, mesh_arr)
+    mfreq = np.asarray(dm.frequencies)
+    w = np.asarray(dm.weights)
     lowest.append(mfreq.min())
     n_imag += int(((mfreq < -tol) * w[:, None]).sum())
-    ph.run_total_dos()
-    tdos = ph.total_dos
+    dos_points, dos = tetrahedron_dos(dm)
     low = float(min(lowest))
     smat = np.asarray(ph.supercell_matrix)
     return PhononResult(
@@ -582,14 +689,17 @@ def _analyse(ph, atoms, route, disp, relaxed, converged, viol_raw, viol_after, g
         band_qpoints=bq,
         high_symmetry_frequencies_THz=hs,
         mesh=mesh_arr.tolist(),
-        dos_frequencies_THz=np.asarray(tdos.frequency_points).tolist(),
-        dos_states_per_THz=np.asarray(tdos.dos).tolist(),
+        dos_frequencies_THz=dos_points.tolist(),
+        dos_states_per_THz=dos.tolist(),
         mean_group_velocity_m_s=mean_gv.tolist(),
         imaginary_modes=bool(low < -tol),
         n_imaginary_modes=n_imag,
         lowest_frequency_THz=low,
         imaginary_tolerance_THz=float(tol),
         phonopy_object=ph,
+        primitive_symmetry=psym,
+        mesh_object=dm,
+        band_path=path,
     )
 
 
@@ -604,6 +714,10 @@ def write_phonopy_files(result: PhononResult, output_dir: str | Path) -> dict[st
     params = out / "phonopy_params.yaml"
     ph.save(filename=params, settings={"force_constants": True})
     files = {"phonopy_params": params}
+    if ph.band_structure is None and result.band_qpoints and result.band_path is not None:
+        labels, connections = result.band_path  # the path of the result's bands, now through phonopy
+        ph.run_band_structure([np.asarray(q) for q in result.band_qpoints], path_connections=connections,
+                              labels=labels, is_legacy_plot=False)
     if ph.band_structure is not None:
         band = out / "band.yaml"
         ph.write_yaml_band_structure(filename=band)

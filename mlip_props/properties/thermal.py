@@ -17,7 +17,7 @@ Grimvall, *Thermophysical Properties of Materials*, 1999, sec. 7.3) — the high
 limit of the Cv-Debye temperature; ``debye_temperature_cv_K`` inverts the Debye heat capacity
 at each temperature.
 
-Quasi-harmonic (phonopy ``PhonopyQHA``; Togo et al., Phys. Rev. B 81, 174301 (2010)): phonons
+Quasi-harmonic (phonopy's ``phonopy.qha.core.QHA``; Togo et al., Phys. Rev. B 81, 174301 (2010)): phonons
 at a set of volumes, all their supercells in ONE backend call, static energies E(V), then
 G(T, P) = min_V [E(V) + F_vib(V, T) + P V] by an equation-of-state fit at each T: volumetric
 thermal expansion alpha_V(T), Cp(T), isothermal bulk modulus B_T(T), G(T, P). Cell shapes are
@@ -94,19 +94,38 @@ def _mesh_of(ph, mesh) -> np.ndarray:
     return np.asarray(mesh, dtype=int)
 
 
-def _tp(ph, mesh: np.ndarray, temperatures: np.ndarray) -> dict[str, np.ndarray]:
-    """phonopy thermal properties per mole of primitive cells (kJ/mol, J/(mol K))."""
-    ph.run_mesh(mesh, is_gamma_center=True)
-    tp = ph.run_thermal_properties(temperatures=temperatures, exclude_gamma_acoustic=True)
-    if tp is None:
-        tp = ph.thermal_properties
+def _tp(ph, mesh: np.ndarray, temperatures: np.ndarray, symmetry: Any = None,
+        mesh_object: Any = None) -> dict[str, Any]:
+    """phonopy thermal properties per mole of primitive cells (kJ/mol, J/(mol K)).
+
+    ``mesh_object``: an already run phonopy ``Mesh`` of ``ph``, used when it has the same mesh
+    numbers (no second diagonalisation); ``symmetry``: the primitive cell's phonopy ``Symmetry``
+    for a new mesh (default: ``ph``'s own, through ``ph.run_mesh``). The ``"mesh"`` entry is
+    the ``Mesh`` used."""
+    from phonopy.phonon.thermal_properties import ThermalProperties
+
+    mesh = np.asarray(mesh, dtype=int)
+    if mesh_object is not None and np.array_equal(np.asarray(mesh_object.mesh_numbers), mesh):
+        m = mesh_object
+    elif symmetry is not None:
+        from .phonons import mesh_object as _mesh_object
+
+        m = _mesh_object(ph, symmetry, mesh)
+    else:
+        ph.run_mesh(mesh, is_gamma_center=True)
+        m = ph.mesh
+    tp = ThermalProperties(m, exclude_gamma_acoustic=True)
+    tp.temperatures = temperatures
+    tp.run()
     return {"temperatures": np.asarray(tp.temperatures), "free_energy": np.asarray(tp.free_energy),
-            "entropy": np.asarray(tp.entropy), "heat_capacity": np.asarray(tp.heat_capacity)}
+            "entropy": np.asarray(tp.entropy), "heat_capacity": np.asarray(tp.heat_capacity), "mesh": m}
 
 
-def _moment_debye(ph) -> float:
-    f = np.asarray(ph.mesh.frequencies)
-    w = np.asarray(ph.mesh.weights, dtype=float)[:, None] * np.ones_like(f)
+def _moment_debye(mesh) -> float:
+    """theta_D(2) (K) from a run phonopy ``Mesh`` (or, for old callers, a Phonopy object)."""
+    mesh = getattr(mesh, "mesh", None) if not hasattr(mesh, "weights") else mesh
+    f = np.asarray(mesh.frequencies)
+    w = np.asarray(mesh.weights, dtype=float)[:, None] * np.ones_like(f)
     pos = f > 0
     nu2 = (f[pos] ** 2 * w[pos]).sum() / w[pos].sum()
     return float(H_OVER_KB_K_THZ * np.sqrt(5.0 / 3.0 * nu2))
@@ -186,11 +205,12 @@ def thermal_from_phonons(
         check = None
         dcv = ds = None
         conv = None
+        sym, mobj = getattr(r, "primitive_symmetry", None), getattr(r, "mesh_object", None)
         if check_mesh:
             check = np.ceil(m * 1.5).astype(int)
-            tp2 = _tp(ph, check, temps)
-        tp = _tp(ph, m, temps)
-        theta2 = _moment_debye(ph)
+            tp2 = _tp(ph, check, temps, sym, mobj)
+        tp = _tp(ph, m, temps, sym, mobj)
+        theta2 = _moment_debye(tp["mesh"])
         cv = tp["heat_capacity"] / n_prim
         s = tp["entropy"] / n_prim
         f = tp["free_energy"] / n_prim
@@ -317,17 +337,15 @@ class QHAResult(PropertyResult):
 
 
 def _run_qha(volumes, energies, temps, fe, cv, s, pressure, eos) -> dict[str, np.ndarray]:
-    import warnings
+    from phonopy.qha.core import QHA
 
-    from phonopy import PhonopyQHA
-
-    # PhonopyQHA takes the arrays directly (phonopy.run_qha needs one Phonopy object per volume,
-    # which G(T, P) re-fits at many pressures do not keep); deprecated in phonopy 4.x, still exact.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        qha = PhonopyQHA(volumes=volumes, electronic_energies=energies, temperatures=temps,
-                         free_energy=np.asarray(fe).T, cv=np.asarray(cv).T, entropy=np.asarray(s).T,
-                         pressure=pressure, eos=eos, t_max=float(temps[-2]) if len(temps) > 2 else None)
+    # phonopy's array-level QHA class (what the deprecated PhonopyQHA wrapper ran); phonopy.run_qha
+    # needs one Phonopy object per volume and its own mesh sums, which G(T, P) re-fits at many
+    # pressures from stored arrays do not keep. Arrays are (n_T, n_V); F in kJ/mol, Cv and S in J/(mol K).
+    qha = QHA(np.asarray(volumes, dtype=float), np.asarray(energies, dtype=float), np.asarray(temps, dtype=float),
+              np.asarray(cv).T, np.asarray(s).T, np.asarray(fe).T, pressure=pressure, eos=eos,
+              t_max=float(temps[-2]) if len(temps) > 2 else None)
+    qha.run()
     vol = np.asarray(qha.volume_temperature)
     n = len(vol)
     vmin, vmax = np.min(volumes), np.max(volumes)

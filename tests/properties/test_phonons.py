@@ -3,9 +3,6 @@ acoustic-sum-rule checks, imaginary modes, phonopy files."""
 import numpy as np
 import pytest
 from ase.build import bulk
-from ase.calculators.emt import EMT
-from ase.filters import FrechetCellFilter
-from ase.optimize import BFGS
 
 from mlip_props import load_potential
 from mlip_props.backend import Potential
@@ -20,41 +17,12 @@ def _lj():
 
 
 @pytest.fixture(scope="module")
-def emt_cu_reference():
-    """phonopy + ASE EMT written independently: ASE-relaxed Cu, conventional 3x3x3 supercell,
-    phonopy displacements, EMT forces one supercell at a time."""
-    from phonopy import Phonopy
-    from phonopy.structure.atoms import PhonopyAtoms
-
-    prim = bulk("Cu", "fcc", a=3.6)
-    prim.calc = EMT()
-    BFGS(FrechetCellFilter(prim), logfile=None).run(fmax=1e-6)
-    a = prim.cell.cellpar()[0] * np.sqrt(2)
-    conv = bulk("Cu", "fcc", a=a, cubic=True)
-    unit = PhonopyAtoms(symbols=conv.get_chemical_symbols(), cell=conv.cell[:], scaled_positions=conv.get_scaled_positions(),
-                        masses=conv.get_masses())
-    ph = Phonopy(unit, supercell_matrix=np.diag([3, 3, 3]), primitive_matrix=[[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
-    ph.generate_displacements(distance=0.01)
-    forces = []
-    for sc in ph.supercells_with_displacements:
-        from ase import Atoms
-
-        at = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
-        at.calc = EMT()
-        forces.append(at.get_forces())
-    ph.forces = forces
-    ph.produce_force_constants()
-    ph.symmetrize_force_constants()
-    return ph
-
-
-@pytest.fixture(scope="module")
 def emt_cu():
     return phonons(load_potential("emt"), bulk("Cu", "fcc", a=3.6))
 
 
 def test_emt_cu_x_and_l_match_independent_phonopy(emt_cu, emt_cu_reference):
-    ref = emt_cu_reference
+    ref = emt_cu_reference  # tests/properties/conftest.py: phonopy + ASE EMT, no mlip_props code
     ref.run_qpoints([X_FCC, L_FCC])
     fx, fl = ref.qpoints.frequencies
     assert emt_cu.method == "displacement"  # oracle -> finite displacements
