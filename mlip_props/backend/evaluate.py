@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .batch import Batch, pack_structures, resolve_device, to_atoms, validate_packed
-from .neighbors import NeighborGraph, assemble_graph, build_neighbor_graph, edge_vectors, neighbor_lists
+from .neighbors import NeighborGraph, assemble_graph, build_neighbor_graph, edge_vectors, shared_neighbor_lists
 from .potential import AtomicGraph
 from .units import EV_A3_TO_GPA
 
@@ -273,30 +273,22 @@ def _evaluate_edges(potential: Any, batch: Batch, graph: NeighborGraph, want_f: 
     return out
 
 
-def _virial(r: torch.Tensor, g: torch.Tensor, edge_structure: torch.Tensor, n_structures: int) -> torch.Tensor:
+def _virial(r: torch.Tensor, g: torch.Tensor, edge_structure: torch.Tensor, n_structures: int,
+            chunk: int = 1 << 16) -> torch.Tensor:
     """sum over each structure's edges of r_e (x) g_e: (B, 3, 3), or (M, B, 3, 3) for g (M, E, 3).
 
-    Edges stored structure by structure (as the graph builders store them) are laid out in a
-    padded (B, E_max, 3) block and reduced by one batched matrix product; otherwise (or when
-    padding would waste much memory) the per-edge outer products are scattered.
+    The per-edge outer products are formed ``chunk`` edges at a time (small, reused buffers
+    instead of one (E, 9) array) and scattered onto their structures.
     """
     if n_structures == 1:
         return torch.einsum("ea,...eb->...ab", r, g)[..., None, :, :]
-    e = r.shape[0]
-    counts = torch.bincount(edge_structure, minlength=n_structures)
-    e_max = int(counts.max()) if e else 0
-    ordered = e == 0 or bool((edge_structure[1:] >= edge_structure[:-1]).all())
-    if ordered and n_structures * e_max <= 2 * e + 1024:
-        start = torch.cumsum(counts, 0) - counts
-        slot = edge_structure * e_max + torch.arange(e, device=r.device) - start[edge_structure]
-        lead = g.shape[:-2]
-        rp = r.new_zeros(n_structures * e_max, 3).index_copy_(0, slot, r).view(n_structures, e_max, 3)
-        gp = g.new_zeros(lead + (n_structures * e_max, 3)).index_copy_(-2, slot, g)
-        gp = gp.view(lead + (n_structures, e_max, 3))
-        return rp.transpose(-1, -2) @ gp
-    outer = (r[:, :, None] * g[..., :, None, :]).flatten(-2)  # (..., E, 9)
-    z = torch.zeros(g.shape[:-2] + (n_structures, 9), dtype=g.dtype, device=g.device)
-    return z.index_add(g.dim() - 2, edge_structure, outer).unflatten(-1, (3, 3))
+    d = g.dim() - 2
+    out = torch.zeros(g.shape[:-2] + (n_structures, 9), dtype=g.dtype, device=g.device)
+    for e0 in range(0, r.shape[0], chunk):
+        e1 = min(e0 + chunk, r.shape[0])
+        outer = (r[e0:e1, :, None] * g[..., e0:e1, None, :]).flatten(-2)
+        out.index_add_(d, edge_structure[e0:e1], outer)
+    return out.unflatten(-1, (3, 3))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,8 +402,7 @@ def evaluate(
     potential = potential.to(dev)
     _check_elements(potential, packed)
     half = bool(getattr(potential, "pairwise", False))
-    lists = neighbor_lists([packed.positions_of(b) for b in range(packed.n_structures)], packed.cells,
-                           packed.pbc, potential.cutoff, half=half)
+    lists, displacement, extra = shared_neighbor_lists(packed, potential.cutoff, half=half)
     budget = memory_budget or default_memory_budget(dev)
     m = max(1, int(getattr(potential, "n_members", 1)))
     bpe = potential.bytes_per_edge * m * (1 if dtype == torch.float64 else 0.5)
@@ -429,8 +420,11 @@ def evaluate(
 
         iterator = tqdm(chunks, desc="evaluate", unit="chunk")
     for chunk in iterator:
-        batch = Batch.from_packed(packed.slice(chunk[0], chunk[-1] + 1), dtype=dtype, device=dev)
-        graph = assemble_graph(batch, lists[chunk[0] : chunk[-1] + 1], potential.cutoff, half=half)
+        b0, b1 = chunk[0], chunk[-1] + 1
+        batch = Batch.from_packed(packed.slice(b0, b1), dtype=dtype, device=dev)
+        disp = None if displacement is None else displacement[packed.ptr[b0] : packed.ptr[b1]]
+        # lists shared within cutoff + extra: a graph without skin whose far edges are dropped
+        graph = assemble_graph(batch, lists[b0:b1], potential.cutoff + extra, half=half, displacement=disp)
         block = None
         if want_h:
             per_vec = bpe * graph.n_edges + 200 * batch.n_total

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .batch import COINCIDENT_ATOMS_A, Batch
+from .batch import COINCIDENT_ATOMS_A, Batch, PackedStructures
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def select_graph(graph: NeighborGraph, full: Batch, indices: list[int], sub: Bat
         reference_positions=sub.positions.detach().clone(),
         reference_cells=sub.cells.detach().clone(),
         half=graph.half,
-        vectors=None if graph.vectors is None else graph.vectors[keep_t],
+        vectors=None,  # the search's vectors belong to the build-time positions, not to ``sub``'s
     )
 
 
@@ -195,6 +195,50 @@ def neighbor_lists(
     return lists
 
 
+#: Skin (Angstrom) of lists shared between structures of one cell (see :func:`shared_neighbor_lists`).
+SHARED_LIST_SKIN_A = 0.5
+
+
+def shared_neighbor_lists(
+    packed: "PackedStructures", cutoff: float, half: bool = False, skin: float = SHARED_LIST_SKIN_A
+) -> tuple[list, np.ndarray | None, float]:
+    """Neighbour lists of packed structures, shared between structures that differ only by small
+    displacements (a Verlet list across the batch).
+
+    Structures with the same cell, periodicity and atomic numbers (rattled frames, MD
+    snapshots, displaced phonon supercells ...) whose every atom lies within ``skin / 2`` of the
+    first such structure (the reference) reuse its list, built within ``cutoff + skin``: by the
+    triangle inequality it holds every pair closer than ``cutoff`` in them. Returns
+    ``(lists, displacement, extra)``: per-structure ``(i, j, shifts, d, vectors)`` (for a
+    sharing structure the reference's), the (N, 3) displacement of each atom from its list's
+    reference (``None`` if nothing is shared) and the extra radius (``skin`` or 0) beyond
+    ``cutoff`` of the lists; :func:`assemble_graph` corrects the vectors with the displacement.
+    """
+    nb = packed.n_structures
+    owner = np.arange(nb)
+    first: dict[bytes, int] = {}
+    for b in range(nb):
+        key = b"".join((packed.cells[b].tobytes(), packed.pbc[b].tobytes(),
+                        packed.numbers[packed.ptr[b] : packed.ptr[b + 1]].tobytes()))
+        ref = first.setdefault(key, b)
+        if ref != b:
+            d = packed.positions_of(b) - packed.positions_of(ref)
+            if float(np.einsum("ij,ij->i", d, d).max()) < (0.5 * skin) ** 2:
+                owner[b] = ref
+    shared = owner != np.arange(nb)
+    if not shared.any():
+        lists = neighbor_lists([packed.positions_of(b) for b in range(nb)], packed.cells, packed.pbc, cutoff, half)
+        return lists, None, 0.0
+    own = np.nonzero(~shared)[0]
+    built = neighbor_lists([packed.positions_of(b) for b in own], packed.cells[own], packed.pbc[own],
+                           cutoff + skin, half, check_overlap=False)
+    by_owner = dict(zip(own.tolist(), built))
+    lists = [by_owner[int(owner[b])] for b in range(nb)]
+    ref_atoms = np.concatenate([np.arange(packed.ptr[o], packed.ptr[o + 1]) for o in owner])
+    displacement = packed.positions - packed.positions[ref_atoms]
+    return lists, displacement, float(skin)
+
+
 def build_neighbor_graph(
     batch: Batch, cutoff: float, skin: float = 0.0, check_overlap: bool = True, half: bool = False
 ) -> NeighborGraph:
@@ -214,8 +258,13 @@ def build_neighbor_graph(
     return assemble_graph(batch, lists, cutoff, skin, half=half)
 
 
-def assemble_graph(batch: Batch, lists: list, cutoff: float, skin: float = 0.0, half: bool = False) -> NeighborGraph:
-    """Concatenate per-structure lists ``(i, j, shifts, ...)`` into one graph with global indices."""
+def assemble_graph(batch: Batch, lists: list, cutoff: float, skin: float = 0.0, half: bool = False,
+                   displacement: np.ndarray | None = None) -> NeighborGraph:
+    """Concatenate per-structure lists ``(i, j, shifts, ...)`` into one graph with global indices.
+
+    ``displacement`` (N, 3): each atom's displacement from the structure its list was built for
+    (:func:`shared_neighbor_lists`); the stored vectors are corrected by it, and coincident atoms
+    are then detected here (``ValueError`` naming the structure)."""
     ptr = batch.ptr.cpu().numpy()
     counts = np.array([len(nl[0]) for nl in lists], dtype=np.int64)
     offsets = np.repeat(ptr[:-1], counts)
@@ -224,7 +273,18 @@ def assemble_graph(batch: Batch, lists: list, cutoff: float, skin: float = 0.0, 
     dev = batch.device
     vectors = None
     if all(len(nl) > 4 for nl in lists):
-        vectors = torch.as_tensor(np.concatenate([nl[4] for nl in lists]), dtype=batch.dtype, device=dev)
+        v = np.concatenate([nl[4] for nl in lists])
+        if displacement is not None:
+            v += displacement[ei[1]] - displacement[ei[0]]
+            d2 = np.einsum("ij,ij->i", v, v)
+            if len(d2) and d2.min() < COINCIDENT_ATOMS_A**2:
+                k = int(np.argmin(d2))
+                b = int(np.searchsorted(ptr, ei[0, k], side="right") - 1)
+                raise ValueError(f"structure {b}: atoms {int(ei[0, k] - ptr[b])} and {int(ei[1, k] - ptr[b])} "
+                                 f"coincide (distance {np.sqrt(d2[k]):.2e} A)")
+        vectors = torch.as_tensor(v, dtype=batch.dtype, device=dev)
+    elif displacement is not None:
+        raise ValueError("a displacement needs lists with edge vectors")
     return NeighborGraph(
         edge_index=torch.as_tensor(ei, device=dev),
         shifts=torch.as_tensor(np.concatenate([nl[2] for nl in lists]), dtype=batch.dtype, device=dev),

@@ -167,7 +167,8 @@ def relax(
         graph = None
         if use_graph:
             if graph_full is None or _graph_stale(graph_full, x, cells, x_ref, cells_ref, sidx, idx, reach):
-                graph_full = build_neighbor_graph(cur, potential.cutoff, skin=skin_A)
+                graph_full = build_neighbor_graph(cur, potential.cutoff, skin=skin_A,
+                                                  half=bool(getattr(potential, "pairwise", False)))
                 x_ref, cells_ref = x.clone(), cells.clone()
             graph = select_graph(graph_full, cur, idx.tolist(), sub) if idx.numel() < B else graph_full
         out = evaluate_batch(potential, sub, props, graph=graph)

@@ -195,3 +195,45 @@ def test_half_neighbour_list_equals_full_list_for_pair_potentials():
     e_half = evaluate_batch(sw, si, ("energy",), graph=build_neighbor_graph(si, sw.cutoff, half=True)).energies
     e_full = evaluate_batch(sw, si, ("energy",)).energies
     assert torch.allclose(e_half, e_full, rtol=1e-12)
+
+
+@pytest.mark.parametrize("spec", ["lj", "sw"])
+def test_lists_shared_by_displaced_copies_give_exact_results(spec):
+    """Copies of one cell within the skin reuse one neighbour list: results equal separate lists."""
+    from mlip_props.backend.neighbors import SHARED_LIST_SKIN_A, shared_neighbor_lists
+    from mlip_props.backend.batch import pack_structures
+
+    if spec == "lj":
+        pot = LennardJones(epsilon=0.4, sigma=2.3, cutoff=5.0, switch_width=1.0)
+        base = bulk("Cu", "fcc", a=3.6, cubic=True)
+    else:
+        pot = load_potential("sw")
+        base = bulk("Si", "diamond", a=5.43, cubic=True)
+    frames = []
+    for k, amp in enumerate([0.0, 0.05, 0.08, 0.6, 0.02]):  # 0.6 A: beyond the skin, its own list
+        a = base.copy()
+        a.rattle(amp, seed=k) if amp else None
+        frames.append(a)
+    other = base.copy()
+    other.set_cell(base.cell * 1.01, scale_atoms=True)  # another cell: its own list
+    frames.insert(2, other)
+    lists, disp, extra = shared_neighbor_lists(pack_structures(frames), pot.cutoff, half=pot.pairwise)
+    assert extra == SHARED_LIST_SKIN_A and disp is not None
+    assert lists[1] is lists[0] and lists[3] is lists[0] and lists[5] is lists[0]
+    assert lists[4] is not lists[0] and lists[2] is not lists[0]
+    shared = evaluate(pot, frames)
+    separate = [evaluate(pot, [a]) for a in frames]
+    for k, r in enumerate(separate):
+        assert shared.energies_eV[k] == pytest.approx(r.energies_eV[0], rel=1e-12, abs=1e-12)
+        assert np.allclose(shared.forces_eV_A[k], r.forces_eV_A[0], atol=1e-11)
+        assert np.allclose(shared.stress_eV_A3[k], r.stress_eV_A3[0], atol=1e-13)
+    # a sharing copy in which two atoms (0.3 A apart in the reference) meet: still named
+    close = base.copy()
+    close.positions[1] = close.positions[0] + [0.3, 0.0, 0.0]
+    meet = close.copy()
+    meet.positions[0] += [0.15, 0.0, 0.0]
+    meet.positions[1] -= [0.15, 0.0, 0.0]
+    lists, _, _ = shared_neighbor_lists(pack_structures([close, meet]), pot.cutoff, half=pot.pairwise)
+    assert lists[1] is lists[0]
+    with pytest.raises(ValueError, match="structure 1: atoms 0 and 1 coincide"):
+        evaluate(pot, [close, meet])
