@@ -4,6 +4,9 @@
 Contenders (all float64, all the same Lennard-Jones parameters and cutoff rc):
 
 (a) ``mlip_props.evaluate`` on the whole list at once (batched, autograd forces and stress);
+(a2) the same with neighbour-list sharing turned off: the rattled copies of one cell share one
+    vesin list in (a) (exact: built with a 0.5 A skin, see ``shared_neighbor_lists``); (a2) gives
+    every structure its own list, as a batch of distinct cells gets;
 (b) the same potential through ``mlip_props.MLIPCalculator``, one structure at a time;
 (c) ASE's own numpy ``LennardJones`` calculator, one structure at a time (``smooth=True`` with
     its switch starting where ours starts, ``ro = rc - switch_width``);
@@ -120,6 +123,19 @@ def run_a(pot, structures):
     import mlip_props
 
     return mlip_props.evaluate(pot, structures, ("energy", "forces", "stress"))
+
+
+def run_a_unshared(pot, structures):
+    """(a) with neighbour-list sharing between displaced copies of one cell turned off: every
+    structure gets its own vesin list, as structures with distinct cells always do."""
+    from mlip_props.backend import neighbors
+
+    old = neighbors.SHARED_LIST_SKIN_A
+    neighbors.SHARED_LIST_SKIN_A = 0.0
+    try:
+        return run_a(pot, structures)
+    finally:
+        neighbors.SHARED_LIST_SKIN_A = old
 
 
 def _loop(calc, structures):
@@ -270,6 +286,7 @@ def throughput(args) -> dict:
     structures = rattled_cells(args.n_structures)
     contenders = {
         "a_mlip_evaluate_batched": (run_a, mlip_lj(args.rc, args.width)),
+        "a2_mlip_batched_unshared_lists": (run_a_unshared, mlip_lj(args.rc, args.width)),
         "b_mlip_calculator_loop": (run_b, mlip_lj(args.rc, args.width)),
         "c_ase_lj_loop": (run_c, ase_lj(args.rc, args.width)),
     }
@@ -435,6 +452,11 @@ def main(argv=None) -> dict:
         for k, v in report["ratios"].items():
             per_round = thr[next(n for n in thr if n.startswith(k[0]))]["per_round_ratio_to_a_median"]
             print(f"  (a) is {v:6.2f}x faster than ({k[0]}) (ratio of medians; median of per-round ratios {per_round:.2f})")
+        a2 = thr["a2_mlip_batched_unshared_lists"]["median_s"]
+        report["ratios_unshared"] = {f"{k[0]}/a2": v["median_s"] / a2 for k, v in thr.items()
+                                     if k[0] != "a" and "model_call_only" not in k}
+        for k, v in report["ratios_unshared"].items():
+            print(f"  (a2, no list sharing) is {v:6.2f}x faster than ({k[0]}) (ratio of medians)")
     if "scaling" not in skip and not args.quick:
         print("scaling, one structure, energy+forces+stress:")
         report["scaling"] = sc = scaling(args)

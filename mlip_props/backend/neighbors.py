@@ -200,7 +200,7 @@ SHARED_LIST_SKIN_A = 0.5
 
 
 def shared_neighbor_lists(
-    packed: "PackedStructures", cutoff: float, half: bool = False, skin: float = SHARED_LIST_SKIN_A
+    packed: "PackedStructures", cutoff: float, half: bool = False, skin: float | None = None
 ) -> tuple[list, np.ndarray | None, float]:
     """Neighbour lists of packed structures, shared between structures that differ only by small
     displacements (a Verlet list across the batch).
@@ -213,7 +213,9 @@ def shared_neighbor_lists(
     sharing structure the reference's), the (N, 3) displacement of each atom from its list's
     reference (``None`` if nothing is shared) and the extra radius (``skin`` or 0) beyond
     ``cutoff`` of the lists; :func:`assemble_graph` corrects the vectors with the displacement.
+    ``skin`` defaults to the module's ``SHARED_LIST_SKIN_A``; 0 turns sharing off.
     """
+    skin = SHARED_LIST_SKIN_A if skin is None else float(skin)
     nb = packed.n_structures
     owner = np.arange(nb)
     first: dict[bytes, int] = {}
@@ -221,7 +223,7 @@ def shared_neighbor_lists(
         key = b"".join((packed.cells[b].tobytes(), packed.pbc[b].tobytes(),
                         packed.numbers[packed.ptr[b] : packed.ptr[b + 1]].tobytes()))
         ref = first.setdefault(key, b)
-        if ref != b:
+        if ref != b and skin > 0:
             d = packed.positions_of(b) - packed.positions_of(ref)
             if float(np.einsum("ij,ij->i", d, d).max()) < (0.5 * skin) ** 2:
                 owner[b] = ref
