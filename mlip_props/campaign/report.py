@@ -673,18 +673,20 @@ def _curves(df, doc: _Doc, figdir: Path, figures: list[Path], tables: list[Refer
 
 
 def _committee_curves(df, doc: _Doc, figdir: Path, figures: list[Path], n_std: float = 2.0) -> None:
-    """Per committee row: phonon dispersion (mean, shaded ± ``n_std`` std) and Cv(T) (mean, band,
-    member curves) drawn by :func:`mlip_props.properties.uncertainty.plot_committee`."""
+    """Per committee row: phonon dispersion (mean, shaded ± ``n_std`` std), Cv(T) and E(V) (mean,
+    band, member curves) drawn by :func:`mlip_props.properties.uncertainty.plot_committee`."""
     from types import SimpleNamespace
 
     from ..properties.uncertainty import plot_committee
 
     rows = df[(df["status"] == "done") & (df["property"] == "committee")]
     arrays = ("band_frequencies_THz", "band_frequencies_THz_std", "band_distances_inv_A", "temperatures_K",
-              "heat_capacity_J_molK", "heat_capacity_J_molK_std", "heat_capacity_J_molK_members")
+              "heat_capacity_J_molK", "heat_capacity_J_molK_std", "heat_capacity_J_molK_members",
+              "eos_volumes_A3_per_atom", "eos_energies_eV_per_atom_members", "e0_eV_per_atom_members")
     first = True
     for lab, r in zip(rows["label"], rows["_result"]):
-        if r.get("band_frequencies_THz") is None and r.get("heat_capacity_J_molK") is None:
+        if all(r.get(k) is None for k in ("band_frequencies_THz", "heat_capacity_J_molK",
+                                          "eos_energies_eV_per_atom_members")):
             continue
         ns = SimpleNamespace(**{k: (None if r.get(k) is None else np.asarray(r[k], dtype=float)) for k in arrays},
                              band_segment_labels=r.get("band_segment_labels"),
@@ -699,9 +701,9 @@ def _committee_curves(df, doc: _Doc, figdir: Path, figures: list[Path], n_std: f
         _plt().close(fig)
         figures.append(f)
         if first:
-            doc.h(2, "Committee uncertainty: phonon dispersions and Cv(T)")
+            doc.h(2, "Committee uncertainty: phonon dispersions, Cv(T) and E(V)")
             doc.p(f"Committee mean with a shaded band of ± {n_std:g} standard deviations; Cv(T) per mole of atoms "
-                  "with the member curves (grey).")
+                  "and E(V) − E0 (each member's own minimum energy) with the member curves (grey).")
             first = False
         doc.img(f"figures/{f.name}", f"{lab} committee phonons and Cv")
 

@@ -92,6 +92,8 @@ class CommitteePropertiesResult(PropertyResult):
     ``bulk_modulus_derivative``. Elastic: ``C_GPa`` (6x6 Voigt), ``elastic_reference`` ("member"
     or "mean"). Phonons: ``band_frequencies_THz`` (n_q, n_branches, on ``band_qpoints`` of the
     mean potential's path), ``high_symmetry_frequencies_THz`` {label: per-branch list}.
+    ``eos_volumes_A3_per_atom`` (P,) and ``eos_energies_eV_per_atom_members`` (M, P): each
+    member's sampled E(V); ``e0_eV_per_atom_members``: its fitted minimum energy.
     ``elastic_eos_mismatch_GPa_members``: Voigt bulk modulus of each member's C minus its EOS B0
     (a self-consistency check: large values flag a member whose stress-strain response is not
     that of a smooth energy, e.g. non-linear within the strains used).
@@ -135,6 +137,9 @@ class CommitteePropertiesResult(PropertyResult):
     timings_s: dict = field(default_factory=dict)
     calibration_factor: float | None = None
     calibration_factors: dict | None = None
+    eos_volumes_A3_per_atom: np.ndarray | None = None
+    eos_energies_eV_per_atom_members: np.ndarray | None = None
+    e0_eV_per_atom_members: np.ndarray | None = None
 
     def summary(self, temperature_K: float = 300.0, points: Sequence[str] = ("X",), *,
                 calibrated: bool = False, per_property: bool = False) -> dict[str, tuple[float, float, np.ndarray]]:
@@ -277,6 +282,8 @@ def committee_properties(
             b = np.array([f.bulk_modulus_GPa for f in fits])
             bp = np.array([f.bulk_modulus_derivative for f in fits])
             oks[k] = oks[k] and all(f.success for f in fits) and bool(np.all((v0 > vols.min()) & (v0 < vols.max())))
+            outs[k].update(eos_volumes_A3_per_atom=vols, eos_energies_eV_per_atom_members=e.T.copy(),
+                           e0_eV_per_atom_members=np.array([f.e0_eV_per_atom for f in fits]))
             outs[k].update(v0_A3_per_atom=float(v0.mean()), v0_A3_per_atom_std=float(v0.std()),
                            v0_A3_per_atom_members=v0, bulk_modulus_GPa=float(b.mean()),
                            bulk_modulus_GPa_std=float(b.std()), bulk_modulus_GPa_members=b,
@@ -395,14 +402,20 @@ def committee_properties(
 
 
 def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_std: float = 2.0):
-    """Phonon dispersion (committee mean, shaded +- ``n_std`` std) and Cv(T) (mean, shaded band),
-    with the member curves thin; returns the matplotlib figure (saved when ``filename`` is given)."""
+    """Phonon dispersion (committee mean, shaded +- ``n_std`` std), Cv(T) (mean, shaded band) and,
+    when the result has the EOS, E(V) - E0 per member with the mean curve and its +- ``n_std`` std
+    band (meV/atom); member curves thin. Returns the matplotlib figure (saved when ``filename``
+    is given)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, (ax, axc) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    has_eos = getattr(result, "eos_energies_eV_per_atom_members", None) is not None
+    if has_eos:
+        fig, (ax, axc, axe) = plt.subplots(1, 3, figsize=(14, 4.2), gridspec_kw={"width_ratios": [3, 2, 2]})
+    else:
+        fig, (ax, axc) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     if result.band_frequencies_THz is not None:
         f, sd, d = result.band_frequencies_THz, result.band_frequencies_THz_std, result.band_distances_inv_A
         start, ticks, labels = 0, [], []
@@ -435,6 +448,16 @@ def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_st
         axc.plot(t, c, color="C1")
         axc.set_xlabel("T (K)")
         axc.set_ylabel("Cv (J/(mol K))")
+    if has_eos:
+        v = np.asarray(result.eos_volumes_A3_per_atom, dtype=float)
+        e = 1000.0 * (np.asarray(result.eos_energies_eV_per_atom_members, dtype=float)
+                      - np.asarray(result.e0_eV_per_atom_members, dtype=float)[:, None])  # meV/atom
+        for em in e:
+            axe.plot(v, em, color="0.6", lw=0.6)
+        axe.fill_between(v, e.mean(0) - n_std * e.std(0), e.mean(0) + n_std * e.std(0), color="C2", alpha=0.3, lw=0)
+        axe.plot(v, e.mean(0), color="C2")
+        axe.set_xlabel("volume (Å³/atom)")
+        axe.set_ylabel("E - E0 (meV/atom), each member's own E0")
     fig.tight_layout()
     if filename is not None:
         fig.savefig(filename, dpi=120)

@@ -126,6 +126,15 @@ def test_plot(cu_result, tmp_path):
 
     plot_committee(cu_result, tmp_path / "cu.png")
     assert (tmp_path / "cu.png").stat().st_size > 1000
+    fig = plot_committee(cu_result)
+    assert len(fig.axes) == 3  # dispersion, Cv(T), E(V)
+    e = cu_result.eos_energies_eV_per_atom_members
+    assert e.shape == (4, 13) and len(cu_result.eos_volumes_A3_per_atom) == 13
+    # each member's sampled E(V) lies on or above its fitted minimum E0 (within the Birch-Murnaghan
+    # fit residual over +-8 %, ~0.2 meV/atom for these members)
+    assert np.all(e - cu_result.e0_eV_per_atom_members[:, None] > -5e-4)
+    vmin = cu_result.eos_volumes_A3_per_atom[np.argmin(e, axis=1)]
+    assert np.all(np.abs(vmin - cu_result.v0_A3_per_atom_members) < 0.2)  # grid step ~0.15 A^3/atom
     assert len(cu_result.band_distances_inv_A) == len(cu_result.band_frequencies_THz) == sum(cu_result.band_segment_sizes)
 
 
