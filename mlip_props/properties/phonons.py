@@ -442,12 +442,17 @@ def phonons(
         atoms_list = [r.atoms for r in rr]
         converged = [r.converged for r in rr]
 
-    # build the phonopy objects (no model calls); one spglib search of the input cell gives both
-    # the primitive matrix and the conventional cell for the supercell choice
+    # build the phonopy objects (no model calls); one spglib search of the input cell gives the
+    # primitive matrix, the conventional cell for the supercell choice and, when the input cell
+    # is already primitive, the primitive cell's symmetry
     phs, psyms = [], []
     for k, a in enumerate(atoms_list):
         unit = to_phonopy_atoms(a)
-        ds = symmetry_dataset(a, symprec)
+        try:
+            usym = Symmetry(unit, symprec)
+            ds = usym.dataset
+        except Exception:  # noqa: BLE001 - no symmetry found: P1 treatment below
+            usym, ds = None, None
         pm = primitive_matrix_from_dataset(ds)
         smat = sc_fixed if sc_fixed is not None else choose_supercell(a, min_length_A, pm, symprec, dataset=ds)
         if abs(round(np.linalg.det(smat))) < 1:
@@ -456,7 +461,12 @@ def phonons(
         phs.append(ph)
         # the primitive cell's point group (cheap) reduces the meshes to irreducible q-points even
         # when the (slow, for big supercells) supercell symmetry search was skipped
-        psyms.append(ph.primitive_symmetry if use_symmetry else Symmetry(ph.primitive, symprec))
+        if use_symmetry:
+            psyms.append(ph.primitive_symmetry)
+        elif usym is not None and _same_cell(ph.primitive, unit):
+            psyms.append(usym)
+        else:
+            psyms.append(Symmetry(ph.primitive, symprec))
 
     # gather every supercell of every structure into one backend call
     batch: list[Atoms] = []
@@ -511,6 +521,14 @@ def phonons(
         for k, r in enumerate(results):
             r.write(Path(output_dir) if single else Path(output_dir) / f"{k:04d}_{r.formula}")
     return results[0] if single else results
+
+
+def _same_cell(a, b, tol: float = 1e-8) -> bool:
+    """Same lattice, species and (modulo lattice vectors) positions, in the same order."""
+    if len(a) != len(b) or list(a.numbers) != list(b.numbers) or not np.allclose(a.cell, b.cell, atol=tol):
+        return False
+    d = np.asarray(a.scaled_positions) - np.asarray(b.scaled_positions)
+    return bool(np.allclose(d - np.rint(d), 0.0, atol=tol))
 
 
 def reduced_formula(atoms: Atoms) -> str:
@@ -599,6 +617,57 @@ def mesh_object(ph, symmetry, mesh, *, group_velocities: bool = False):
     return m
 
 
+def group_velocities(ph, qpoints: np.ndarray, symmetry: Any = None, q_length: float = 1e-5) -> np.ndarray:
+    """Group velocities v = d omega / d q (THz A; x 100 for m/s) at many q-points, shape
+    (n_q, n_bands, 3), bands in ascending frequency order.
+
+    phonopy's ``GroupVelocity`` method (finite-difference variant, ``q_length`` in 1/A, no 2 pi),
+    batched: dD/dq along x, y, z and along phonopy's symmetry-breaking direction (1, 2, 3) from
+    central differences of dynamical matrices built for all q at once; v_i = <e_i|dD/dq|e_i> /
+    (2 omega_i), degenerate subspaces first rotated to diagonalise dD/dq along (1, 2, 3);
+    zero for frequencies below 1e-4 THz; averaged over the little group of each q when the
+    primitive cell's phonopy ``symmetry`` is given (as phonopy does)."""
+    from phonopy.harmonic.dynamical_matrix import get_dynamical_matrices_at_qpoints
+    from phonopy.phonon.degeneracy import degenerate_sets
+
+    dmat = ph.dynamical_matrix
+    factor = ph.unit_conversion_factor
+    q = np.ascontiguousarray(np.atleast_2d(qpoints), dtype="double")
+    nq = len(q)
+    cell = np.asarray(ph.primitive.cell, dtype=float)
+    dirs = np.array([[1.0, 2.0, 3.0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    dirs[0] /= np.linalg.norm(dirs[0])
+    shifts = (dirs * q_length) @ cell.T  # reduced-coordinate steps, phonopy: primitive.cell @ dq_cart
+    qq = np.concatenate([q] + [q + d for d in shifts] + [q - d for d in shifts])
+    dm = get_dynamical_matrices_at_qpoints(dmat, np.ascontiguousarray(qq))
+    d0 = dm[:nq]
+    ddm = (dm[nq : 5 * nq] - dm[5 * nq :]).reshape(4, nq, *d0.shape[1:]) / (2 * q_length)
+    ev, vec = np.linalg.eigh(d0)
+    freqs = np.sqrt(np.abs(ev)) * np.sign(ev) * factor
+    # <e_i| dD_dir |e_j> for all four directions: (4, nq, nb, nb)
+    proj = np.einsum("qai,dqab,qbj->dqij", vec.conj(), ddm, vec, optimize=True)
+    gv = np.einsum("dqii->qid", proj[1:]).real.copy()  # non-degenerate bands
+    for k in range(nq):
+        for deg in degenerate_sets(freqs[k]):
+            if len(deg) < 2:
+                continue
+            sub = np.ix_(deg, deg)
+            _, u = np.linalg.eigh(proj[0, k][sub])
+            for c in range(3):
+                gv[k, deg, c] = np.diag(u.conj().T @ proj[c + 1, k][sub] @ u).real
+    ok = freqs > 1e-4
+    gv = np.where(ok[..., None], gv * (factor**2 / np.where(ok, freqs, 1.0) / 2)[..., None], 0.0)
+    if symmetry is None:
+        return gv
+    rec = np.linalg.inv(cell)  # columns: reciprocal vectors (no 2 pi), phonopy's convention
+    rots = np.asarray(symmetry.reciprocal_operations, dtype=float)
+    r_cart = np.einsum("ij,rjk,kl->ril", rec, rots, np.linalg.inv(rec))
+    q_bz = q - np.rint(q)
+    diff = q_bz[:, None, :] - np.einsum("rij,qj->qri", rots, q_bz)
+    little = (np.abs(diff) < symmetry.tolerance).all(-1).astype(float)  # (nq, n_ops)
+    return np.einsum("qr,rij,qbj->qbi", little, r_cart, gv) / little.sum(1)[:, None, None]
+
+
 def tetrahedron_dos(mesh) -> tuple[np.ndarray, np.ndarray]:
     """Total phonon DOS (states/THz per primitive cell) of a run phonopy ``Mesh`` by the linear
     tetrahedron method (Bloechl, Jepsen & Andersen, Phys. Rev. B 49, 16223 (1994)), on
@@ -652,8 +721,8 @@ def _analyse(ph, psym, atoms, route, disp, relaxed, converged, viol_raw, viol_af
             n_imag += int((f < -tol).sum())
     mesh_arr = _mesh_from(mesh, ph)
     if group_velocity_mesh:
-        gm = mesh_object(ph, psym, _mesh_from(group_velocity_mesh, ph), group_velocities=True)
-        gv = np.linalg.norm(np.asarray(gm.group_velocities), axis=-1)  # (nq, nb) THz A
+        gm = mesh_object(ph, psym, _mesh_from(group_velocity_mesh, ph))
+        gv = np.linalg.norm(group_velocities(ph, gm.qpoints, psym), axis=-1)  # (nq, nb) THz A
         gw = np.asarray(gm.weights)
         mean_gv = (gv * gw[:, None]).sum(0) / gw.sum() * THZ_A_TO_M_S
     else:

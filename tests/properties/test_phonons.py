@@ -108,3 +108,29 @@ def test_bad_input_names_structure():
 
     with pytest.raises(ValueError, match="structure 1"):
         phonons(_lj(), [bulk("Ar", "fcc", a=5.26), Atoms("Ar2", positions=[[0, 0, 0], [0, 0, 3.8]])])
+
+
+def test_batched_analysis_equals_phonopys_own_loops():
+    """Band path, tetrahedron DOS and mean group velocities computed in batches equal phonopy's
+    own per-q routines (auto_band_structure, run_mesh + run_total_dos, group velocities)."""
+    ar = bulk("Ar", "fcc", a=5.26)
+    r = phonons(_lj(), ar, relax=False, mesh=[8, 8, 8], group_velocity_mesh=[5, 5, 5])
+    ph = r.phonopy
+    ph.auto_band_structure(npoints=51)
+    for mine, ref in zip(r.band_frequencies_THz, ph.band_structure.frequencies):
+        assert np.allclose(mine, ref, atol=1e-6)
+    for mine, ref in zip(r.band_distances_inv_A, ph.band_structure.distances):
+        assert np.allclose(mine, ref, atol=1e-12)
+    ph.run_mesh([8, 8, 8], is_gamma_center=True)
+    ph.run_total_dos()
+    assert np.allclose(r.dos_frequencies_THz, ph.total_dos.frequency_points)
+    assert np.allclose(r.dos_states_per_THz, ph.total_dos.dos, atol=1e-10 * max(ph.total_dos.dos))
+    # group velocities are symmetrised over each q's little group: phonopy needs its symmetry
+    from phonopy import Phonopy
+
+    full = Phonopy(ph.unitcell, supercell_matrix=ph.supercell_matrix, primitive_matrix=ph.primitive_matrix)
+    full.force_constants = ph.force_constants
+    full.run_mesh([5, 5, 5], is_gamma_center=True, with_group_velocities=True)
+    v = np.linalg.norm(full.mesh.group_velocities, axis=-1)
+    w = full.mesh.weights
+    assert np.allclose(r.mean_group_velocity_m_s, (v * w[:, None]).sum(0) / w.sum() * 100.0, rtol=1e-6)
