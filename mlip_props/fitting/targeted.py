@@ -35,7 +35,10 @@ Scores (what predicts the property's std; one batched committee evaluation of al
   stress itself would be dominated by the spread of the residual pressure at eps = 0 (the members'
   different lattice constants), which says nothing about C. Forces are useless here:
   in a one-atom cell (and any cell whose atoms sit on inversion centres) they vanish by symmetry
-  for every member.
+  for every member. When one constant is monitored (``learn_targeted``'s default: the monitored
+  ``C11``/``C12``/``C44``), only its (stress, strain) Voigt entries and their cubic equivalents
+  enter the sum (``voigt_pairs``): for C44, s = |eps| std_m(C44,m) on shear cells and 0 on the
+  others, so the budget goes to the cells that decide the monitored constant.
 * ``pressure`` (default for ``eos``): the member spread of P = -tr(sigma)/3, GPa. B = -V dP/dV;
   P is free of the members' arbitrary energy offsets, unlike the energy spread.
 * ``forces`` (default for ``phonons``): the RMS over atoms of the per-atom force disagreement
@@ -75,6 +78,11 @@ SCORES = {"stress": "GPa", "pressure": "GPa", "forces": "eV/A"}
 DEFAULT_SCORE = {"elastic": "stress", "eos": "pressure", "phonons": "forces"}
 DEFAULT_QUANTITY = {"elastic": "C44_GPa", "eos": "B_GPa", "phonons": "nu_X"}
 EV_A3_TO_GPA = 160.21766208
+# the Voigt (stress, strain) entries of a monitored constant and its cubic-symmetry equivalents
+# (what CommitteePropertiesResult.summary() reports after point-group symmetrisation)
+QUANTITY_PAIRS = {"C11_GPa": [(1, 1), (2, 2), (3, 3)],
+                  "C12_GPa": [(1, 2), (2, 1), (1, 3), (3, 1), (2, 3), (3, 2)],
+                  "C44_GPa": [(4, 4), (5, 5), (6, 6)]}
 # what the generic loop's settings become for targeted learning (override any of them)
 TARGETED_DEFAULTS = dict(lower_eV_A=0.0, upper_eV_A=float("inf"), dedup_distance=1e-3, max_per_round=4,
                          patience=2)
@@ -146,6 +154,7 @@ def workflow_structures(model: Any, structure: Any, target: str, *, reference: s
                     a = strained(r, voigt_strain_tensor(j, float(x)))
                     a.info["config_type"] = f"elastic:m{m}:e{j + 1}:{float(x):+.4f}"
                     a.info["reference"] = r0  # the unstrained cell (for the stress-change score)
+                    a.info["voigt_strain"] = j + 1
                     out.append(a)
         return out
     from ..properties.phonons import phonons, to_ase_atoms
@@ -159,12 +168,16 @@ def workflow_structures(model: Any, structure: Any, target: str, *, reference: s
     return cells
 
 
-def committee_scores(model: Any, frames: Sequence[Atoms], score: str) -> np.ndarray:
+def committee_scores(model: Any, frames: Sequence[Atoms], score: str,
+                     voigt_pairs: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
     """Committee disagreement of each frame by ``score`` (see the module docstring): ``stress``
     (GPa: norm over the six Voigt components of the member spread of the stress CHANGE from the
     frame's unstrained cell ``info["reference"]`` when it has one, of the stress otherwise),
     ``pressure`` (GPa) or ``forces`` (eV/A, RMS over atoms of the per-atom force disagreement).
-    One batched evaluation (reference cells included)."""
+    ``voigt_pairs`` (stress score only): 1-based Voigt (stress i, strain j) pairs, the elastic
+    constants C_ij of interest; a frame strained along j (``info["voigt_strain"]``) then scores
+    only the stress components i paired with its j (0 if none), i.e. |eps| times the spread of
+    those C_ij alone. One batched evaluation (reference cells included)."""
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; choose from {tuple(SCORES)}")
     if not frames:
@@ -201,17 +214,25 @@ def committee_scores(model: Any, frames: Sequence[Atoms], score: str) -> np.ndar
     if score == "pressure":
         p = -s[..., :3].mean(-1)
         return p.std(1) * EV_A3_TO_GPA
-    return np.sqrt(s.var(1).sum(-1)) * EV_A3_TO_GPA
+    var = s.var(1)  # (B, 6)
+    if voigt_pairs is None:
+        return np.sqrt(var.sum(-1)) * EV_A3_TO_GPA
+    out = np.zeros(len(frames))
+    for k, a in enumerate(frames):
+        comps = [i - 1 for i, j in voigt_pairs if j == a.info.get("voigt_strain")]
+        out[k] = np.sqrt(var[k, comps].sum()) * EV_A3_TO_GPA if comps else 0.0
+    return out
 
 
 class PropertyExplorer(Explorer):
     """Proposes the ``target`` workflow's own structures for the current committee, scored by
     ``score`` (default per target: elastic -> stress, eos -> pressure, phonons -> forces); see the
-    module docstring. ``workflow_kwargs`` go to :func:`workflow_structures`. The score's unit is
+    module docstring. ``voigt_pairs``: see :func:`committee_scores` (elastic constants of
+    interest). ``workflow_kwargs`` go to :func:`workflow_structures`. The score's unit is
     ``score_unit`` (the loop's thresholds and ``decisions.jsonl`` use it for this strategy)."""
 
     def __init__(self, structure: Any, target: str = "elastic", score: str | None = None,
-                 **workflow_kwargs: Any):
+                 voigt_pairs: Sequence[tuple[int, int]] | None = None, **workflow_kwargs: Any):
         _check_target(target)
         self.structure = to_atoms(structure).copy()
         if not self.structure.pbc.all():
@@ -223,11 +244,12 @@ class PropertyExplorer(Explorer):
         self.score_unit = SCORES[self.score]
         self.name = f"property:{target}"
         self.workflow_kwargs = workflow_kwargs
+        self.voigt_pairs = None if voigt_pairs is None else [(int(i), int(j)) for i, j in voigt_pairs]
 
     def propose(self, model: Any, round_index: int, rng: np.random.Generator,
                 thresholds: tuple[float, float]) -> Proposal:
         frames = workflow_structures(model, self.structure, self.target, **self.workflow_kwargs)
-        scores = committee_scores(model, frames, self.score)
+        scores = committee_scores(model, frames, self.score, self.voigt_pairs)
         for a in frames:
             a.info.pop("reference", None)  # scored; the loop writes frames (pool, logs) without it
         return Proposal(frames, scores)
@@ -295,6 +317,7 @@ def learn_targeted(
     tolerance: float | None = None,
     quantity: str | None = None,
     score: str | None = None,
+    voigt_pairs: Any = "auto",
     extra_explorers: Sequence[Explorer] = (),
     workflow_kwargs: dict | None = None,
     property_kwargs: dict | None = None,
@@ -311,11 +334,17 @@ def learn_targeted(
     defaults changed for this use (``TARGETED_DEFAULTS``): no trust/wild thresholds (lower 0,
     upper inf: every workflow structure is a candidate; thresholds are in the score's unit),
     ``dedup_distance`` 1e-3 (only symmetry-equivalent or already-labelled cells are duplicates),
-    ``max_per_round`` 4. The history records ``property_mean``/``property_std`` per round."""
+    ``max_per_round`` 4. ``voigt_pairs``: for the elastic stress score, the (stress, strain)
+    Voigt entries that matter (:func:`committee_scores`); ``"auto"``: those of ``quantity``
+    (``QUANTITY_PAIRS``: C11, C12, C44 and their cubic equivalents; for other crystals pass them),
+    ``None``: the whole tensor. The history records ``property_mean``/``property_std`` per round."""
     _check_target(target)
     kw = dict(TARGETED_DEFAULTS) if config is None else {}  # an explicit config is taken as it is
     kw.update(overrides)
-    explorers: list[Explorer] = [PropertyExplorer(structure, target, score, **(workflow_kwargs or {}))]
+    if isinstance(voigt_pairs, str):
+        voigt_pairs = QUANTITY_PAIRS.get(quantity or DEFAULT_QUANTITY[target]) if target == "elastic" else None
+    explorers: list[Explorer] = [PropertyExplorer(structure, target, score, voigt_pairs,
+                                                  **(workflow_kwargs or {}))]
     explorers += list(extra_explorers)
     mon = PropertyMonitor(structure, target, quantity, tolerance, **(property_kwargs or {}))
     return learn(seed_frames, oracle, explorers, workdir, resume=resume, config=config, progress=progress,

@@ -21,7 +21,7 @@ from mlip_props.backend.potential import AtomicGraph, Potential
 from mlip_props.fitting import preset
 from mlip_props.fitting.active import structure_hash
 from mlip_props.fitting.committee import committee_predict
-from mlip_props.fitting.targeted import PropertyMonitor, committee_scores, learn_targeted, workflow_structures
+from mlip_props.fitting.targeted import QUANTITY_PAIRS, PropertyMonitor, committee_scores, learn_targeted, workflow_structures
 from mlip_props.potentials import Morse
 from mlip_props.properties.elastic import voigt_strain_tensor
 from mlip_props.properties.uncertainty import committee_properties
@@ -139,6 +139,10 @@ def test_stress_score_is_the_member_spread_and_shear_scales_with_c44_std():
     s = c.C_GPa_members[:, 3, 3].std()
     for k, x in enumerate((-0.01, -0.005, 0.005, 0.01)):
         assert sc[12 + k] == pytest.approx(abs(x) * s, rel=0.05)
+    # restricted to the C44 entries: shear cells score |eps| std(C44) exactly, the others 0
+    s44 = committee_scores(model, cells, "stress", QUANTITY_PAIRS["C44_GPa"])
+    assert np.all(s44[:12] == 0)
+    np.testing.assert_allclose(s44[12:], np.tile(np.abs([-0.01, -0.005, 0.005, 0.01]), 3) * s, rtol=1e-3)
 
 
 def test_monitor_stops_on_tolerance():
