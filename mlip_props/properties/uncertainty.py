@@ -73,6 +73,7 @@ class MemberMean(Potential):
         super().__init__(committee.cutoff, committee.elements)
         self.committee = committee
         self.bytes_per_edge = getattr(committee, "bytes_per_edge", Potential.bytes_per_edge)
+        self.edge_only = bool(getattr(committee, "edge_only", False))
 
     def forward(self, graph: AtomicGraph) -> torch.Tensor:
         e = self.committee(graph)
