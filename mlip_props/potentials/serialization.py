@@ -43,17 +43,18 @@ def potential_to_dict(potential: Potential, with_state: bool = True) -> dict[str
     return out
 
 
-#: Packages whose import registers more model classes (looked up by name only when a file names
-#: a class not registered yet, so the potentials layer does not import them).
-PLUGIN_MODULES = ["mlip_props.fitting"]
+#: Entry-point group of packages whose import registers more model classes (mlip-props' own
+#: fitted networks, declared in its pyproject, and any third-party plug-in). They are imported
+#: only when a file names a class not registered yet, so this layer never imports them itself.
+PLUGIN_GROUP = "mlip_props.model_classes"
 
 
 def _import_plugins() -> None:
-    import importlib
+    from importlib.metadata import entry_points
 
-    for mod in PLUGIN_MODULES:
+    for ep in entry_points(group=PLUGIN_GROUP):
         try:
-            importlib.import_module(mod)
+            ep.load()
         except ImportError:  # pragma: no cover - optional plugin missing
             pass
 
