@@ -76,9 +76,10 @@ class BatchOutput:
     hessians: list[torch.Tensor] | None = None
 
 
-def atomic_graph(batch: Batch, graph: NeighborGraph) -> AtomicGraph:
-    """Bundle a batch and its neighbour graph into what a potential sees (edge vectors included)."""
-    vec = edge_vectors(batch, graph)
+def atomic_graph(batch: Batch, graph: NeighborGraph, vectors: torch.Tensor | None = None) -> AtomicGraph:
+    """Bundle a batch and its neighbour graph into what a potential sees (edge vectors included;
+    computed from the batch unless ``vectors`` is given)."""
+    vec = edge_vectors(batch, graph) if vectors is None else vectors
     return AtomicGraph(
         numbers=batch.numbers,
         structure_index=batch.structure_index,
@@ -240,22 +241,11 @@ def _evaluate_edges(potential: Any, batch: Batch, graph: NeighborGraph, want_f: 
     Mathematically identical to the position/strain route, without autograd through the
     per-edge cell products.
     """
+    batch = batch.with_positions(batch.positions.detach()).with_cells(batch.cells.detach())
     with torch.no_grad():
-        vec = edge_vectors(batch, graph)
+        vec = edge_vectors(batch, graph).detach()
     vec.requires_grad_(True)
-    graph_in = AtomicGraph(
-        numbers=batch.numbers,
-        structure_index=batch.structure_index,
-        n_structures=batch.n_structures,
-        edge_index=graph.edge_index,
-        edge_vectors=vec,
-        edge_lengths=vec.norm(dim=-1),
-        edge_structure=graph.edge_structure,
-        positions=batch.positions.detach(),
-        cells=batch.cells.detach(),
-        pbc=batch.pbc,
-        half=graph.half,
-    )
+    graph_in = atomic_graph(batch, graph, vectors=vec)
     if graph.cutoff + graph.skin > potential.cutoff:
         graph_in = graph_in.within(potential.cutoff)
     per_atom = potential(graph_in)

@@ -310,7 +310,7 @@ def edge_vectors(batch: Batch, graph: NeighborGraph) -> torch.Tensor:
             and graph.reference_positions.shape == batch.positions.shape
             and torch.equal(batch.positions, graph.reference_positions)
             and torch.equal(batch.cells, graph.reference_cells)):
-        return graph.vectors.to(batch.dtype)
+        return graph.vectors.detach().to(batch.dtype)
     i, j = graph.edge_index
     if batch.n_structures == 1:  # one large structure: a plain matmul, no per-edge copy of the cell
         offsets = graph.shifts @ batch.cells[0]
