@@ -263,22 +263,19 @@ def _evaluate_edges(potential: Any, batch: Batch, graph: NeighborGraph, want_f: 
     return out
 
 
-def _virial(r: torch.Tensor, g: torch.Tensor, edge_structure: torch.Tensor, n_structures: int,
-            chunk: int = 1 << 16) -> torch.Tensor:
+def _virial(r: torch.Tensor, g: torch.Tensor, edge_structure: torch.Tensor, n_structures: int) -> torch.Tensor:
     """sum over each structure's edges of r_e (x) g_e: (B, 3, 3), or (M, B, 3, 3) for g (M, E, 3).
 
-    The per-edge outer products are formed ``chunk`` edges at a time (small, reused buffers
-    instead of one (E, 9) array) and scattered onto their structures.
+    Row a of the virial is the scatter of r_e,a g_e onto the structures: three (E, 3) scatters
+    instead of one (E, 9) outer-product array.
     """
     if n_structures == 1:
         return torch.einsum("ea,...eb->...ab", r, g)[..., None, :, :]
     d = g.dim() - 2
-    out = torch.zeros(g.shape[:-2] + (n_structures, 9), dtype=g.dtype, device=g.device)
-    for e0 in range(0, r.shape[0], chunk):
-        e1 = min(e0 + chunk, r.shape[0])
-        outer = (r[e0:e1, :, None] * g[..., e0:e1, None, :]).flatten(-2)
-        out.index_add_(d, edge_structure[e0:e1], outer)
-    return out.unflatten(-1, (3, 3))
+    out = torch.zeros(g.shape[:-2] + (n_structures, 3, 3), dtype=g.dtype, device=g.device)
+    for a in range(3):
+        out[..., a, :].index_add_(d, edge_structure, r[:, a : a + 1] * g)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
