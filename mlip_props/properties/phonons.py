@@ -246,8 +246,7 @@ def asr_violation(force_constants: np.ndarray) -> float:
 
 
 def _gamma_acoustic(ph) -> np.ndarray:
-    ph.run_qpoints([[0.0, 0.0, 0.0]])
-    f = np.asarray(ph.qpoints.frequencies[0])
+    f = frequencies_at_qpoints(ph, np.zeros((1, 3)))[0]
     return np.sort(f[np.argsort(np.abs(f))[:3]])
 
 
@@ -274,9 +273,66 @@ def _enforce(ph, how: str) -> str:
         ph.symmetrize_force_constants(use_symfc_projector=True, show_drift=False)
         return "symfc projector (space group, permutation, translation)"
     if how == "phonopy":
-        ph.symmetrize_force_constants(level=3, show_drift=False)
+        if isinstance(ph, HarmonicModel):
+            ph.symmetrize_force_constants(level=3)
+        else:
+            ph.symmetrize_force_constants(level=3, show_drift=False)
         return "phonopy symmetrize_force_constants (translation + index permutation, 3 iterations)"
     return "none"
+
+
+class HarmonicModel:
+    """The parts of a phonopy ``Phonopy`` object that the analysis needs -- supercell, primitive
+    cell, force constants, dynamical matrix -- built by the same phonopy functions
+    (``get_supercell``, ``get_primitive``, ``get_dynamical_matrix``) but without ``Phonopy``'s
+    supercell symmetry object, which the Hessian route never uses. :meth:`to_phonopy` builds
+    the equivalent ``Phonopy`` object (same atom order, same force constants) on demand."""
+
+    def __init__(self, unitcell, supercell_matrix, primitive_matrix, symprec: float = 1e-5):
+        from phonopy.physical_units import get_physical_units
+        from phonopy.structure.cells import get_primitive, get_supercell
+
+        self.unitcell = unitcell
+        self.supercell_matrix = np.asarray(supercell_matrix, dtype="int64")
+        self.primitive_matrix = np.asarray(primitive_matrix, dtype=float)
+        self.symprec = symprec
+        self.supercell = get_supercell(unitcell, self.supercell_matrix, symprec=symprec)
+        self.primitive = get_primitive(self.supercell, np.linalg.inv(self.supercell_matrix) @ self.primitive_matrix,
+                                       symprec)
+        self.unit_conversion_factor = get_physical_units().DefaultToTHz
+        self.force_constants = None
+        self.dynamical_matrix = None
+        self.displacements = None
+
+    def set_force_constants(self, fc: np.ndarray) -> None:
+        from phonopy.harmonic.dynamical_matrix import get_dynamical_matrix
+
+        self.dynamical_matrix = get_dynamical_matrix(np.asarray(fc, dtype="double", order="C"), self.supercell,
+                                                     self.primitive)
+        self.force_constants = self.dynamical_matrix.force_constants
+
+    def symmetrize_force_constants(self, level: int = 3) -> None:
+        """phonopy's translational + index-permutation symmetrisation (full or compact array)."""
+        from phonopy.harmonic.force_constants import (symmetrize_compact_force_constants,
+                                                      symmetrize_force_constants)
+
+        fc = np.array(self.force_constants, dtype="double", order="C")
+        if fc.shape[0] == fc.shape[1]:
+            symmetrize_force_constants(fc, level=level)
+        else:
+            symmetrize_compact_force_constants(fc, self.primitive, level=level)
+        self.set_force_constants(fc)
+
+    def to_phonopy(self):
+        """The equivalent phonopy ``Phonopy`` object (supercell symmetry search skipped), with
+        these force constants."""
+        from phonopy import Phonopy
+
+        ph = Phonopy(self.unitcell, supercell_matrix=self.supercell_matrix, primitive_matrix=self.primitive_matrix,
+                     symprec=self.symprec, is_symmetry=False)
+        if self.force_constants is not None:
+            ph.force_constants = self.force_constants
+        return ph
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,18 +382,30 @@ class PhononResult(PropertyResult):
     n_imaginary_modes: int
     lowest_frequency_THz: float
     imaginary_tolerance_THz: float
-    phonopy_object: Any = field(default=None, repr=False, compare=False)
-    #: phonopy ``Symmetry`` of the primitive cell (mesh reduction), the run DOS ``Mesh`` (re-used
-    #: by the thermal sums when they ask for the same mesh) and phonopy's band-path labels and
-    #: connections (for ``band.yaml``); internal, not serialised
+    #: internal, not serialised: the lattice-dynamics object the numbers came from (a phonopy
+    #: ``Phonopy``, or a :class:`HarmonicModel` on the Hessian route, whose ``Phonopy`` twin
+    #: ``phonopy_object`` builds on first use), the phonopy ``Symmetry`` of the primitive cell
+    #: (mesh reduction), the run DOS ``Mesh`` (re-used by the thermal sums when they ask for
+    #: the same mesh) and phonopy's band-path labels and connections (for ``band.yaml``)
+    harmonic: Any = field(default=None, repr=False, compare=False)
     primitive_symmetry: Any = field(default=None, repr=False, compare=False)
     mesh_object: Any = field(default=None, repr=False, compare=False)
     band_path: Any = field(default=None, repr=False, compare=False)
+    _phonopy: Any = field(default=None, repr=False, compare=False)
 
-    _INTERNAL = ("phonopy_object", "primitive_symmetry", "mesh_object", "band_path")
+    _INTERNAL = ("harmonic", "primitive_symmetry", "mesh_object", "band_path", "_phonopy")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in self._INTERNAL}
+
+    @property
+    def phonopy_object(self):
+        """The phonopy ``Phonopy`` object with the enforced force constants (built on first use
+        on the Hessian route, then kept)."""
+        if self._phonopy is None and self.harmonic is not None:
+            h = self.harmonic
+            object.__setattr__(self, "_phonopy", h.to_phonopy() if isinstance(h, HarmonicModel) else h)
+        return self._phonopy
 
     @property
     def phonopy(self):
@@ -349,17 +417,17 @@ class PhononResult(PropertyResult):
         """Enforced force constants, phonopy full layout (N, N, 3, 3), eV/A^2 (the Hessian route
         keeps phonopy's compact (n_primitive, N, 3, 3) array in the phonopy object; it is
         expanded here by the supercell translations)."""
-        fc = np.asarray(self.phonopy_object.force_constants)
+        fc = np.asarray(self.harmonic.force_constants)
         if fc.shape[0] != fc.shape[1]:
             from phonopy.harmonic.force_constants import compact_fc_to_full_fc
 
-            fc = compact_fc_to_full_fc(self.phonopy_object.primitive, fc)
+            fc = compact_fc_to_full_fc(self.harmonic.primitive, fc)
         return fc
 
     def frequencies_at(self, qpoints: Sequence[Sequence[float]]) -> np.ndarray:
         """Frequencies (THz, ascending) at q-points in reduced coordinates of the primitive
         reciprocal lattice (phonopy's primitive cell), shape (n_q, 3 n_atoms_primitive)."""
-        return frequencies_at_qpoints(self.phonopy_object, np.atleast_2d(qpoints))
+        return frequencies_at_qpoints(self.harmonic, np.atleast_2d(qpoints))
 
     def write(self, output_dir: str | Path) -> dict[str, Path]:
         """Write phonopy's ``phonopy_params.yaml`` (structure, supercell, force constants) and
@@ -457,7 +525,10 @@ def phonons(
         smat = sc_fixed if sc_fixed is not None else choose_supercell(a, min_length_A, pm, symprec, dataset=ds)
         if abs(round(np.linalg.det(smat))) < 1:
             raise ValueError(f"structure {k}: singular supercell matrix {smat.tolist()}")
-        ph = Phonopy(unit, supercell_matrix=smat, primitive_matrix=pm, symprec=symprec, is_symmetry=use_symmetry)
+        if use_symmetry:
+            ph = Phonopy(unit, supercell_matrix=smat, primitive_matrix=pm, symprec=symprec, is_symmetry=True)
+        else:  # no Phonopy object (its supercell symmetry is unused here); built on demand
+            ph = HarmonicModel(unit, smat, pm, symprec)
         phs.append(ph)
         # the primitive cell's point group (cheap) reduces the meshes to irreducible q-points even
         # when the (slow, for big supercells) supercell symmetry search was skipped
@@ -506,7 +577,10 @@ def phonons(
 
     results = []
     for k, ph in enumerate(phs):
-        ph.force_constants = raw_fc[k]
+        if isinstance(ph, HarmonicModel):
+            ph.set_force_constants(raw_fc[k])
+        else:
+            ph.force_constants = raw_fc[k]
         viol_raw = asr_violation(raw_fc[k])
         gamma_raw = _gamma_acoustic(ph)
         used = _enforce(ph, enforcement)
@@ -765,7 +839,8 @@ def _analyse(ph, psym, atoms, route, disp, relaxed, converged, viol_raw, viol_af
         n_imaginary_modes=n_imag,
         lowest_frequency_THz=low,
         imaginary_tolerance_THz=float(tol),
-        phonopy_object=ph,
+        harmonic=ph,
+        _phonopy=ph if not isinstance(ph, HarmonicModel) else None,
         primitive_symmetry=psym,
         mesh_object=dm,
         band_path=path,

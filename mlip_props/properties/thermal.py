@@ -198,7 +198,7 @@ def thermal_from_phonons(
     out = []
     temps = default_temperatures() if temperatures_K is None else np.asarray(temperatures_K, dtype=float)
     for r in [results] if single else results:
-        ph = r.phonopy_object
+        ph = r.harmonic if getattr(r, "harmonic", None) is not None else r.phonopy_object
         n_prim = len(ph.primitive)
         n_fu_atoms = _atoms_per_fu(r.atoms)
         m = _mesh_of(ph, mesh)
