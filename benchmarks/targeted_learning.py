@@ -81,6 +81,49 @@ def calls_to_reach(history: list[dict], target: float, n0: int) -> int | None:
     return None
 
 
+LABELS = {"targeted": "targeted (C44 entries)", "targeted_all": "targeted (whole tensor)",
+          "random": "workflow cells, random pick", "generic": "generic MD-driven"}
+
+
+def merge(files: list[str], plot: str | None) -> dict:
+    """Combine result files (runs of one seed may come from several processes with the same
+    settings and ``--base-from``): per seed and run, calls to halve; a plot of std/std0 vs calls."""
+    seeds: dict[int, dict] = {}
+    for f in files:
+        d = json.loads(Path(f).read_text())
+        e = seeds.setdefault(d["args"]["seed"], {"std0": d["c44_std_start_GPa"], "c44_0": d["c44_start_GPa"],
+                                                 "emt": d.get("c44_emt_GPa"), "runs": {}})
+        assert abs(e["std0"] - d["c44_std_start_GPa"]) < 1e-9, "different starting committees"
+        e["runs"].update(d["runs"])
+    names = [n for n in LABELS if any(n in e["runs"] for e in seeds.values())]
+    print("calls beyond the seed data to halve the committee std of C44 (None: not within the budget)")
+    print("seed  C44_0 +- std0 (GPa)  " + "  ".join(f"{n:>12s}" for n in names))
+    for sd, e in sorted(seeds.items()):
+        row = "  ".join(f"{str(e['runs'][n]['calls_to_halve']) if n in e['runs'] else '-':>12s}" for n in names)
+        print(f"{sd:4d}  {e['c44_0']:6.1f} +- {e['std0']:5.1f}        {row}")
+    if plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for k, n in enumerate(names):
+            for j, (sd, e) in enumerate(sorted(seeds.items())):
+                if n not in e["runs"]:
+                    continue
+                c = np.array(e["runs"][n]["curve"])
+                ax.plot(c[:, 0], c[:, 1] / e["std0"], marker="o", ms=3, color=f"C{k}", ls=("-", "--", ":")[j % 3],
+                        label=LABELS[n] if j == 0 else None)
+        ax.axhline(0.5, color="k", lw=0.8)
+        ax.set(xlabel="oracle calls beyond the seed data", ylabel="committee std of C44 / initial",
+               title="EMT Cu: halving the C44 std (seeds: - -- :)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(plot, dpi=100)
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", default="/tmp/targeted_learning")
@@ -104,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
                    choices=["targeted", "targeted_all", "generic", "random"])
     p.add_argument("--base-from", default=None,
                    help="reuse the first fit of an earlier run with the same settings (its base workdir)")
+    p.add_argument("--merge", nargs="+", default=None, help="result files to combine (no run)")
+    p.add_argument("--plot", default=None, help="with --merge: write the std-vs-calls figure here")
     args = p.parse_args(argv)
+    if args.merge:
+        merge(args.merge, args.plot)
+        return 0
     torch.set_num_threads(1)
     t_all = time.perf_counter()
     wd = Path(args.workdir)
