@@ -204,7 +204,7 @@ def fit(
     zbl: tuple[float, float] | None = (1.0, 2.0),
     hessian_rows: int = 4,
     hessian_batch: int = 2,
-    asr_batch: int = 2,
+    asr_batch: int | None = None,
     asr_length: float = 1.0,
     asr_relative: bool = False,
     asr_schedule: str = "constant",
@@ -228,7 +228,9 @@ def fit(
     ``"pair"`` (default; pair coefficients from both atoms' environments; the ``asr`` term then also
     penalises their antisymmetric part c_ij - c_ji on every edge, see :mod:`.losses`) or ``"atom"``
     (the original head, c from the centre atom's environment only). ``asr_batch``: structures per
-    step for the Hessian-vector-product column-sum term of the penalty (0 turns that term off). ``descriptor``: a symmetry-function config (default
+    step for the Hessian-vector-product column-sum term of the penalty (0 turns that term off;
+    default None: 0 for the pair head, whose antisymmetry term makes it unnecessary, 2 for the
+    atom head). ``descriptor``: a symmetry-function config (default
     :func:`~.descriptors.preset` for the data's elements). ``zbl``: (inner, outer) radii (A) of the ZBL
     blend, or None. ``asr_length`` (A): the ASR penalty is |sum_i F_i|^2/n^2 + (L sum_i Phi_ij t)^2,
     i.e. the column-sum term is weighed as the spurious net force that a displacement of L would
@@ -256,6 +258,8 @@ def fit(
         w.update({k: float(v) for k, v in weights.items()})
     if direct_forces and not (weights and "asr" in weights):
         w["asr"] = 0.0
+    if asr_batch is None:
+        asr_batch = 0 if direct_head == "pair" else 2
     if not asr_length >= 0:
         raise ValueError(f"asr_length must be >= 0, got {asr_length}")
     if asr_schedule not in ("constant", "ramp"):

@@ -113,9 +113,10 @@ def test_asr_penalty_cuts_direct_head_violation_tenfold_at_equal_accuracy(cu_fra
     frames = [a for a in cu_frames if len(a) <= 8 or not a.pbc.all()]
     held_out = [_rattled(10 + k, (1, 1, 1)) for k in range(4)]
     kw = dict(committee=1, hidden=(16,), epochs=150, patience=1000, progress=False, direct_forces=True, seed=0,
-              zbl=None, batch_size=8, asr_batch=0, plot=False)
+              zbl=None, batch_size=8, plot=False)
     off, r_off = fit(frames, None, weights={"asr": 0.0}, **kw)
     on, r_on = fit(frames, None, weights={"asr": 1000.0}, **kw)
+    assert r_on.settings["direct_head"] == "pair" and r_on.settings["asr_batch"] == 0  # the antisymmetry term only
     v_off = translation_sum_rule(off, held_out, head="direct")
     v_on = translation_sum_rule(on, held_out, head="direct")
     cell = _rattled(11, (2, 1, 1))
