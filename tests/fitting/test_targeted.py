@@ -214,3 +214,24 @@ def test_learn_cli_target_property(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["rounds"] == 0 and "property std" in summary["stop_reason"]
     assert summary["history"][0]["property"] == "C44_GPa"
+
+
+def test_eos_and_phonon_targets_score_and_monitor():
+    """EOS: the pressure score is the member spread of P on the scaled cells, B_GPa monitored;
+    phonons: force score on displaced supercells (zero on the perfect one), X-point std monitored."""
+    model = MorseCommittee()
+    cu = bulk("Cu", "fcc", a=3.6)
+    eos = workflow_structures(model, cu, "eos", volume_range=0.05, n_points=5)
+    sp = committee_scores(model, eos, "pressure")
+    from mlip_props.backend import evaluate
+
+    sig = np.asarray(evaluate(model, eos, ("energy", "stress")).stress_eV_A3)
+    np.testing.assert_allclose(sp, (-sig[..., :3].mean(-1)).std(1) * EV_A3_TO_GPA, rtol=1e-10)
+    mean, std = PropertyMonitor(cu, "eos").measure(model)
+    b = committee_properties(model, cu, ["eos"]).bulk_modulus_GPa_members
+    assert std == pytest.approx(b.std()) and std > 1.0
+    ph = workflow_structures(model, cu, "phonons", phonon_kwargs={"supercell": 2})
+    sf = committee_scores(model, ph, "forces")
+    assert sf[0] < 1e-8 < sf[1]  # perfect supercell: no forces for any member
+    out = PropertyMonitor(cu, "phonons", tolerance=1e6, phonon_kwargs={"supercell": 2})(model, 0)
+    assert out["property_std"] > 0 and "stop" in out
