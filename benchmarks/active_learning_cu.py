@@ -37,7 +37,7 @@ from ase.build import bulk
 from mlip_props.backend import emt_oracle, evaluate
 from mlip_props.fitting import fit, label_frames, preset
 from mlip_props.fitting.active import force_rmse_meV_A, learn, plot_learning_curve
-from mlip_props.fitting.explore import MDExplorer, StrainExplorer, strain_cell
+from mlip_props.fitting.explore import MDExplorer, PoolExplorer, StrainExplorer, strain_cell
 
 
 def test_set(cell, n_per: int, seed: int = 12345):
@@ -61,6 +61,35 @@ def test_set(cell, n_per: int, seed: int = 12345):
             out.append(b)
     r = evaluate(emt_oracle(), out, ("energy", "forces", "stress"))
     return label_frames(out, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
+
+
+def emt_pool(cell, seed: int, temps=(300.0, 900.0, 1500.0), strains=(-0.05, 0.0, 0.05), n_per: int = 40,
+             every: int = 20, equil: int = 100):
+    """The exploration trajectories of the pool protocol: ASE Langevin MD with EMT (2 fs, friction
+    0.02) of the 32-atom cell at every (strain, T), a frame every ``every`` steps after ``equil``
+    steps; own seed (never the test set's). Positions only: the pool is unlabelled, a frame costs
+    an oracle call only when a selection rule picks it."""
+    from ase.calculators.emt import EMT
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    rng = np.random.default_rng(5000 + seed)
+    out = []
+    for s in strains:
+        for t in temps:
+            a = strain_cell(cell, s)
+            a.calc = EMT()
+            MaxwellBoltzmannDistribution(a, temperature_K=t, rng=rng)
+            dyn = Langevin(a, 2 * units.fs, temperature_K=t, friction=0.02, rng=rng)
+            dyn.run(equil)
+            for _ in range(n_per):
+                dyn.run(every)
+                b = a.copy()
+                b.calc = None
+                b.wrap()
+                b.info["config_type"] = f"pool_s{s:+.2f}_{t:.0f}K"
+                out.append(b)
+    return out
 
 
 def seed_frames(cell, seed: int):
@@ -132,8 +161,25 @@ def main() -> int:
     p.add_argument("--refit-from", default=None,
                    help="per-seed JSON of a finished run: refit from scratch on the first n AL-labelled frames "
                         "(n from the random grid, same fit settings as random) and add the curve to that file")
+    p.add_argument("--protocol", choices=("pool", "onthefly"), default="pool",
+                   help="pool: both arms select from the same fixed EMT-MD pool with the same loop (default); "
+                        "onthefly: committee-driven MD, random baseline drawn from that run's frames")
+    p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="pool protocol: which arms to run")
+    p.add_argument("--pool-per", type=int, default=40, help="pool frames per (strain, T) trajectory")
+    p.add_argument("--properties", action="store_true", help="pool protocol: properties of the arms' models")
+    p.add_argument("--summary", action="store_true", help="pool protocol: summarise --workdir into --out/--plot")
     args = p.parse_args()
     args.merge_only = False
+    if args.protocol == "pool":
+        torch.set_num_threads(args.threads)
+        if args.summary:
+            rep = summarise_pool(args.workdir, args.out, args.plot, args.target)
+            print(json.dumps(rep["summary"], indent=1, default=str))
+        elif args.properties:
+            pool_properties(args)
+        else:
+            run_pool(args)
+        return 0
     if args.refit_from:
         torch.set_num_threads(args.threads)
         refit_al(args)
@@ -208,6 +254,120 @@ def main() -> int:
     if not args.merge_only:
         Path(args.out).write_text(json.dumps(report, indent=1, default=str))
     return 0
+
+
+ARMS = ("disagreement", "random")
+
+
+def run_pool(args) -> None:
+    """Pool protocol: for each seed and arm, :func:`learn` on the SAME fixed pool of EMT MD frames
+    (:func:`emt_pool`, :class:`PoolExplorer`) with identical settings (seed data, committee,
+    warm-start schedule, per-round count, test set); the arms differ only in the selection rule
+    (committee disagreement + de-duplication vs uniform random). Resumable: rerun the command."""
+    cell = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(args.reps)
+    desc = preset(["Cu"]).to_dict()  # the fitting benchmark's default 20 symmetry functions, cutoff 5 A
+    tests = test_set(cell, args.test_per_set)
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        pool = emt_pool(cell, seed, n_per=args.pool_per)
+        t_pool = time.perf_counter() - t0
+        for arm in args.arms:
+            wd = Path(args.workdir) / f"seed{seed}" / arm
+            wd.mkdir(parents=True, exist_ok=True)
+            (wd / "run.json").write_text(json.dumps({
+                "command": " ".join([sys.executable] + sys.argv), "protocol": "pool", "seed": seed, "arm": arm,
+                "pool_size": len(pool), "pool_s": t_pool, "n_test_frames": len(tests), "n_atoms": len(cell),
+                "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": args.threads,
+                            "load_avg_start": os.getloadavg(), "nice": os.nice(0)}}, indent=1))
+            t0 = time.perf_counter()
+            res = learn(seed_frames(cell, seed), emt_oracle(), [PoolExplorer(pool)], wd, test_frames=tests,
+                        selection=arm, lower_eV_A=args.lower, upper_eV_A=args.upper,
+                        max_per_round=args.max_per_round, max_rounds=args.max_rounds, max_oracle_calls=args.budget,
+                        patience=2, committee=args.committee, hidden=tuple(args.hidden), descriptor=desc,
+                        initial_epochs=args.initial_epochs, retrain_epochs=args.retrain_epochs, seed=seed,
+                        progress=True)
+            done = json.loads((wd / "run.json").read_text())
+            done.update({"stop": res.stop_reason, "timings_s": res.timings_s, "wall_s": time.perf_counter() - t0,
+                         "load_avg_end": os.getloadavg()})
+            (wd / "run.json").write_text(json.dumps(done, indent=1, default=str))
+
+
+def pool_properties(args) -> None:
+    """a0, B, X-point phonons of every finished (or interrupted) arm's committee mean vs EMT."""
+    for seed in args.seeds:
+        for arm in args.arms:
+            wd = Path(args.workdir) / f"seed{seed}" / arm
+            if not (wd / "model.pt").is_file():
+                continue
+            from mlip_props.potentials import load_model_file
+
+            t0 = time.perf_counter()
+            props = properties_vs_emt(load_model_file(wd / "model.pt"))
+            props["seconds"] = time.perf_counter() - t0
+            props["n_labelled"] = len(json.loads((wd / "state.json").read_text())["data"])
+            (wd / "properties.json").write_text(json.dumps(props, indent=1))
+            print(json.dumps({"seed": seed, "arm": arm, **props["rel_err"]}), flush=True)
+
+
+def summarise_pool(workdir: str, out: str, plot: str, target: float) -> dict:
+    """Curves of every seed/arm from the checkpoints (interrupted runs included: the rounds
+    completed so far), geometric-mean curves over seeds on the common call grid, calls to reach
+    given RMSE levels (log-interpolated) and the ratio active / random."""
+    runs: dict[str, dict[str, dict]] = {}
+    for st in sorted(Path(workdir).glob("seed*/*/state.json")):
+        arm, seed = st.parent.name, st.parent.parent.name[4:]
+        hist = json.loads(st.read_text())["history"]
+        rec = {"calls": [h["oracle_calls"] for h in hist], "rmse_meV_A": [h["test_force_rmse_meV_A"] for h in hist]}
+        for extra in ("run.json", "properties.json"):
+            if (st.parent / extra).is_file():
+                rec[extra[:-5]] = json.loads((st.parent / extra).read_text())
+        runs.setdefault(seed, {})[arm] = rec
+    seeds = sorted(k for k, v in runs.items() if all(a in v for a in ARMS))
+    mean = {}
+    for arm in ARMS:
+        n = min(len(runs[s][arm]["calls"]) for s in seeds)
+        grid = runs[seeds[0]][arm]["calls"][:n]
+        ys = np.array([runs[s][arm]["rmse_meV_A"][:n] for s in seeds])
+        mean[arm] = (grid, list(np.exp(np.log(ys).mean(0))))
+    n_common = min(len(mean[a][0]) for a in ARMS)
+    for arm in ARMS:
+        mean[arm] = (mean[arm][0][:n_common], mean[arm][1][:n_common])
+    reach = max(min(mean[a][1]) for a in ARMS)  # the lowest error BOTH mean curves reach
+    levels = sorted({float(x) for x in (300, 200, 150, 100, 80, 60, 50, 40) if x >= reach} | {round(reach, 1)},
+                    reverse=True)
+    table = []
+    for lev in levels:
+        ca, cr = crossing(*mean["disagreement"], lev), crossing(*mean["random"], lev)
+        per_seed = {s: (crossing(runs[s]["disagreement"]["calls"], runs[s]["disagreement"]["rmse_meV_A"], lev),
+                        crossing(runs[s]["random"]["calls"], runs[s]["random"]["rmse_meV_A"], lev)) for s in seeds}
+        table.append({"level_meV_A": lev, "active_calls": ca, "random_calls": cr,
+                      "ratio": (ca / cr if ca and cr else None), "per_seed_active_random": per_seed})
+    summ = {"seeds": seeds, "mean_curves": mean, "lowest_common_meV_A": reach, "calls_to_reach": table,
+            "target_meV_A": target,
+            "target_reached": {a: crossing(*mean[a], target) for a in ARMS}}
+    report = {"runs": runs, "summary": summ}
+    Path(out).write_text(json.dumps(report, indent=1, default=str))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colours = {"disagreement": "C0", "random": "C3"}
+    labels = {"disagreement": "committee disagreement (active)", "random": "random"}
+    for arm in ARMS:
+        for s in seeds:
+            ax.plot(runs[s][arm]["calls"], runs[s][arm]["rmse_meV_A"], "-", color=colours[arm], alpha=0.3, lw=0.8)
+        ax.plot(*mean[arm], "o-", color=colours[arm], ms=3,
+                label=f"{labels[arm]}, geometric mean of {len(seeds)} seeds")
+    ax.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:g} meV/A")
+    ax.set(xlabel="oracle calls (EMT single points)", ylabel="test force RMSE (meV/A)", yscale="log",
+           title="Cu EMT, 32-atom cells: selection from the same MD pool")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(plot, dpi=110)
+    plt.close(fig)
+    return report
 
 
 def refit_al(args) -> None:

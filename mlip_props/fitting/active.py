@@ -16,6 +16,11 @@ The loop (:func:`learn`)::
                    candidates closer than ``dedup_distance`` (descriptor fingerprint distance) to a
                    labelled frame or to an already-selected one -> "duplicate"; of the rest the
                    ``max_per_round`` most uncertain -> "selected"
+                   frames proposed again that are already labelled (same structure hash; fixed
+                   pools, scans) -> "duplicate" as well, before any scoring of distances
+                   ``selection="random"`` (the control arm of benchmarks): instead, up to
+                   ``max_per_round`` of the unlabelled proposed frames are picked uniformly at
+                   random (thresholds and disagreement ignored), everything else unchanged
         oracle labels the selected frames (each call logged, journalled to disk at once)
         retrain: warm start from the current committee (same descriptor transform, bootstrap
                  resample per member), or a full refit every ``refit_every`` rounds
@@ -58,6 +63,7 @@ from .explore import Explorer, MDExplorer, Proposal
 from .model import BehlerParrinelloPotential
 
 DECISIONS = ("trusted", "candidate", "wild", "duplicate", "selected")
+SELECTIONS = ("disagreement", "random")
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -88,6 +94,11 @@ class ActiveLearningConfig:
     oracle_properties: tuple[str, ...] = ("energy", "forces", "stress")
     include_isolated: bool = True
     seed: int = 0
+    selection: str = "disagreement"  # "random": control arm, uniform pick among unlabelled proposals
+
+    def __post_init__(self) -> None:
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -435,6 +446,7 @@ def learn(
             raise ValueError(f"unknown active-learning setting {k!r}")
         setattr(cfg, k, v)
     classify(np.zeros(1), cfg.lower_eV_A, cfg.upper_eV_A)  # validates the thresholds
+    cfg.__post_init__()  # validates the selection rule (also when given as an override)
     oracle = oracle if oracle is not None else emt_oracle()
     wd = Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
@@ -522,10 +534,24 @@ def learn(
         dis = np.concatenate([p.disagreement_eV_A for _, p in props if p.frames]) if frames else np.zeros(0)
         cls = classify(dis, cfg.lower_eV_A, cfg.upper_eV_A)
         decision = list(cls)
+        have = set(keys)
+        hashes = [structure_hash(a) for a in frames]
+        for k, hk in enumerate(hashes):  # proposed again (fixed pools, scans): never labelled twice
+            if hk in have:
+                decision[k] = "duplicate"
+                cls[k] = "duplicate"
         cand = np.nonzero(cls == "candidate")[0]
         selected: list[int] = []
         room = max(0, cfg.max_oracle_calls - len(keys))
-        if len(cand):
+        if cfg.selection == "random":  # control arm: uniform among unlabelled frames, thresholds ignored
+            fresh = [k for k, hk in enumerate(hashes) if hk not in have]
+            fresh = [k for k in fresh if hashes[k] not in {hashes[j] for j in fresh if j < k}]
+            pick = rng.choice(len(fresh), size=min(cfg.max_per_round, room, len(fresh)), replace=False) \
+                if fresh else []
+            selected = sorted(int(fresh[j]) for j in pick)
+            for k in selected:
+                decision[k] = "selected"
+        elif len(cand):
             fp_all = fingerprints(model, [frames[k] for k in cand] + data)
             fp_c, fp_r = fp_all[: len(cand)], fp_all[len(cand):]
             scale = fp_all.std(0) + 1e-3 * (np.abs(fp_all).mean() + 1e-12)
@@ -541,7 +567,7 @@ def learn(
         with open(wd / "decisions.jsonl", "a") as fh:
             for k, a in enumerate(frames):
                 drec = {"round": rnd, "source": source[k], "config_type": a.info.get("config_type", ""),
-                        "hash": structure_hash(a), "disagreement_eV_A": float(dis[k]), "decision": decision[k]}
+                        "hash": hashes[k], "disagreement_eV_A": float(dis[k]), "decision": decision[k]}
                 if units.get(source[k], "eV/A") != "eV/A":  # a strategy's own score (e.g. stress, GPa)
                     drec["score_unit"] = units[source[k]]
                 fh.write(json.dumps(drec) + "\n")

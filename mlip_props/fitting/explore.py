@@ -15,6 +15,8 @@ compose: :class:`~.active.learn` takes a list of them.
   Maxwell-Boltzmann velocities. A temperature schedule (one list of replica temperatures per
   round, the last repeated) reaches temperatures well above the target, where the anharmonic
   high-energy configurations live that fixed-T Boltzmann sampling rarely visits.
+* :class:`PoolExplorer` — a fixed pool of candidate frames offered every round (pool-based
+  selection, the fair comparison of committee and random selection on the same trajectories).
 * :class:`StrainExplorer` — random symmetric strains (compression and tension) plus a small rattle.
 * :class:`RattleExplorer` — Gaussian random displacements of a few amplitudes.
 * :class:`NormalModeExplorer` — harmonic normal-mode sampling at temperature T from the
@@ -234,6 +236,27 @@ class MDExplorer(Explorer):
             a.wrap()
         a.info["config_type"] = tag
         return a
+
+
+class PoolExplorer(Explorer):
+    """A fixed pool of candidate frames (e.g. precomputed exploration trajectories), offered every
+    round (``n_per_round``: a random subset of that many instead); frames already labelled are
+    recognised by their structure hash and never labelled twice. Used by pool-based comparisons:
+    committee-selected and randomly selected data then come from exactly the same frames."""
+
+    name = "pool"
+
+    def __init__(self, frames: Sequence[Any], n_per_round: int | None = None):
+        self.frames = [_clean(to_atoms(a), to_atoms(a).info.get("config_type", "pool")) for a in frames]
+        if not self.frames:
+            raise ValueError("empty candidate pool")
+        self.n_per_round = n_per_round
+
+    def propose(self, model, round_index, rng, thresholds):
+        idx = np.arange(len(self.frames))
+        if self.n_per_round is not None and self.n_per_round < len(idx):
+            idx = np.sort(rng.choice(idx, size=self.n_per_round, replace=False))
+        return Proposal([self.frames[k].copy() for k in idx])
 
 
 class StrainExplorer(Explorer):

@@ -219,3 +219,43 @@ def test_static_explorers_propose_valid_frames():
     cs = ClusterScanExplorer(["Cu"], n=4).propose(model, 0, rng, (0.0, 1.0)).frames
     assert len(cs) == 4 * 3 and {a.info["config_type"] for a in cs} == {"dimer", "trimer_equilateral",
                                                                        "trimer_linear"}
+
+
+def test_pool_arms_share_frames_and_random_arm_ignores_thresholds(tmp_path):
+    """Pool protocol of the benchmark: both selection rules label only frames of the same fixed
+    pool, never one twice; the random arm picks max_per_round unlabelled frames per round whatever
+    their disagreement (thresholds set so that every frame is 'wild' for the committee rule, which
+    then labels nothing), and the committee arm labels only candidates inside the window."""
+    from mlip_props.fitting.explore import PoolExplorer
+
+    rng = np.random.default_rng(3)
+    pool = []
+    for k in range(14):
+        a = cluster(4, seed=200 + k)
+        a.positions += rng.normal(0, 0.1 + 0.02 * k, a.positions.shape)
+        pool.append(a)
+    pool_hashes = {structure_hash(a) for a in pool}
+    kw = dict(max_rounds=3, max_per_round=3, patience=5, **FAST)
+    calls = {"n": 0}
+    learn(seeds(), morse_oracle(calls), [PoolExplorer(pool)], tmp_path / "rand", selection="random",
+          lower_eV_A=0.0, upper_eV_A=0.0, **kw)
+    rc = [r for r in read_jsonl(tmp_path / "rand" / "oracle_calls.jsonl") if r["round"] >= 0]
+    assert [sum(r["round"] == k for r in rc) for k in range(3)] == [3, 3, 3]
+    assert {r["hash"] for r in rc} <= pool_hashes and len({r["hash"] for r in rc}) == 9
+    dec = read_jsonl(tmp_path / "rand" / "decisions.jsonl")
+    assert all(r["disagreement_eV_A"] > 0 for r in dec if r["decision"] == "selected")  # 'wild' for the rule
+    # the committee arm on the same pool with the same thresholds labels nothing: every frame is wild
+    calls = {"n": 0}
+    res = learn(seeds(), morse_oracle(calls), [PoolExplorer(pool)], tmp_path / "wild", lower_eV_A=0.0,
+                upper_eV_A=0.0, **kw)
+    assert res.n_labelled == 5 and all(h["n_selected"] == 0 for h in res.history)  # 4 seeds + isolated atom
+    # a window: only in-window pool frames, each once; frames labelled before come back as duplicates
+    res = learn(seeds(), morse_oracle({"n": 0}), [PoolExplorer(pool)], tmp_path / "qbc", lower_eV_A=0.01,
+                upper_eV_A=10.0, **kw)
+    qc = [r for r in read_jsonl(tmp_path / "qbc" / "oracle_calls.jsonl") if r["round"] >= 0]
+    assert qc and {r["hash"] for r in qc} <= pool_hashes and len({r["hash"] for r in qc}) == len(qc)
+    dec = read_jsonl(tmp_path / "qbc" / "decisions.jsonl")
+    later = [r for r in dec if r["round"] > 0 and r["hash"] in {c["hash"] for c in qc if c["round"] == 0}]
+    assert later and all(r["decision"] == "duplicate" for r in later)
+    with pytest.raises(ValueError, match="selection"):
+        learn(seeds(), morse_oracle({"n": 0}), [PoolExplorer(pool)], tmp_path / "bad", selection="greedy", **kw)
