@@ -209,11 +209,13 @@ def test_learn_cli_target_property(tmp_path, capsys):
     p = argparse.ArgumentParser()
     learn_cli.configure(p)
     args = p.parse_args(["--structure", "Cu", "--supercell", "2", "--workdir", str(tmp_path), "--committee", "2",
-                         "--hidden", "8", "--target-property", "elastic", "--property-tolerance", "1e9"])
+                         "--hidden", "8", "--target-property", "elastic", "--property-tolerance", "1e9",
+                         "--stress-weight", "10"])
     assert learn_cli.run(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["rounds"] == 0 and "property std" in summary["stop_reason"]
     assert summary["history"][0]["property"] == "C44_GPa"
+    assert json.loads((tmp_path / "state.json").read_text())["config"]["weights"] == {"stress": 10.0}
 
 
 def test_eos_and_phonon_targets_score_and_monitor():
