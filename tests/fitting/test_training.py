@@ -123,3 +123,33 @@ def test_parse_weights_for_the_cli():
         parse_weights("force=1")
     with pytest.raises(ValueError, match="not a number"):
         parse_weights("forces=abc")
+
+
+def test_asr_loss_of_the_pair_head_is_net_force_plus_antisymmetry(cu_frames):
+    """The pair head's ASR term = |sum_i F_i|^2/n^2 + per-structure mean of (c_ij - c_ji)^2, both from
+    the fast training path; it vanishes (to round-off) when the receiver embedding is switched off."""
+    from mlip_props.fitting.losses import antisymmetry_per_structure, loss_terms
+
+    model = BehlerParrinelloPotential(preset(["Cu"]).to_dict(), hidden=(8,), direct_forces=True, seed=2)
+    frames = [a for a in cu_frames if a.pbc.all()][:4]
+    d = precompute(model, dataset_from_frames(frames))
+    p = predict(model, d, create_graph=False, want_antisymmetry=True)
+    assert p.direct_antisymmetry.shape == (1, d.edge_index.shape[1])
+    # the training path's forces equal the head evaluated through the backend graph
+    from mlip_props.fitting import predict_direct_forces
+
+    f_ref = predict_direct_forces(model, frames)
+    torch.testing.assert_close(p.direct_forces[0, : len(frames[0])], f_ref[0][0], rtol=1e-10, atol=1e-12)
+    terms = loss_terms(model, d, p)
+    n = d.n_atoms.double()
+    net = torch.zeros(len(frames), 3, dtype=torch.float64).index_add(0, d.structure_index, p.direct_forces[0].detach())
+    anti = [float((p.direct_antisymmetry[0, d.edge_structure == b] ** 2).mean()) for b in range(len(frames))]
+    expect = float(((net**2).sum(-1) / n**2).mean()) + float(np.mean(anti))
+    assert float(terms["asr"]) == pytest.approx(expect, rel=1e-10)
+    assert float(antisymmetry_per_structure(d, p.direct_antisymmetry).mean()) > 0
+    with torch.no_grad():
+        model.pair_receiver.weights[-1].zero_()
+        model.pair_receiver.biases[-1].zero_()
+    p0 = predict(model, d, create_graph=False, want_antisymmetry=True)
+    assert float(loss_terms(model, d, p0)["asr"]) < 1e-28
+    assert float(p0.direct_forces.abs().max()) > 1e-4
