@@ -205,7 +205,8 @@ def hessian_rows(potential: Any, structures: Sequence[Atoms], rows: Sequence[Seq
         batch = Batch.from_structures([structures[k] for k in chunk], dtype=dtype, device=device, validate=False)
         pot = potential.to(batch.device)
         pot.check_elements(batch)
-        graph = build_neighbor_graph(batch, pot.cutoff)
+        # pair potentials take each pair once (half the edges, half the Hessian-vector work)
+        graph = build_neighbor_graph(batch, pot.cutoff, half=bool(getattr(pot, "pairwise", False)))
         pos = batch.positions.detach().requires_grad_(True)
         per_atom = pot(atomic_graph(batch.with_positions(pos), graph))
         if per_atom.dim() > 1:
