@@ -104,6 +104,8 @@ class BehlerParrinelloPotential(Potential):
     from a :class:`SymmetryFunctionConfig`. Energies in eV, distances in Angstrom.
     """
 
+    edge_only = True  # symmetry functions and the ZBL core see only the edge vectors
+
     def __init__(
         self,
         descriptor: dict[str, Any] | SymmetryFunctionConfig,
@@ -394,6 +396,7 @@ class CommitteeMean(Potential):
         super().__init__(committee.cutoff, committee.elements)
         self.committee = committee
         self.bytes_per_edge = committee.bytes_per_edge
+        self.edge_only = committee.edge_only
         self.metadata = dict(getattr(committee, "metadata", {}))
 
     def forward(self, graph: AtomicGraph) -> torch.Tensor:

@@ -237,3 +237,23 @@ def test_lists_shared_by_displaced_copies_give_exact_results(spec):
     assert lists[1] is lists[0]
     with pytest.raises(ValueError, match="structure 1: atoms 0 and 1 coincide"):
         evaluate(pot, [close, meet])
+
+
+def test_edge_gradient_route_for_a_fitted_committee():
+    """The shipped Cu committee (members on a member axis): both derivative routes agree."""
+    from importlib.resources import files
+
+    pot = load_potential(str(files("mlip_props") / "data" / "cu_committee.pt"))
+    frames = []
+    for k, reps in enumerate([(1, 1, 1), (2, 1, 1), (1, 1, 1)]):
+        a = bulk("Cu", "fcc", a=3.6 + 0.03 * k, cubic=True).repeat(reps)
+        a.rattle(0.05, seed=k)
+        frames.append(a)
+    batch = Batch.from_structures(frames)
+    assert pot.edge_only and pot.n_members > 1
+    fast = evaluate_batch(pot, batch, ("energy", "forces", "stress"))
+    pot.edge_only = False
+    slow = evaluate_batch(pot, batch, ("energy", "forces", "stress"))
+    assert fast.forces.shape == slow.forces.shape == (pot.n_members, batch.n_total, 3)
+    assert torch.allclose(fast.forces, slow.forces, atol=1e-10)
+    assert torch.allclose(fast.stress, slow.stress, atol=1e-12)
