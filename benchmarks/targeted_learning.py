@@ -113,11 +113,11 @@ def merge(files: list[str], plot: str | None) -> dict:
                 if n not in e["runs"]:
                     continue
                 c = np.array(e["runs"][n]["curve"])
-                ax.plot(c[:, 0], c[:, 1] / e["std0"], marker="o", ms=3, color=f"C{k}", ls=("-", "--", ":")[j % 3],
+                ax.plot(c[:, 0], c[:, 1] / e["std0"], marker="o", ms=3, color=f"C{k}", ls=("-", "--", ":", "-.", (0, (1, 4)))[j % 5],
                         label=LABELS[n] if j == 0 else None)
         ax.axhline(0.5, color="k", lw=0.8)
         ax.set(xlabel="oracle calls beyond the seed data", ylabel="committee std of C44 / initial",
-               title="EMT Cu: halving the C44 std (seeds: - -- :)")
+               title="EMT Cu: halving the C44 std (one line style per seed)")
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(plot, dpi=100)
