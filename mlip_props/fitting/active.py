@@ -148,12 +148,21 @@ def classify(disagreement_eV_A: np.ndarray, lower: float, upper: float) -> np.nd
     return out
 
 
-def fingerprints(model: BehlerParrinelloPotential, frames: Sequence[Atoms], n_quantiles: int = 9) -> np.ndarray:
+def fingerprints(model: BehlerParrinelloPotential, frames: Sequence[Atoms], n_quantiles: int = 9,
+                 cache: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Permutation-invariant fingerprint per frame: quantiles over atoms of every symmetry function
     (raw descriptors of ``model``), per species, concatenated; (n_frames, n_species * F * Q).
-    One batched descriptor evaluation."""
+    One batched descriptor evaluation. ``cache``: fingerprints by structure hash, read and filled
+    (valid while the descriptor is unchanged: warm starts keep it; the loop clears it on refits)."""
     if not frames:
         return np.zeros((0, 0))
+    if cache is not None:
+        keys = [structure_hash(a) for a in frames]
+        todo = [k for k, h in enumerate(keys) if h not in cache]
+        if todo:
+            for k, fp in zip(todo, fingerprints(model, [frames[k] for k in todo], n_quantiles)):
+                cache[keys[k]] = fp
+        return np.stack([cache[h] for h in keys])
     batch = Batch.from_structures(list(frames))
     graph = build_neighbor_graph(batch, model.cutoff)
     with torch.no_grad():
@@ -506,6 +515,7 @@ def learn(
                          "explorers": [ex.state_dict() for ex in explorers], "config": cfg.to_dict(),
                          "stop_reason": stop_reason})
     rnd = rnd0 - 1
+    fp_cache: dict[str, np.ndarray] = {}  # de-duplication fingerprints by structure hash (pools, labelled data)
     for rnd in range(rnd0, cfg.max_rounds):
         if stop_reason:
             rnd -= 1
@@ -552,7 +562,7 @@ def learn(
             for k in selected:
                 decision[k] = "selected"
         elif len(cand):
-            fp_all = fingerprints(model, [frames[k] for k in cand] + data)
+            fp_all = fingerprints(model, [frames[k] for k in cand] + data, cache=fp_cache)
             fp_c, fp_r = fp_all[: len(cand)], fp_all[len(cand):]
             scale = fp_all.std(0) + 1e-3 * (np.abs(fp_all).mean() + 1e-12)
             order = list(np.argsort(-dis[cand], kind="stable"))
@@ -599,6 +609,7 @@ def learn(
             data = [journal.frame(k) for k in keys]
             if cfg.refit_every and (rnd + 1) % cfg.refit_every == 0:
                 model = _fresh_fit(data, cfg, cfg.seed + 1000 * (rnd + 1))
+                fp_cache.clear()
             else:
                 model, _ = warm_start_fit(model, dataset_from_frames(data), epochs=cfg.retrain_epochs,
                                           lr=cfg.retrain_lr, batch_size=cfg.batch_size, weights=cfg.weights,

@@ -14,6 +14,9 @@ committee disagrees most until the committee std of C44 is below 2 GPa::
     mlip-props learn --structure Cu --supercell 2 --target-property elastic --property-tolerance 2 \\
         --stress-weight 10 --workdir tl_cu --max-oracle-calls 60
 
+``--pool frames.extxyz`` offers a fixed set of candidate frames every round instead of MD;
+``--selection random`` picks uniformly among them (the control arm of a benchmark).
+
 Exit codes: 0 finished (a stopping rule fired), 2 bad input, 130 interrupted (rerun the same
 command to resume: no oracle call is repeated).
 """
@@ -56,6 +59,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="monitored quantity (default: C44_GPa for elastic, B_GPa for eos, nu_X for phonons)")
     parser.add_argument("--property-score", choices=("stress", "pressure", "forces"), default=None,
                         help="disagreement score of the proposals (default: stress / pressure / forces)")
+    parser.add_argument("--pool", default=None,
+                        help="file of candidate frames (any ASE format): offered every round instead of MD")
+    parser.add_argument("--selection", choices=("disagreement", "random"), default="disagreement",
+                        help="random: control arm, uniform pick of unlabelled proposals (benchmarks)")
     parser.add_argument("--max-per-round", type=int, default=8)
     parser.add_argument("--max-rounds", type=int, default=20)
     parser.add_argument("--max-oracle-calls", type=int, default=500)
@@ -109,9 +116,19 @@ def run(args: argparse.Namespace) -> int:
             b.positions += rng.normal(0.0, 0.05 * (k + 1), b.positions.shape)
             b.info["config_type"] = "seed_rattle"
             seed_frames.append(b)
-    explorers: list[Any] = [MDExplorer(base, temperature_schedule=args.temperatures, strains=args.strains,
-                                       steps=args.md_steps, sample_every=args.sample_every,
-                                       timestep_fs=args.timestep_fs)]
+    if getattr(args, "pool", None):
+        import ase.io
+
+        from .explore import PoolExplorer
+
+        try:
+            explorers: list[Any] = [PoolExplorer(ase.io.read(args.pool, index=":"))]
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        explorers = [MDExplorer(base, temperature_schedule=args.temperatures, strains=args.strains,
+                                steps=args.md_steps, sample_every=args.sample_every, timestep_fs=args.timestep_fs)]
     if args.rattle:
         explorers.append(RattleExplorer(base, n=args.rattle))
     if args.strained and base.pbc.all():
@@ -144,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
                     upper_eV_A=1.0 if args.upper is None else args.upper, max_per_round=args.max_per_round,
                     max_rounds=args.max_rounds, max_oracle_calls=args.max_oracle_calls, patience=args.patience,
                     target_uncertainty_eV_A=args.target_uncertainty, committee=args.committee,
-                    hidden=tuple(args.hidden), seed=args.seed, weights=_weights(args), progress=True)
+                    hidden=tuple(args.hidden), seed=args.seed, weights=_weights(args), progress=True,
+                    selection=getattr(args, "selection", "disagreement"))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

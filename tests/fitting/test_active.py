@@ -199,6 +199,9 @@ def test_learn_cli_configure_and_run(tmp_path, capsys):
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "data.extxyz").is_file()
     bad = p.parse_args(["--structure", "no_such_thing_xyz", "--workdir", str(tmp_path / "b")])
     assert learn_cli.run(bad) == 2
+    bad_pool = p.parse_args(["--structure", "Cu", "--pool", str(tmp_path / "missing.extxyz"), "--workdir",
+                             str(tmp_path / "c")])
+    assert learn_cli.run(bad_pool) == 2
 
 
 def test_static_explorers_propose_valid_frames():
