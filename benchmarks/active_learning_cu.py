@@ -339,7 +339,7 @@ def summarise_pool(workdir: str, out: str, plot: str, target: float) -> dict:
     for arm in ARMS:
         mean[arm] = (mean[arm][0][:n_common], mean[arm][1][:n_common])
     reach = max(min(mean[a][1]) for a in ARMS)  # the lowest error BOTH mean curves reach
-    levels = sorted({float(x) for x in (300, 200, 150, 100, 80, 60, 50, 40) if x >= reach} | {round(reach, 1)},
+    levels = sorted({float(x) for x in (300, 200, 150, 100, 80, 60, 50, 40) if x >= reach} | {np.ceil(reach * 10) / 10},
                     reverse=True)
     table = []
     for lev in levels:
@@ -348,7 +348,9 @@ def summarise_pool(workdir: str, out: str, plot: str, target: float) -> dict:
                         crossing(runs[s]["random"]["calls"], runs[s]["random"]["rmse_meV_A"], lev)) for s in seeds}
         table.append({"level_meV_A": lev, "active_calls": ca, "random_calls": cr,
                       "ratio": (ca / cr if ca and cr else None), "per_seed_active_random": per_seed})
+    at_end = {a: {s: runs[s][a]["rmse_meV_A"][n_common - 1] for s in seeds} for a in ARMS}
     summ = {"seeds": seeds, "mean_curves": mean, "lowest_common_meV_A": reach, "calls_to_reach": table,
+            "common_final_calls": mean["random"][0][-1], "rmse_at_common_final_calls_meV_A": at_end,
             "target_meV_A": target,
             "target_reached": {a: crossing(*mean[a], target) for a in ARMS}}
     report = {"runs": runs, "summary": summ}
