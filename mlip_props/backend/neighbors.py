@@ -11,9 +11,7 @@ stresses and Hessians flow through them.
 """
 from __future__ import annotations
 
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -121,9 +119,6 @@ def _box_for(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
 
 
 _local = threading.local()
-_pool: ThreadPoolExecutor | None = None
-#: Below this many structures the neighbour lists are built in the calling thread.
-_THREADED_MIN_STRUCTURES = 16
 
 
 def _vesin(cutoff: float, full: bool):
@@ -157,10 +152,6 @@ def structure_neighbors(
     return i.astype(np.int64), j.astype(np.int64), s.astype(np.int64), d, v
 
 
-def _threads() -> int:
-    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
-
-
 def neighbor_lists(
     positions: Sequence[np.ndarray],
     cells: Sequence[np.ndarray],
@@ -168,23 +159,16 @@ def neighbor_lists(
     cutoff: float,
     half: bool = False,
     check_overlap: bool = True,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """:func:`structure_neighbors` of many structures; spread over ``torch.get_num_threads()``
-    threads (vesin releases the GIL) when there are many.
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`structure_neighbors` of many structures.
+
+    (Spreading the vesin calls over threads was measured: no gain on this machine, since the
+    calls do not run concurrently, so they run in the calling thread.)
 
     Raises ``ValueError`` naming the structure when two atoms coincide (closer than
     ``COINCIDENT_ATOMS_A``), where no potential has a finite gradient.
     """
-    global _pool
-    n = len(positions)
-    work = lambda b: structure_neighbors(positions[b], cells[b], pbcs[b], cutoff, half)  # noqa: E731
-    nt = _threads()
-    if n >= _THREADED_MIN_STRUCTURES and nt > 1:
-        if _pool is None or _pool._max_workers != nt:
-            _pool = ThreadPoolExecutor(max_workers=nt, thread_name_prefix="mlip-props-nl")
-        lists = list(_pool.map(work, range(n), chunksize=max(1, n // (4 * nt))))
-    else:
-        lists = [work(b) for b in range(n)]
+    lists = [structure_neighbors(positions[b], cells[b], pbcs[b], cutoff, half) for b in range(len(positions))]
     if check_overlap:
         for b, (i, j, _, d, *_rest) in enumerate(lists):
             if len(d) and d.min() < COINCIDENT_ATOMS_A:

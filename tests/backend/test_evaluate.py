@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from ase.build import bulk, molecule
+from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from mlip_props import evaluate, evaluate_batch, load_potential

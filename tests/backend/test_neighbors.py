@@ -56,32 +56,15 @@ def test_graph_cost_is_linear_in_atoms():
     assert el == 8 * es
 
 
-def test_threaded_neighbour_lists_equal_serial_and_name_the_bad_structure():
-    import torch
-
+def test_neighbour_lists_name_the_structure_with_coincident_atoms():
     from mlip_props.backend.neighbors import neighbor_lists
 
     frames = []
-    for k in range(40):
+    for k in range(30):
         a = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((1 + k % 2, 1, 1))
         a.rattle(0.05, seed=k)
         frames.append(a)
-    args = ([a.positions for a in frames], [a.cell.array for a in frames], [a.pbc for a in frames], 5.0)
-    n = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        threaded = neighbor_lists(*args)
-        torch.set_num_threads(1)
-        serial = neighbor_lists(*args)
-    finally:
-        torch.set_num_threads(n)
-    for a, b in zip(threaded, serial):
-        assert all(np.array_equal(x, y) for x, y in zip(a, b))
     frames[23].positions[1] = frames[23].positions[0]
     args = ([a.positions for a in frames], [a.cell.array for a in frames], [a.pbc for a in frames], 5.0)
-    torch.set_num_threads(2)
-    try:
-        with pytest.raises(ValueError, match="structure 23: atoms"):
-            neighbor_lists(*args)
-    finally:
-        torch.set_num_threads(n)
+    with pytest.raises(ValueError, match="structure 23: atoms"):
+        neighbor_lists(*args)
