@@ -1,6 +1,20 @@
 """Active learning vs random selection for Cu with the EMT oracle (issue 7 acceptance benchmark).
 
-For each seed:
+Default protocol ``pool`` (fair comparison: same candidate frames, same loop, same training):
+  per seed, a fixed pool of unlabelled frames from EMT Langevin MD of the 32-atom cell at 300, 900,
+  1500 K on cells at -5, 0, +5 % isotropic strain (:func:`emt_pool`, own seed); two runs of
+  :func:`mlip_props.fitting.active.learn` with a :class:`PoolExplorer` on that pool, identical seed
+  data (3 rattled cells + the isolated atom), committee, warm-start schedule and frames per round;
+  they differ only in ``selection`` ("disagreement": committee force disagreement + de-duplication;
+  "random": uniform among unlabelled pool frames). Each (seed, arm) may run as its own process
+  (``--seeds S --arms A``; rerun to resume); ``--summary`` writes the mean curves, the oracle calls
+  to reach given errors for both arms and their ratio, and the plot; ``--properties`` a0, B and
+  X-point phonons of each arm's committee mean vs EMT.
+
+    python benchmarks/active_learning_cu.py --seeds 0 --arms disagreement --workdir /tmp/al ...
+    python benchmarks/active_learning_cu.py --summary --workdir /tmp/al --out al.json --plot docs/active_learning_cu.png
+
+Protocol ``onthefly`` (the older comparison), for each seed:
   1. active learning (:func:`mlip_props.fitting.active.learn`): 32-atom fcc Cu cells, seed data
      = a few rattled cells + the isolated atom; exploration = batched committee MD (replicas at
      -5 %, 0, +5 % isotropic strain, temperature schedule up to ``--t-max`` K, above the 1500 K
