@@ -21,6 +21,8 @@ C11, C12, C44 (GPa): elastic ``C_GPa`` (6x6 Voigt). Diatomics: ``bond_length_A``
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import html
 import json
 import math
@@ -369,6 +371,29 @@ def parity_figure(q: Quantity, pairs: list[dict], stats: dict, potential: str):
     return fig, ax
 
 
+@contextmanager
+def _figure(figdir: Path, figures: list[Path], name: str, size: tuple[float, float] = (5.5, 4.2)):
+    """A figure with one axis: yields the axis; on exit lays it out, saves ``figdir/name`` (with
+    :func:`_save`), closes it and appends the path to ``figures``."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=size, dpi=110)
+    yield ax
+    fig.tight_layout()
+    path = figdir / name
+    _save(fig, path, ax)
+    plt.close(fig)
+    figures.append(path)
+
+
+def _labels(ax, xlabel: str, ylabel: str, title: str, legend: bool = True) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    if legend:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
 def _save(fig, path: Path, ax) -> None:
     """Save a PNG with its axis labels also written as PNG text chunks (checked by the tests)."""
     fig.savefig(path, metadata={"Title": ax.get_title().replace("\n", " "), "xlabel": ax.get_xlabel(),
@@ -389,7 +414,6 @@ def _hulls(df, doc: _Doc, figdir: Path, figures: list[Path], data: dict) -> None
             continue
         entries_by_prop.setdefault(r["property"], []).append((r["label"], Composition(r["formula"]), float(e)))
     for prop, ents in entries_by_prop.items():
-        elements = sorted({str(el) for _, c, _ in ents for el in c.elements})
         systems = sorted({tuple(sorted(str(el) for el in c.elements)) for _, c, _ in ents if len(c.elements) == 2})
         for sysm in systems:
             sub = [(lab, c, e) for lab, c, e in ents if {str(el) for el in c.elements} <= set(sysm)]
@@ -575,52 +599,35 @@ def _curves(df, doc: _Doc, figdir: Path, figures: list[Path], tables: list[Refer
     done = df[df["status"] == "done"]
     eos = done[done["property"] == "eos"]
     if len(eos):
-        plt = _plt()
-        fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
-        for lab, r in zip(eos["label"], eos["_result"]):
-            v, e = r.get("volumes_A3_per_atom"), r.get("energies_eV_per_atom")
-            if isinstance(v, list) and isinstance(e, list) and r.get("v0_A3_per_atom"):
-                v0 = r["v0_A3_per_atom"]
-                ax.plot(np.array(v) / v0, 1000 * (np.array(e) - min(e)), "o-", ms=3, label=lab)
-        ax.set_xlabel("volume V/V0 (dimensionless)")
-        ax.set_ylabel("energy E - E_min (meV/atom)")
-        ax.set_title("equations of state", fontsize=9)
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        f = figdir / "eos_curves.png"
-        _save(fig, f, ax)
-        plt.close(fig)
-        figures.append(f)
+        with _figure(figdir, figures, "eos_curves.png") as ax:
+            for lab, r in zip(eos["label"], eos["_result"]):
+                v, e = r.get("volumes_A3_per_atom"), r.get("energies_eV_per_atom")
+                if isinstance(v, list) and isinstance(e, list) and r.get("v0_A3_per_atom"):
+                    v0 = r["v0_A3_per_atom"]
+                    ax.plot(np.array(v) / v0, 1000 * (np.array(e) - min(e)), "o-", ms=3, label=lab)
+            _labels(ax, "volume V/V0 (dimensionless)", "energy E - E_min (meV/atom)", "equations of state")
+        f = figures[-1]
         doc.h(2, "Equation-of-state curves")
         doc.img(f"figures/{f.name}", "EOS curves")
     th = done[done["property"] == "thermal"]
     if len(th):
-        plt = _plt()
-        fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
-        for lab, r in zip(th["label"], th["_result"]):
-            t, cv = r.get("temperatures_K"), r.get("cv_J_molK_atoms")
-            if isinstance(t, list) and isinstance(cv, list):
-                ax.plot(t, cv, "-", label=lab)
-        ax.axhline(3 * 8.314462618, color="k", ls="--", lw=0.8, label="3R (Dulong-Petit)")
-        for tb in tables:
-            col = next((c for c in tb.units if _is_cv298(c)), None)
-            if col is None:
-                continue
-            for lab in th["label"]:
-                got = tb.value(_split_label(lab)[0], col)
-                if got:
-                    ax.plot([298.15], [got[0]], "kx")
-        ax.set_xlabel("temperature T (K)")
-        ax.set_ylabel("heat capacity Cv (J/(mol K))")
-        ax.set_title("harmonic Cv(T) per mole of atoms (x: experiment at 298 K)", fontsize=9)
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        f = figdir / "cv_curves.png"
-        _save(fig, f, ax)
-        plt.close(fig)
-        figures.append(f)
+        with _figure(figdir, figures, "cv_curves.png") as ax:
+            for lab, r in zip(th["label"], th["_result"]):
+                t, cv = r.get("temperatures_K"), r.get("cv_J_molK_atoms")
+                if isinstance(t, list) and isinstance(cv, list):
+                    ax.plot(t, cv, "-", label=lab)
+            ax.axhline(3 * 8.314462618, color="k", ls="--", lw=0.8, label="3R (Dulong-Petit)")
+            for tb in tables:
+                col = next((c for c in tb.units if _is_cv298(c)), None)
+                if col is None:
+                    continue
+                for lab in th["label"]:
+                    got = tb.value(_split_label(lab)[0], col)
+                    if got:
+                        ax.plot([298.15], [got[0]], "kx")
+            _labels(ax, "temperature T (K)", "heat capacity Cv (J/(mol K))",
+                    "harmonic Cv(T) per mole of atoms (x: experiment at 298 K)")
+        f = figures[-1]
         doc.h(2, "Heat capacity Cv(T)")
         doc.img(f"figures/{f.name}", "Cv(T) curves")
     ph = done[done["property"] == "phonons"]
@@ -630,45 +637,40 @@ def _curves(df, doc: _Doc, figdir: Path, figures: list[Path], tables: list[Refer
         d, fr, labels = r.get("band_distances_inv_A"), r.get("band_frequencies_THz"), r.get("band_labels")
         if not (isinstance(d, list) and isinstance(fr, list) and d):
             continue
-        plt = _plt()
-        fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
-        ticks, names = [], []
-        for k, (x, y) in enumerate(zip(d, fr)):
-            ax.plot(x, np.array(y, dtype=float), "b-", lw=1)
-            if isinstance(labels, list) and k < len(labels):
-                a, b = labels[k]
-                if not ticks or abs(ticks[-1] - x[0]) > 1e-9:
-                    ticks.append(x[0])
-                    names.append(a)
-                elif names[-1] != a:
-                    names[-1] = f"{names[-1]}|{a}"
-                ticks.append(x[-1])
-                names.append(b)
-        n_exp = 0
-        for tb in tables:
-            if "point" in tb.frame.columns:
-                col = next((c for c in tb.units if c.endswith("_THz")), None)
-                rows = tb.frame[tb.frame[tb.key] == _split_label(lab)[0]] if col else []
-                for _, rr in (rows.iterrows() if len(rows) else []):
-                    p = str(rr["point"])
-                    if p in names and rr[col] == rr[col]:
-                        ax.plot([ticks[names.index(p)]], [float(rr[col])], "rs", ms=4)
-                        n_exp += 1
-        ax.set_xticks(ticks)
-        ax.set_xticklabels([("Γ" if n == "Gamma" else n) for n in names])
-        for x in ticks:
-            ax.axvline(x, color="k", lw=0.5)
-        ax.axhline(0, color="k", lw=0.5)
-        ax.set_xlim(ticks[0] if ticks else None, ticks[-1] if ticks else None)
-        ax.set_xlabel("wave vector along the high-symmetry path (1/Å)")
-        ax.set_ylabel("frequency (THz)")
-        ax.set_title(f"{lab}: phonon dispersion" + (" (red squares: experiment)" if n_exp else ""), fontsize=9)
-        fig.tight_layout()
         safe = "".join(ch if ch.isalnum() else "_" for ch in lab)
-        f = figdir / f"phonons_{safe}.png"
-        _save(fig, f, ax)
-        plt.close(fig)
-        figures.append(f)
+        with _figure(figdir, figures, f"phonons_{safe}.png", size=(5.5, 3.8)) as ax:
+            ticks, names = [], []
+            for k, (x, y) in enumerate(zip(d, fr)):
+                ax.plot(x, np.array(y, dtype=float), "b-", lw=1)
+                if isinstance(labels, list) and k < len(labels):
+                    a, b = labels[k]
+                    if not ticks or abs(ticks[-1] - x[0]) > 1e-9:
+                        ticks.append(x[0])
+                        names.append(a)
+                    elif names[-1] != a:
+                        names[-1] = f"{names[-1]}|{a}"
+                    ticks.append(x[-1])
+                    names.append(b)
+            n_exp = 0
+            for tb in tables:
+                if "point" in tb.frame.columns:
+                    col = next((c for c in tb.units if c.endswith("_THz")), None)
+                    rows = tb.frame[tb.frame[tb.key] == _split_label(lab)[0]] if col else []
+                    for _, rr in (rows.iterrows() if len(rows) else []):
+                        p = str(rr["point"])
+                        if p in names and rr[col] == rr[col]:
+                            ax.plot([ticks[names.index(p)]], [float(rr[col])], "rs", ms=4)
+                            n_exp += 1
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([("Γ" if n == "Gamma" else n) for n in names])
+            for x in ticks:
+                ax.axvline(x, color="k", lw=0.5)
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_xlim(ticks[0] if ticks else None, ticks[-1] if ticks else None)
+            ax.set_xlabel("wave vector along the high-symmetry path (1/Å)")
+            ax.set_ylabel("frequency (THz)")
+            ax.set_title(f"{lab}: phonon dispersion" + (" (red squares: experiment)" if n_exp else ""), fontsize=9)
+        f = figures[-1]
         doc.img(f"figures/{f.name}", f"{lab} phonon dispersion")
 
 
