@@ -136,33 +136,29 @@ def run(args: argparse.Namespace) -> int:
     if args.dimers:
         explorers.append(ClusterScanExplorer(sorted(set(base.get_chemical_symbols()))))
     if args.target_property:
-        try:
-            cell = _seed_structures(argparse.Namespace(structure=args.structure, supercell=1))[0]  # not repeated
-            res = learn_targeted(seed_frames, cell, args.target_property, oracle, args.workdir, tolerance=args.property_tolerance,
-                                 quantity=args.property_quantity, score=args.property_score,
-                                 resume=not args.restart, progress=True,
-                                 lower_eV_A=0.0 if args.lower is None else args.lower,
-                                 upper_eV_A=float("inf") if args.upper is None else args.upper,
-                                 max_per_round=args.max_per_round, max_rounds=args.max_rounds,
-                                 max_oracle_calls=args.max_oracle_calls, patience=args.patience,
-                                 committee=args.committee, hidden=tuple(args.hidden), seed=args.seed,
-                                 weights=_weights(args))
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("interrupted: rerun the same command to resume", file=sys.stderr)
-            return 130
-        print(json.dumps(res.to_dict(), default=str))
-        return 0
+        cell = _seed_structures(argparse.Namespace(structure=args.structure, supercell=1))[0]  # not repeated
+        return _report(lambda: learn_targeted(
+            seed_frames, cell, args.target_property, oracle, args.workdir, tolerance=args.property_tolerance,
+            quantity=args.property_quantity, score=args.property_score, resume=not args.restart, progress=True,
+            lower_eV_A=0.0 if args.lower is None else args.lower,
+            upper_eV_A=float("inf") if args.upper is None else args.upper,
+            max_per_round=args.max_per_round, max_rounds=args.max_rounds, max_oracle_calls=args.max_oracle_calls,
+            patience=args.patience, committee=args.committee, hidden=tuple(args.hidden), seed=args.seed,
+            weights=_weights(args)))
+    return _report(lambda: learn(
+        seed_frames, oracle, explorers, args.workdir, test_frames=args.test_set, resume=not args.restart,
+        lower_eV_A=0.05 if args.lower is None else args.lower,
+        upper_eV_A=1.0 if args.upper is None else args.upper, max_per_round=args.max_per_round,
+        max_rounds=args.max_rounds, max_oracle_calls=args.max_oracle_calls, patience=args.patience,
+        target_uncertainty_eV_A=args.target_uncertainty, committee=args.committee,
+        hidden=tuple(args.hidden), seed=args.seed, weights=_weights(args), progress=True,
+        selection=getattr(args, "selection", "disagreement")))
+
+
+def _report(loop: Callable[[], Any]) -> int:
+    """Run a learning loop; print its result as JSON (exit 0), a clear error (2) or how to resume (130)."""
     try:
-        res = learn(seed_frames, oracle, explorers, args.workdir, test_frames=args.test_set, resume=not args.restart,
-                    lower_eV_A=0.05 if args.lower is None else args.lower,
-                    upper_eV_A=1.0 if args.upper is None else args.upper, max_per_round=args.max_per_round,
-                    max_rounds=args.max_rounds, max_oracle_calls=args.max_oracle_calls, patience=args.patience,
-                    target_uncertainty_eV_A=args.target_uncertainty, committee=args.committee,
-                    hidden=tuple(args.hidden), seed=args.seed, weights=_weights(args), progress=True,
-                    selection=getattr(args, "selection", "disagreement"))
+        res = loop()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
