@@ -152,6 +152,22 @@ def max_band_difference(results, baseline) -> float:
     return worst
 
 
+def run_matcalc(pot, structs, path: str):
+    """matcalc 0.7's ``PhononCalc`` (phonopy finite displacements through an ASE calculator, one
+    structure at a time): supercells >= 10 A (diagonal, from the cell lengths), no relaxation,
+    default displacement (0.015 A), force constants + thermal properties on phonopy's default
+    mesh only (no band structure, DOS or group velocities: less than the other methods compute)."""
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    from matcalc import PhononCalc
+
+    from mlip_props import MLIPCalculator
+
+    calc = PhononCalc(MLIPCalculator(pot), min_length=10.0, relax_structure=False, write_phonon=False,
+                      t_step=10.0, t_max=1000.0)
+    return [calc.calc(a.copy()) for a in structs]
+
+
 def timed(fn, repeats):
     times, out = [], None
     for _ in range(repeats):
@@ -171,6 +187,10 @@ def main() -> None:
     ap.add_argument("--routes", default="hessian,displacement",
                     help="comma-separated batched routes to time (hessian, displacement)")
     ap.add_argument("--write-docs", action="store_true", help="write docs/benchmarks/phonons.md")
+    ap.add_argument("--matcalc-path", default=None,
+                    help="directory holding matcalc (pip install --target DIR --no-deps matcalc scikit-learn "
+                         "joblib threadpoolctl): also time matcalc's PhononCalc")
+    ap.add_argument("--n-matcalc", type=int, default=None, help="structures timed with matcalc (scaled to all)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     pot = load_potential(POTENTIAL)
@@ -221,6 +241,13 @@ def main() -> None:
           f"{min(min(r.supercell_widths_A) for r in ref):.2f} A; displaced supercells (baseline): {n_disp}")
     print(f"speed-up vs baseline: Hessian {t_b / t_h:.1f}x, displacements {t_b / t_d:.1f}x")
     print(f"max |frequency difference| on band paths vs baseline: Hessian {dh:.4f} THz, displacements {dd:.4f} THz")
+    if args.matcalc_path:
+        k = args.n_matcalc or len(structs)
+        t_m, all_m, _ = timed(lambda: run_matcalc(pot, structs[:k], args.matcalc_path), 1)
+        t_m_all = t_m * len(structs) / k
+        print(f"matcalc PhononCalc        : {t_m:.2f} s for {k} structures -> {t_m_all:.2f} s for {len(structs)} "
+              f"(scaled); Hessian route {t_m_all / t_h:.1f}x faster (matcalc computes force constants and "
+              f"mesh thermal properties only)")
     n_imag = sum(r.imaginary_modes for r in ref)
     print(f"structures with imaginary modes (expected for a pair potential in diamond etc.): {n_imag}")
 
