@@ -292,7 +292,7 @@ Force-constant stage alone (supercells built, no post-processing; median): Hessi
 The frequency difference is the largest |f - f_baseline| over all band-path points and branches of
 all structures (target: 0.05 THz). {n_imag} of the structures have imaginary modes (a pair potential
 does not stabilise diamond and some other cells); they are compared like the others.
-matcalc was not run (not installed in this environment; it would need its own venv).
+matcalc: run with `--matcalc-path DIR` (timing printed, not written here).
 """
 
 
