@@ -596,6 +596,8 @@ def _plt():
 
 def _curves(df, doc: _Doc, figdir: Path, figures: list[Path], tables: list[ReferenceTable]) -> None:
     """EOS curves, Cv(T) curves (with Dulong-Petit 3R) and phonon dispersions of the done rows."""
+    from ..properties.phonons import band_axis, band_path_ticks
+
     done = df[df["status"] == "done"]
     eos = done[done["property"] == "eos"]
     if len(eos):
@@ -639,18 +641,12 @@ def _curves(df, doc: _Doc, figdir: Path, figures: list[Path], tables: list[Refer
             continue
         safe = "".join(ch if ch.isalnum() else "_" for ch in lab)
         with _figure(figdir, figures, f"phonons_{safe}.png", size=(5.5, 3.8)) as ax:
-            ticks, names = [], []
+            segments = []
             for k, (x, y) in enumerate(zip(d, fr)):
                 ax.plot(x, np.array(y, dtype=float), "b-", lw=1)
                 if isinstance(labels, list) and k < len(labels):
-                    a, b = labels[k]
-                    if not ticks or abs(ticks[-1] - x[0]) > 1e-9:
-                        ticks.append(x[0])
-                        names.append(a)
-                    elif names[-1] != a:
-                        names[-1] = f"{names[-1]}|{a}"
-                    ticks.append(x[-1])
-                    names.append(b)
+                    segments.append((labels[k][0], labels[k][1], x[0], x[-1]))
+            ticks, names = band_path_ticks(segments)
             n_exp = 0
             for tb in tables:
                 if "point" in tb.frame.columns:
@@ -661,14 +657,8 @@ def _curves(df, doc: _Doc, figdir: Path, figures: list[Path], tables: list[Refer
                         if p in names and rr[col] == rr[col]:
                             ax.plot([ticks[names.index(p)]], [float(rr[col])], "rs", ms=4)
                             n_exp += 1
-            ax.set_xticks(ticks)
-            ax.set_xticklabels([("Γ" if n == "Gamma" else n) for n in names])
-            for x in ticks:
-                ax.axvline(x, color="k", lw=0.5)
-            ax.axhline(0, color="k", lw=0.5)
-            ax.set_xlim(ticks[0] if ticks else None, ticks[-1] if ticks else None)
+            band_axis(ax, ticks, names, line_color="k")
             ax.set_xlabel("wave vector along the high-symmetry path (1/Å)")
-            ax.set_ylabel("frequency (THz)")
             ax.set_title(f"{lab}: phonon dispersion" + (" (red squares: experiment)" if n_exp else ""), fontsize=9)
         f = figures[-1]
         doc.img(f"figures/{f.name}", f"{lab} phonon dispersion")

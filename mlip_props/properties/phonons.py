@@ -880,6 +880,46 @@ def reference_frequencies(formula: str, path: str | Path | None = None) -> list[
     return [r for r in rows if r.get("material") == formula]
 
 
+def band_path_ticks(segments: Sequence[tuple[str, str, float, float]]) -> tuple[list[float], list[str]]:
+    """Tick positions (1/A) and point names at the ends of band segments ``(label0, label1, x0, x1)``;
+    where two segments meet at one x the names are kept once, and a jump between unconnected
+    points gives a joined name ``"U|K"``. Names are as given (e.g. ``"Gamma"``)."""
+    ticks: list[float] = []
+    names: list[str] = []
+    for l0, l1, x0, x1 in segments:
+        for x, lab in ((x0, l0), (x1, l1)):
+            if not ticks or abs(ticks[-1] - x) > 1e-9:
+                ticks.append(float(x))
+                names.append(lab)
+            elif names[-1] != lab:
+                names[-1] = f"{names[-1]}|{lab}"
+    return ticks, names
+
+
+def band_axis(ax, ticks: Sequence[float], names: Sequence[str], line_color: str = "0.7") -> None:
+    """High-symmetry ticks (Gamma drawn as the Greek letter), vertical lines at them, the x range of
+    the path, a zero line and the frequency label (THz) on a band-structure axis."""
+    for x in ticks:
+        ax.axvline(x, color=line_color, lw=0.6)
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set_xticks(list(ticks))
+    ax.set_xticklabels(["|".join("Γ" if p == "Gamma" else p for p in n.split("|")) for n in names])
+    if ticks:
+        ax.set_xlim(ticks[0], ticks[-1])
+    ax.set_ylabel("frequency (THz)")
+
+
+def _save_or_return(fig, filename):
+    """Lay out ``fig``; save and close it when ``filename`` is given; return it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    if filename is not None:
+        fig.savefig(filename, dpi=120)
+        plt.close(fig)
+    return fig
+
+
 def plot_band_structure(result: PhononResult, filename: str | Path | None = None, reference: bool = True):
     """Band structure (left) and DOS (right); experimental frequencies at high-symmetry points
     from ``reference_data/phonons_high_symmetry.csv`` drawn as markers when present."""
@@ -889,40 +929,24 @@ def plot_band_structure(result: PhononResult, filename: str | Path | None = None
     import matplotlib.pyplot as plt
 
     fig, (ax, axd) = plt.subplots(1, 2, figsize=(8, 4.5), sharey=True, gridspec_kw={"width_ratios": [3, 1]})
-    ticks, ticklabels = [], []
-    ref = reference_frequencies(result.formula) if reference else []
-    plotted_ref = False
-    for (l0, l1), d, f in zip(result.band_labels, result.band_distances_inv_A, result.band_frequencies_THz):
+    for d, f in zip(result.band_distances_inv_A, result.band_frequencies_THz):
         ax.plot(d, f, color="C0", lw=1.2)
-        for x, lab in ((d[0], l0), (d[-1], l1)):
-            if not ticks or abs(ticks[-1] - x) > 1e-9:
-                ticks.append(x)
-                ticklabels.append("Γ" if lab == "Gamma" else lab)
-            elif ticklabels[-1] != ("Γ" if lab == "Gamma" else lab):
-                ticklabels[-1] += "|" + ("Γ" if lab == "Gamma" else lab)
-            for r in ref:
-                if r.get("point") == lab:
-                    ax.plot([x], [float(r["frequency_THz"])], "o", mfc="none", color="C3",
-                            label=None if plotted_ref else "experiment (neutron)")
-                    plotted_ref = True
-    for x in ticks:
-        ax.axvline(x, color="0.7", lw=0.6)
-    ax.axhline(0, color="0.5", lw=0.6)
-    ax.set_xticks(ticks)
-    ax.set_xticklabels(ticklabels)
-    if ticks:
-        ax.set_xlim(ticks[0], ticks[-1])
-    ax.set_ylabel("frequency (THz)")
+    ticks, names = band_path_ticks([(l0, l1, d[0], d[-1])
+                                    for (l0, l1), d in zip(result.band_labels, result.band_distances_inv_A)])
+    plotted_ref = False
+    for r in reference_frequencies(result.formula) if reference else []:
+        for x, n in zip(ticks, names):
+            if r.get("point") in n.split("|"):
+                ax.plot([x], [float(r["frequency_THz"])], "o", mfc="none", color="C3",
+                        label=None if plotted_ref else "experiment (neutron)")
+                plotted_ref = True
+    band_axis(ax, ticks, names)
     ax.set_title(f"{result.formula}: phonons ({result.method})")
     if plotted_ref:
         ax.legend(loc="best", fontsize=8)
     axd.plot(result.dos_states_per_THz, result.dos_frequencies_THz, color="C0")
     axd.set_xlabel("DOS (states/THz)")
-    fig.tight_layout()
-    if filename is not None:
-        fig.savefig(filename, dpi=120)
-        plt.close(fig)
-    return fig
+    return _save_or_return(fig, filename)
 
 
 def max_frequency_difference_THz(a: PhononResult, b: PhononResult) -> float:

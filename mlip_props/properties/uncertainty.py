@@ -412,6 +412,8 @@ def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_st
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    from .phonons import _save_or_return, band_axis, band_path_ticks
+
     has_eos = getattr(result, "eos_energies_eV_per_atom_members", None) is not None
     if has_eos:
         fig, (ax, axc, axe) = plt.subplots(1, 3, figsize=(14, 4.2), gridspec_kw={"width_ratios": [3, 2, 2]})
@@ -419,27 +421,16 @@ def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_st
         fig, (ax, axc) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     if result.band_frequencies_THz is not None:
         f, sd, d = result.band_frequencies_THz, result.band_frequencies_THz_std, result.band_distances_inv_A
-        start, ticks, labels = 0, [], []
+        start, segments = 0, []
         for (l0, l1), size in zip(result.band_segment_labels, result.band_segment_sizes):
             sl = slice(start, start + size)
             for b in range(f.shape[1]):
                 ax.fill_between(d[sl], f[sl, b] - n_std * sd[sl, b], f[sl, b] + n_std * sd[sl, b], color="C0",
                                 alpha=0.25, lw=0)
                 ax.plot(d[sl], f[sl, b], color="C0", lw=1.0)
-            for x, lab in ((d[sl][0], l0), (d[sl][-1], l1)):
-                lab = "Γ" if lab == "Gamma" else lab
-                if not ticks or abs(ticks[-1] - x) > 1e-9:
-                    ticks.append(x)
-                    labels.append(lab)
-                elif labels[-1] != lab:
-                    labels[-1] += "|" + lab
+            segments.append((l0, l1, d[sl][0], d[sl][-1]))
             start += size
-        for x in ticks:
-            ax.axvline(x, color="0.7", lw=0.6)
-        ax.set_xticks(ticks)
-        ax.set_xticklabels(labels)
-        ax.set_xlim(ticks[0], ticks[-1])
-        ax.set_ylabel("frequency (THz)")
+        band_axis(ax, *band_path_ticks(segments))
         ax.set_title(f"{result.formula}: committee of {result.n_members}, mean +- {n_std:g} std")
     if result.heat_capacity_J_molK is not None:
         t, c, sd = result.temperatures_K, result.heat_capacity_J_molK, result.heat_capacity_J_molK_std
@@ -459,11 +450,7 @@ def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_st
         axe.plot(v, e.mean(0), color="C2")
         axe.set_xlabel("volume (Å³/atom)")
         axe.set_ylabel("E - E0 (meV/atom), each member's own E0")
-    fig.tight_layout()
-    if filename is not None:
-        fig.savefig(filename, dpi=120)
-        plt.close(fig)
-    return fig
+    return _save_or_return(fig, filename)
 
 
 def _high_symmetry_qpoints(pr: Any) -> dict[str, np.ndarray]:
