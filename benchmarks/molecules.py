@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
@@ -30,6 +28,7 @@ from ase.build import molecule
 import mlip_props.properties.diatomic as dia
 from mlip_props import MLIPCalculator, load_potential
 from mlip_props.properties.vibrations import vibrations
+from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 PAIRS = ["H2", "N2", "O2", "F2", "CO", "NO", "HF", "HCl", "Cl2", "Li2"]
 MOLECULES = ["H2O", "NH3", "CH4", "CO2", "C2H2", "C2H4", "C2H6", "HCN", "H2CO", "CH3OH",
@@ -37,8 +36,9 @@ MOLECULES = ["H2O", "NH3", "CH4", "CO2", "C2H2", "C2H4", "C2H6", "HCN", "H2CO", 
 SPEC = "morse:D=4,a=1.8,r0=1.2+zbl"
 
 
-def _loop_energies(potential, structures, may_fail):
-    """Baseline for diatomic(): one ASE calculator call per structure."""
+def _loop_energies(potential, structures, may_fail, members=None):
+    """Baseline for diatomic(): one ASE calculator call per structure (a single potential, so no
+    committee member energies)."""
     calc = MLIPCalculator(potential)
     out = []
     for a in structures:
@@ -46,15 +46,6 @@ def _loop_energies(potential, structures, may_fail):
         a.calc = calc
         out.append(a.get_potential_energy())
     return np.array(out), []
-
-
-def timed(fn, repeats):
-    ts, res = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        res = fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts), res
 
 
 def ase_vibrations_frequencies(pot, atoms, workdir, tag):
@@ -110,31 +101,31 @@ def main(argv=None):
     say()
 
     # ---------------------------------------------------------------- diatomics
-    t_b, res_b = timed(lambda: dia.diatomic(pot, PAIRS), args.repeats)
+    t_b, _, res_b = timed(lambda: dia.diatomic(pot, PAIRS), args.repeats)
     orig = dia._energies
     dia._energies = _loop_energies
     try:
-        t_l, res_l = timed(lambda: dia.diatomic(pot, PAIRS), args.repeats)
+        t_l, _, res_l = timed(lambda: dia.diatomic(pot, PAIRS), args.repeats)
     finally:
         dia._energies = orig
     n_struct = sum(len(r.distances_A) for r in res_b) + len({s for p in PAIRS for s in dia.parse_pair(p)})
     dr = max(abs(a.bond_length_A - b.bond_length_A) for a, b in zip(res_b, res_l))
     dw = max(abs(a.omega_e_cm1 - b.omega_e_cm1) for a, b in zip(res_b, res_l))
-    say(f"| task | structures | batched (s) | loop via MLIPCalculator (s) | speed-up | max difference |")
+    say("| task | structures | batched (s) | loop via MLIPCalculator (s) | speed-up | max difference |")
     say("|---|---|---|---|---|---|")
     say(f"| diatomic scans, 10 pairs | {n_struct} | {t_b:.3f} | {t_l:.3f} | {t_l / t_b:.1f}x | "
         f"r_e {dr:.1e} A, omega_e {dw:.1e} cm^-1 |")
 
     # ---------------------------------------------------------------- vibrations
     mols = [molecule(n) for n in MOLECULES]
-    t_vb, vres = timed(lambda: vibrations(pot, mols), args.repeats)
-    t_vl, _ = timed(lambda: loop_vibrations(pot, mols, workdir), args.repeats)
+    t_vb, _, vres = timed(lambda: vibrations(pot, mols), args.repeats)
+    t_vl, _, _ = timed(lambda: loop_vibrations(pot, mols, workdir), args.repeats)
     # Hessian step alone, at the batched geometries
     from mlip_props import evaluate
 
     geoms = [r.atoms for r in vres]
-    t_hb, _ = timed(lambda: evaluate(pot, geoms, ("energy", "forces", "hessian")), args.repeats)
-    t_hl, ase_f = timed(lambda: [ase_vibrations_frequencies(pot, g, workdir, f"h{k}") for k, g in enumerate(geoms)],
+    t_hb, _, _ = timed(lambda: evaluate(pot, geoms, ("energy", "forces", "hessian")), args.repeats)
+    t_hl, _, ase_f = timed(lambda: [ase_vibrations_frequencies(pot, g, workdir, f"h{k}") for k, g in enumerate(geoms)],
                         args.repeats)
     worst = 0.0
     for r, fa in zip(vres, ase_f):

@@ -39,6 +39,7 @@ from ase.build import bulk
 from mlip_props import MLIPCalculator, load_potential
 from mlip_props.properties.phonons import phonons, to_ase_atoms, to_phonopy_atoms
 from mlip_props.properties.thermal import thermal_from_phonons
+from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 POTENTIAL = "morse:D=0.34,a=1.36,r0=2.6,cutoff=6.0"
 TEMPERATURES = np.arange(0.0, 1001.0, 10.0)
@@ -167,14 +168,6 @@ def run_matcalc(pot, structs, path: str):
                       t_step=10.0, t_max=1000.0)
     return [calc.calc(a.copy()) for a in structs]
 
-
-def timed(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times, out
 
 
 def main() -> None:

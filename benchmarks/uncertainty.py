@@ -15,7 +15,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -23,15 +22,8 @@ from ase.build import bulk
 
 import mlip_props
 from mlip_props.properties.uncertainty import committee_properties
+from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-
-def timed(f, repeats):
-    ts, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = f()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts), ts, out
 
 
 def main() -> None:
