@@ -109,12 +109,13 @@ def precompute(
     Computed in float64 in chunks of structures bounded by ``max_edges_per_chunk`` (memory), then
     cast to ``dtype``. The descriptor's transform is not applied here (it is part of the model).
     """
-    from ..backend.neighbors import assemble_graph, structure_neighbors
+    from ..backend.neighbors import assemble_graph, neighbor_lists
 
     cpu64 = dict(dtype=torch.float64, device="cpu")
     model64 = model.to(torch.float64).to("cpu")
-    lists = [structure_neighbors(a.get_positions(), np.asarray(a.get_cell()), a.get_pbc(), model.cutoff)
-             for a in data.frames]
+    frames = data.frames
+    lists = neighbor_lists([a.positions for a in frames], [a.cell.array for a in frames], [a.pbc for a in frames],
+                           model.cutoff)  # names a training frame with coincident atoms
     costs = [len(nl[0]) * max(1, model.descriptor.n_features) // 8 + len(a) for nl, a in zip(lists, data.frames)]
     from ..backend.evaluate import plan_chunks
 
