@@ -106,13 +106,41 @@ def emt_pool(cell, seed: int, temps=(300.0, 900.0, 1500.0), strains=(-0.05, 0.0,
     return out
 
 
-def seed_frames(cell, seed: int):
+def strained_frames(cell, seed: int, n: int, max_linear: float = 0.025, max_shear: float = 0.02,
+                    rattles=(0.01, 0.03, 0.05)):
+    """Near-perfect crystals under small homogeneous strains (the E(V) curvature and elastic
+    response that MD frames at three fixed volumes barely constrain): isotropic linear strain
+    uniform in +-``max_linear`` plus, for every other cell, symmetric shear/normal components
+    uniform in +-``max_shear``; Gaussian rattle cycling through ``rattles`` (A). Own seed."""
+    rng = np.random.default_rng(9000 + seed)
+    out = []
+    for k in range(n):
+        e = np.eye(3) * rng.uniform(-max_linear, max_linear)
+        if k % 2:
+            g = rng.uniform(-max_shear, max_shear, (3, 3))
+            e = e + 0.5 * (g + g.T)
+        a = strain_cell(cell, e)
+        a.positions += rng.normal(0, rattles[k % len(rattles)], a.positions.shape)
+        a.wrap()
+        a.info["config_type"] = "strained" if k % 2 else "volume"
+        out.append(a)
+    return out
+
+
+def seed_frames(cell, seed: int, n_strained: int = 0):
+    """3 rattled copies of ``cell`` (0.03, 0.08, 0.15 A) and ``n_strained`` cells at alternating
+    isotropic linear strain -1.5 %, +1.5 % (rattle 0.02 A)."""
     rng = np.random.default_rng(1000 + seed)
     out = []
     for amp in (0.03, 0.08, 0.15):
         a = cell.copy()
         a.positions += rng.normal(0, amp, a.positions.shape)
         a.info["config_type"] = "seed_rattle"
+        out.append(a)
+    for k in range(n_strained):
+        a = strain_cell(cell, 0.015 * (-1) ** (k + 1))
+        a.positions += rng.normal(0, 0.02, a.positions.shape)
+        a.info["config_type"] = "seed_strained"
         out.append(a)
     return out
 
@@ -185,6 +213,14 @@ def main() -> int:
                         "onthefly: committee-driven MD, random baseline drawn from that run's frames")
     p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS), help="pool protocol: which arms to run")
     p.add_argument("--pool-per", type=int, default=40, help="pool frames per (strain, T) trajectory")
+    p.add_argument("--pool-strained", type=int, default=0,
+                   help="pool protocol: add this many near-perfect homogeneously strained cells to the pool")
+    p.add_argument("--seed-strained", type=int, default=0, help="pool protocol: strained cells in the seed data")
+    p.add_argument("--virial-lower", type=float, default=None,
+                   help="active arm: also rank by the committee's virial-per-atom spread (eV), this its trust level")
+    p.add_argument("--diversity", type=float, default=0.0, help="active arm: diversity-aware batch selection")
+    p.add_argument("--train-dtype", choices=("float64", "float32"), default="float64",
+                   help="warm-start training precision (both arms)")
     p.add_argument("--properties", action="store_true", help="pool protocol: properties of the arms' models")
     p.add_argument("--summary", action="store_true", help="pool protocol: summarise --workdir into --out/--plot")
     args = p.parse_args()
@@ -288,7 +324,7 @@ def run_pool(args) -> None:
     tests = test_set(cell, args.test_per_set)
     for seed in args.seeds:
         t0 = time.perf_counter()
-        pool = emt_pool(cell, seed, n_per=args.pool_per)
+        pool = emt_pool(cell, seed, n_per=args.pool_per) + strained_frames(cell, seed, args.pool_strained)
         t_pool = time.perf_counter() - t0
         for arm in args.arms:
             wd = Path(args.workdir) / f"seed{seed}" / arm
@@ -299,8 +335,9 @@ def run_pool(args) -> None:
                 "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": args.threads,
                             "load_avg_start": os.getloadavg(), "nice": os.nice(0)}}, indent=1))
             t0 = time.perf_counter()
-            res = learn(seed_frames(cell, seed), emt_oracle(), [PoolExplorer(pool)], wd, test_frames=tests,
-                        selection=arm, lower_eV_A=args.lower, upper_eV_A=args.upper,
+            res = learn(seed_frames(cell, seed, args.seed_strained), emt_oracle(), [PoolExplorer(pool)], wd,
+                        test_frames=tests, selection=arm, lower_eV_A=args.lower, upper_eV_A=args.upper,
+                        virial_lower_eV=args.virial_lower, diversity=args.diversity, train_dtype=args.train_dtype,
                         max_per_round=args.max_per_round, max_rounds=args.max_rounds, max_oracle_calls=args.budget,
                         patience=2, committee=args.committee, hidden=tuple(args.hidden), descriptor=desc,
                         initial_epochs=args.initial_epochs, retrain_epochs=args.retrain_epochs, seed=seed,

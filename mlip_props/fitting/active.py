@@ -95,10 +95,22 @@ class ActiveLearningConfig:
     include_isolated: bool = True
     seed: int = 0
     selection: str = "disagreement"  # "random": control arm, uniform pick among unlabelled proposals
+    virial_lower_eV: float | None = None  # stress disagreement as virial per atom (eV); None: forces only
+    virial_upper_eV: float = float("inf")
+    diversity: float = 0.0  # diversity-aware batch picks: length = this x median candidate distance; 0: off
+    train_dtype: str = "float64"  # warm-start training precision ("float32": faster on CPUs)
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if self.virial_lower_eV is not None and not (0 < self.virial_lower_eV <= self.virial_upper_eV
+                                                     and self.lower_eV_A > 0):
+            raise ValueError("virial_lower_eV needs 0 < virial_lower_eV <= virial_upper_eV and lower_eV_A > 0, "
+                             f"got {self.virial_lower_eV}, {self.virial_upper_eV}, {self.lower_eV_A}")
+        if self.diversity < 0:
+            raise ValueError(f"diversity must be >= 0, got {self.diversity}")
+        if self.train_dtype not in ("float64", "float32"):
+            raise ValueError(f"train_dtype must be 'float64' or 'float32', got {self.train_dtype!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -196,6 +208,62 @@ def deduplicate(fp_candidates: np.ndarray, fp_reference: np.ndarray, order: Sequ
         dmin = np.sqrt(((pool - cand[k]) ** 2).mean(1)).min() if len(pool) else np.inf
         (kept if dmin >= distance else dup).append(int(k))
     return kept, dup
+
+
+def _rms_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """RMS (over features) Euclidean distances between the rows of ``a`` and ``b``, (len(a), len(b))."""
+    sq = (a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(sq, 0.0) / max(a.shape[1], 1))
+
+
+def diverse_select(fp_candidates: np.ndarray, fp_reference: np.ndarray, score: np.ndarray, distance: float,
+                   scale: np.ndarray, limit: int, length: float) -> tuple[list[int], list[int]]:
+    """Diversity-aware greedy batch selection (a batch-mode query: one round's picks should not
+    be near neighbours of each other). Candidates within RMS scaled fingerprint distance
+    ``distance`` of a reference (labelled) frame are duplicates. Then, repeatedly, the candidate
+    of largest ``score * (1 - exp(-(D/length)^2))`` is taken, D its distance to the frames already
+    taken this round (inf before the first pick, so the most uncertain frame comes first);
+    one closer than ``distance`` to a taken frame is a duplicate instead. ``length`` -> 0 recovers
+    the plain greedy order of :func:`deduplicate`. In the spirit of uncertainty-times-diversity
+    batch selection (K. Brinker, ICML 2003; Zaverkin et al., Digital Discovery 1, 605 (2022)).
+    Returns (kept, duplicates) as candidate indices, kept in the order taken."""
+    n = len(fp_candidates)
+    cand = fp_candidates / scale
+    score = np.asarray(score, float)
+    dup: list[int] = []
+    if len(fp_reference):
+        ref = fp_reference / scale
+        d_ref = _rms_distances(cand, ref).min(1)
+    else:
+        d_ref = np.full(n, np.inf)
+    avail = d_ref >= distance
+    dup = [int(k) for k in np.nonzero(~avail)[0]]
+    d_kept = np.full(n, np.inf)
+    kept: list[int] = []
+    while len(kept) < limit and avail.any():
+        with np.errstate(over="ignore", invalid="ignore"):
+            w = 1.0 - np.exp(-((d_kept / length) ** 2)) if length > 0 else (d_kept > 0).astype(float)
+        eff = np.where(avail, score * np.where(np.isinf(d_kept), 1.0, w), -np.inf)
+        k = int(np.argmax(eff))
+        avail[k] = False
+        if d_kept[k] < distance:
+            dup.append(k)
+            continue
+        kept.append(k)
+        d_kept = np.minimum(d_kept, _rms_distances(cand, cand[k : k + 1])[:, 0])
+    return kept, dup
+
+
+def virial_disagreement(stress_eV_A3: np.ndarray, volume_A3: float, n_atoms: int) -> float:
+    """Committee spread of the virial per atom, eV: sqrt(sum_ij var_m(sigma_m,ij V / N)) over the
+    full 3x3 tensor (Voigt shear entries counted twice), from member stresses (M, 6) (eV/A^3).
+    The stress analogue of the force disagreement (as the virial deviation of DP-GEN, Y. Zhang et
+    al., Comput. Phys. Commun. 253, 107206 (2020)); 0 for a single model or a non-periodic frame."""
+    s = np.asarray(stress_eV_A3, float)
+    if s.ndim != 2 or s.shape[0] < 2 or not np.all(np.isfinite(s)):
+        return 0.0
+    var = (s * volume_A3 / n_atoms).var(0)
+    return float(np.sqrt(var[:3].sum() + 2 * var[3:].sum()))
 
 
 def _jsonl(path: Path, rec: dict[str, Any]) -> None:
@@ -310,12 +378,15 @@ def _bulk_subset(ds: Dataset) -> Dataset:
 # ------------------------------------------------------------------------------------------ training
 def warm_start_fit(model: BehlerParrinelloPotential, data: Dataset, epochs: int = 80, lr: float = 1e-3,
                    batch_size: int = 8, weights: dict[str, float] | None = None, seed: int = 0,
-                   bootstrap: bool = True) -> tuple[BehlerParrinelloPotential, dict[str, float]]:
+                   bootstrap: bool = True, dtype: torch.dtype = torch.float64,
+                   ) -> tuple[BehlerParrinelloPotential, dict[str, float]]:
     """Continue training a committee on ``data`` (retraining after new labels): same architecture,
     descriptor transform and E0 (from the first fit), AdamW with a cosine schedule from ``lr``,
     one fresh bootstrap resample per member (seeded), ``epochs`` passes. Returns the model (the
     epoch with the lowest training loss) and its final per-term training RMSEs (meV/A, meV/atom).
-    Uses the fitting layer's precomputed descriptors/Jacobians (:mod:`.losses`)."""
+    Uses the fitting layer's precomputed descriptors/Jacobians (:mod:`.losses`). ``dtype``: the
+    training precision (``torch.float32`` is faster on CPUs; descriptors are still computed in
+    float64 and cast); the returned model is float64 either way."""
     from .losses import loss_terms, precompute, predict
     from .training import DEFAULT_WEIGHTS, _rmse_metrics
 
@@ -324,11 +395,11 @@ def warm_start_fit(model: BehlerParrinelloPotential, data: Dataset, epochs: int 
     ds = _bulk_subset(data)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = model.to(torch.float64)
-    d = precompute(model, ds, dtype=torch.float64)
+    d = precompute(model, ds, dtype=dtype)  # (moves the model to float64 in place: cast it after)
+    model = model.to(dtype)
     n, m = d.n_structures, model.n_members
-    boot = (torch.as_tensor(np.stack([rng.multinomial(n, np.full(n, 1.0 / n)) for _ in range(m)]), dtype=torch.float64)
-            if bootstrap and m > 1 else torch.ones(m, n, dtype=torch.float64))
+    boot = (torch.as_tensor(np.stack([rng.multinomial(n, np.full(n, 1.0 / n)) for _ in range(m)]), dtype=dtype)
+            if bootstrap and m > 1 else torch.ones(m, n, dtype=dtype))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-6)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1), eta_min=lr * 0.05)
     best, best_state = float("inf"), None
@@ -352,7 +423,8 @@ def warm_start_fit(model: BehlerParrinelloPotential, data: Dataset, epochs: int 
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return model, _rmse_metrics(model, d)
+    metrics = _rmse_metrics(model, d)
+    return model.to(torch.float64), metrics
 
 
 def _fresh_fit(frames: list[Atoms], cfg: ActiveLearningConfig, seed: int) -> BehlerParrinelloPotential:
@@ -528,10 +600,16 @@ def learn(
         for ex in explorers:
             props.append((ex.name, ex.propose(model, rnd, rng, (cfg.lower_eV_A, cfg.upper_eV_A))))
         need = [p for _, p in props if p.disagreement_eV_A is None and p.frames]
+        vir_by_id: dict[int, float] = {}  # virial disagreement (eV/atom) of statically scored frames
         if need:  # static strategies: all their frames scored in ONE committee evaluation
             allf = [a for p in need for a in p.frames]
-            r = evaluate(model, allf, ("energy", "forces"))
+            use_vir = cfg.virial_lower_eV is not None
+            r = evaluate(model, allf, ("energy", "forces", "stress") if use_vir else ("energy", "forces"))
             dall = [_member_disagreement(f) for f in r.forces_eV_A]
+            if use_vir:
+                for k, a in enumerate(allf):
+                    if a.pbc.all() and r.stress_eV_A3 is not None:
+                        vir_by_id[id(a)] = virial_disagreement(r.stress_eV_A3[k], abs(a.get_volume()), len(a))
             o = 0
             for p in need:
                 p.disagreement_eV_A = np.asarray(dall[o : o + len(p.frames)])
@@ -542,7 +620,14 @@ def learn(
         frames = [a for _, p in props for a in p.frames]
         source = [name for name, p in props for _ in p.frames]
         dis = np.concatenate([p.disagreement_eV_A for _, p in props if p.frames]) if frames else np.zeros(0)
-        cls = classify(dis, cfg.lower_eV_A, cfg.upper_eV_A)
+        dvir = np.array([vir_by_id.get(id(a), 0.0) for a in frames])
+        if cfg.virial_lower_eV is not None:  # classify and rank on the force-equivalent of both spreads
+            score = np.maximum(dis, dvir * (cfg.lower_eV_A / cfg.virial_lower_eV))
+            cls = classify(score, cfg.lower_eV_A, np.inf)
+            cls[(dis > cfg.upper_eV_A) | (dvir > cfg.virial_upper_eV) | ~np.isfinite(score)] = "wild"
+        else:
+            score = dis
+            cls = classify(dis, cfg.lower_eV_A, cfg.upper_eV_A)
         decision = list(cls)
         have = set(keys)
         hashes = [structure_hash(a) for a in frames]
@@ -565,8 +650,15 @@ def learn(
             fp_all = fingerprints(model, [frames[k] for k in cand] + data, cache=fp_cache)
             fp_c, fp_r = fp_all[: len(cand)], fp_all[len(cand):]
             scale = fp_all.std(0) + 1e-3 * (np.abs(fp_all).mean() + 1e-12)
-            order = list(np.argsort(-dis[cand], kind="stable"))
-            kept, dups = deduplicate(fp_c, fp_r, order, cfg.dedup_distance, scale, min(cfg.max_per_round, room))
+            if cfg.diversity > 0 and len(cand) > 1:
+                cs = fp_c / scale
+                pair = _rms_distances(cs, cs)
+                length = cfg.diversity * float(np.median(pair[np.triu_indices(len(cand), 1)]))
+                kept, dups = diverse_select(fp_c, fp_r, score[cand], cfg.dedup_distance, scale,
+                                            min(cfg.max_per_round, room), length)
+            else:
+                order = list(np.argsort(-score[cand], kind="stable"))
+                kept, dups = deduplicate(fp_c, fp_r, order, cfg.dedup_distance, scale, min(cfg.max_per_round, room))
             selected = [int(cand[k]) for k in kept]
             for k in dups:
                 decision[int(cand[k])] = "duplicate"
@@ -578,6 +670,8 @@ def learn(
             for k, a in enumerate(frames):
                 drec = {"round": rnd, "source": source[k], "config_type": a.info.get("config_type", ""),
                         "hash": hashes[k], "disagreement_eV_A": float(dis[k]), "decision": decision[k]}
+                if cfg.virial_lower_eV is not None:
+                    drec["virial_disagreement_eV"] = float(dvir[k])
                 if units.get(source[k], "eV/A") != "eV/A":  # a strategy's own score (e.g. stress, GPa)
                     drec["score_unit"] = units[source[k]]
                 fh.write(json.dumps(drec) + "\n")
@@ -613,17 +707,23 @@ def learn(
             else:
                 model, _ = warm_start_fit(model, dataset_from_frames(data), epochs=cfg.retrain_epochs,
                                           lr=cfg.retrain_lr, batch_size=cfg.batch_size, weights=cfg.weights,
-                                          seed=cfg.seed * 7919 + rnd)
+                                          seed=cfg.seed * 7919 + rnd, dtype=getattr(torch, cfg.train_dtype))
         timings["training"] += time.perf_counter() - t0
         quiet = 0 if selected else quiet + 1
         q_unc = float(np.quantile(dis, cfg.uncertainty_quantile)) if len(dis) else 0.0
+        if cfg.virial_lower_eV is not None and len(dvir):
+            rec_vir = {"virial_q_eV": float(np.quantile(dvir, cfg.uncertainty_quantile)),
+                       "n_selected_virial": int(sum(dvir[k] * cfg.lower_eV_A / cfg.virial_lower_eV > dis[k]
+                                                    for k in selected))}
+        else:
+            rec_vir = {}
         rec = {"round": rnd, "n_explored": len(frames), "n_trusted": int((cls == "trusted").sum()),
                "n_candidates": int(len(cand)), "n_wild": int((cls == "wild").sum()) + n_wild_md,
                "n_duplicates": int(sum(d == "duplicate" for d in decision)), "n_selected": len(selected),
                "md_steps": int(sum(p.n_steps for _, p in props)),
                "md_restarts": int(sum(p.n_restarts for _, p in props)),
                "uncertainty_q_eV_A": q_unc, "max_disagreement_eV_A": float(dis.max()) if len(dis) else 0.0,
-               "n_labelled": len(keys), "oracle_calls": len(keys)}
+               "n_labelled": len(keys), "oracle_calls": len(keys), **rec_vir}
         if tests:
             rec["test_force_rmse_meV_A"] = force_rmse_meV_A(model, tests)
         mon = dict(monitor(model, rnd)) if monitor is not None else {}
