@@ -249,32 +249,42 @@ def assemble_graph(batch: Batch, lists: list, cutoff: float, skin: float = 0.0, 
     """Concatenate per-structure lists ``(i, j, shifts, ...)`` into one graph with global indices.
 
     ``displacement`` (N, 3): each atom's displacement from the structure its list was built for
-    (:func:`shared_neighbor_lists`); the stored vectors are corrected by it, and coincident atoms
-    are then detected here (``ValueError`` naming the structure)."""
+    (:func:`shared_neighbor_lists`, lists built within ``cutoff`` plus a skin); the stored
+    vectors are corrected by it, the edges now longer than ``cutoff`` are dropped (so the graph
+    is exact, without skin, for the batch's positions), and coincident atoms are detected here
+    (``ValueError`` naming the structure)."""
     ptr = batch.ptr.cpu().numpy()
     counts = np.array([len(nl[0]) for nl in lists], dtype=np.int64)
     offsets = np.repeat(ptr[:-1], counts)
     ei = np.stack([np.concatenate([nl[0] for nl in lists]), np.concatenate([nl[1] for nl in lists])])
     ei += offsets
+    shifts = np.concatenate([nl[2] for nl in lists])
+    edge_structure = np.repeat(np.arange(len(lists)), counts)
     dev = batch.device
     vectors = None
     if all(len(nl) > 4 for nl in lists):
         v = np.concatenate([nl[4] for nl in lists])
         if displacement is not None:
-            v += displacement[ei[1]] - displacement[ei[0]]
+            d = displacement.take(ei[1], axis=0)  # take: ~2x faster than fancy indexing here
+            d -= displacement.take(ei[0], axis=0)
+            v += d
             d2 = np.einsum("ij,ij->i", v, v)
             if len(d2) and d2.min() < COINCIDENT_ATOMS_A**2:
                 k = int(np.argmin(d2))
                 b = int(np.searchsorted(ptr, ei[0, k], side="right") - 1)
                 raise ValueError(f"structure {b}: atoms {int(ei[0, k] - ptr[b])} and {int(ei[1, k] - ptr[b])} "
                                  f"coincide (distance {np.sqrt(d2[k]):.2e} A)")
+            keep = np.flatnonzero(d2 < float(cutoff) ** 2)
+            if len(keep) < len(d2):  # the skin's pairs: no potential sees them
+                ei, v = ei.take(keep, axis=1), v.take(keep, axis=0)
+                shifts, edge_structure = shifts.take(keep, axis=0), edge_structure.take(keep)
         vectors = torch.as_tensor(v, dtype=batch.dtype, device=dev)
     elif displacement is not None:
         raise ValueError("a displacement needs lists with edge vectors")
     return NeighborGraph(
         edge_index=torch.as_tensor(ei, device=dev),
-        shifts=torch.as_tensor(np.concatenate([nl[2] for nl in lists]), dtype=batch.dtype, device=dev),
-        edge_structure=torch.as_tensor(np.repeat(np.arange(len(lists)), counts), device=dev),
+        shifts=torch.as_tensor(shifts, dtype=batch.dtype, device=dev),
+        edge_structure=torch.as_tensor(edge_structure, device=dev),
         cutoff=float(cutoff),
         skin=float(skin),
         reference_positions=batch.positions.detach().clone(),

@@ -88,6 +88,11 @@ class Potential(torch.nn.Module):
     #: True for a sum of symmetric pair terms: the potential accepts a half neighbour list
     #: (``graph.half``; each pair once), which halves the neighbour search and the edge work.
     pairwise: bool = False
+    #: True when the potential implements ``edge_energies_and_gradients(graph) -> (per-atom
+    #: energies (N,), dE/dr_e (E, 3))`` in closed form (analytic pair potentials): the backend
+    #: then takes energies, forces and stress without building an autograd graph over the edges.
+    #: Hessians and training (``create_graph``) always go through autograd.
+    closed_form_edge_gradients: bool = False
 
     def __init__(self, cutoff: float, elements: set[int] | None = None):
         super().__init__()

@@ -41,6 +41,12 @@ class LennardJones(PairPotential):
         s6 = (self.sigma / r) ** 6
         return 4.0 * self.epsilon * (s6 * s6 - s6)
 
+    def pair_energy_and_derivative(self, r, zi, zj):
+        s2 = (self.sigma * self.sigma) / (r * r)
+        s6 = s2 * s2 * s2
+        e4 = 4.0 * self.epsilon
+        return e4 * (s6 * s6 - s6), (e4 / r) * (6.0 * s6 - 12.0 * s6 * s6)
+
     def get_config(self) -> dict[str, Any]:
         return dict(epsilon=self.epsilon, sigma=self.sigma, cutoff=self.cutoff, switch_width=self.switch_width,
                     elements=None if self.elements is None else sorted(self.elements))
@@ -71,6 +77,10 @@ class Morse(PairPotential):
     def pair_energy(self, r, zi, zj):
         x = torch.exp(-self.a * (r - self.r0))
         return self.D * (x * x - 2.0 * x)
+
+    def pair_energy_and_derivative(self, r, zi, zj):
+        x = torch.exp(-self.a * (r - self.r0))
+        return self.D * (x * x - 2.0 * x), (2.0 * self.a * self.D) * (x - x * x)
 
     def get_config(self) -> dict[str, Any]:
         return dict(D=self.D, a=self.a, r0=self.r0, cutoff=self.cutoff, switch_width=self.switch_width,
