@@ -321,10 +321,12 @@ def run_pool(args) -> None:
     (committee disagreement + de-duplication vs uniform random). Resumable: rerun the command."""
     cell = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(args.reps)
     desc = preset(["Cu"]).to_dict()  # the fitting benchmark's default 20 symmetry functions, cutoff 5 A
-    tests = test_set(cell, args.test_per_set)
+    tests = _cached(Path(args.workdir) / f"test_{args.test_per_set}.extxyz", lambda: test_set(cell, args.test_per_set))
     for seed in args.seeds:
         t0 = time.perf_counter()
-        pool = emt_pool(cell, seed, n_per=args.pool_per) + strained_frames(cell, seed, args.pool_strained)
+        pool = _cached(Path(args.workdir) / f"seed{seed}" / f"pool_{args.pool_per}_{args.pool_strained}.extxyz",
+                       lambda: emt_pool(cell, seed, n_per=args.pool_per) + strained_frames(cell, seed,
+                                                                                           args.pool_strained))
         t_pool = time.perf_counter() - t0
         for arm in args.arms:
             wd = Path(args.workdir) / f"seed{seed}" / arm
@@ -346,6 +348,24 @@ def run_pool(args) -> None:
             done.update({"stop": res.stop_reason, "timings_s": res.timings_s, "wall_s": time.perf_counter() - t0,
                          "load_avg_end": os.getloadavg()})
             (wd / "run.json").write_text(json.dumps(done, indent=1, default=str))
+
+
+def _cached(path: Path, make):
+    """Frames from ``path`` if an earlier process of the same workdir wrote them (the pool and the
+    test set are deterministic in their seeds), else ``make()`` written there (atomic rename)."""
+    import ase.io
+
+    if path.is_file():
+        frames = ase.io.read(path, index=":")
+        for a in frames:
+            a.info.setdefault("config_type", "pool")
+        return frames
+    frames = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    ase.io.write(tmp, frames, format="extxyz")
+    os.replace(tmp, path)
+    return frames
 
 
 def pool_properties(args) -> None:

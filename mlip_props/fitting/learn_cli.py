@@ -63,6 +63,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="file of candidate frames (any ASE format): offered every round instead of MD")
     parser.add_argument("--selection", choices=("disagreement", "random"), default="disagreement",
                         help="random: control arm, uniform pick of unlabelled proposals (benchmarks)")
+    parser.add_argument("--virial-lower", type=float, default=None,
+                        help="eV/atom: also rank frames by the committee's virial spread, counted like a force "
+                             "spread of --lower when it equals this (default: forces only)")
+    parser.add_argument("--diversity", type=float, default=None,
+                        help="diversity-aware batch picks (length = this x median candidate fingerprint distance; "
+                             "0: plain greedy; default: the library default)")
+    parser.add_argument("--train-dtype", choices=("float64", "float32"), default=None,
+                        help="warm-start training precision (default: the library default)")
     parser.add_argument("--max-per-round", type=int, default=8)
     parser.add_argument("--max-rounds", type=int, default=20)
     parser.add_argument("--max-oracle-calls", type=int, default=500)
@@ -152,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
         max_rounds=args.max_rounds, max_oracle_calls=args.max_oracle_calls, patience=args.patience,
         target_uncertainty_eV_A=args.target_uncertainty, committee=args.committee,
         hidden=tuple(args.hidden), seed=args.seed, weights=_weights(args), progress=True,
-        selection=getattr(args, "selection", "disagreement")))
+        selection=getattr(args, "selection", "disagreement"), virial_lower_eV=getattr(args, "virial_lower", None),
+        **{k: v for k, v in (("diversity", getattr(args, "diversity", None)),
+                             ("train_dtype", getattr(args, "train_dtype", None))) if v is not None}))
 
 
 def _report(loop: Callable[[], Any]) -> int:

@@ -191,7 +191,8 @@ def test_learn_cli_configure_and_run(tmp_path, capsys):
     learn_cli.configure(p)
     args = p.parse_args(["--structure", "Cu", "--supercell", "2", "--workdir", str(tmp_path), "--temperatures", "600", "--md-steps", "20",
                          "--sample-every", "5", "--max-rounds", "1", "--committee", "2", "--hidden", "8",
-                         "--lower", "0.0", "--upper", "100", "--max-per-round", "2"])
+                         "--lower", "0.0", "--upper", "100", "--max-per-round", "2", "--diversity", "0.5",
+                         "--train-dtype", "float32"])
     assert learn_cli.run(args) == 0
     out = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(out[-1])
@@ -202,6 +203,9 @@ def test_learn_cli_configure_and_run(tmp_path, capsys):
     bad_pool = p.parse_args(["--structure", "Cu", "--pool", str(tmp_path / "missing.extxyz"), "--workdir",
                              str(tmp_path / "c")])
     assert learn_cli.run(bad_pool) == 2
+    bad_virial = p.parse_args(["--structure", "Cu", "--workdir", str(tmp_path / "d"), "--lower", "0",
+                               "--virial-lower", "0.01"])  # the virial spread is counted in units of --lower
+    assert learn_cli.run(bad_virial) == 2
 
 
 def test_static_explorers_propose_valid_frames():
