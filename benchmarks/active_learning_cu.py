@@ -219,6 +219,8 @@ def main() -> int:
     p.add_argument("--virial-lower", type=float, default=None,
                    help="active arm: also rank by the committee's virial-per-atom spread (eV), this its trust level")
     p.add_argument("--diversity", type=float, default=0.0, help="active arm: diversity-aware batch selection")
+    p.add_argument("--frame-reduce", choices=("max", "rms"), default="max",
+                   help="active arm: per-atom force spread reduced over a frame by max or rms")
     p.add_argument("--train-dtype", choices=("float64", "float32"), default="float64",
                    help="warm-start training precision (both arms)")
     p.add_argument("--properties", action="store_true", help="pool protocol: properties of the arms' models")
@@ -340,6 +342,7 @@ def run_pool(args) -> None:
             res = learn(seed_frames(cell, seed, args.seed_strained), emt_oracle(), [PoolExplorer(pool)], wd,
                         test_frames=tests, selection=arm, lower_eV_A=args.lower, upper_eV_A=args.upper,
                         virial_lower_eV=args.virial_lower, diversity=args.diversity, train_dtype=args.train_dtype,
+                        frame_reduce=args.frame_reduce,
                         max_per_round=args.max_per_round, max_rounds=args.max_rounds, max_oracle_calls=args.budget,
                         patience=2, committee=args.committee, hidden=tuple(args.hidden), descriptor=desc,
                         initial_epochs=args.initial_epochs, retrain_epochs=args.retrain_epochs, seed=seed,

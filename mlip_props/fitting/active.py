@@ -99,6 +99,7 @@ class ActiveLearningConfig:
     virial_upper_eV: float = float("inf")
     diversity: float = 0.0  # diversity-aware batch picks: length = this x median candidate distance; 0: off
     train_dtype: str = "float64"  # warm-start training precision ("float32": faster on CPUs)
+    frame_reduce: str = "max"  # per-atom force spread -> frame score: "max" over atoms or "rms" (static frames)
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -109,6 +110,8 @@ class ActiveLearningConfig:
                              f"got {self.virial_lower_eV}, {self.virial_upper_eV}, {self.lower_eV_A}")
         if self.diversity < 0:
             raise ValueError(f"diversity must be >= 0, got {self.diversity}")
+        if self.frame_reduce not in ("max", "rms"):
+            raise ValueError(f"frame_reduce must be 'max' or 'rms', got {self.frame_reduce!r}")
         if self.train_dtype not in ("float64", "float32"):
             raise ValueError(f"train_dtype must be 'float64' or 'float32', got {self.train_dtype!r}")
 
@@ -481,9 +484,14 @@ def _save_state(workdir: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, workdir / "state.json")
 
 
-def _member_disagreement(forces: np.ndarray) -> float:
+def _member_disagreement(forces: np.ndarray, reduce: str = "max") -> float:
+    """Per-atom committee force spread sqrt(mean_m |F_m,i - <F_i>|^2) reduced over the frame's
+    atoms: its maximum (``"max"``) or its root mean square (``"rms"``), eV/A."""
     f = forces if forces.ndim == 3 else forces[None]
-    return float(np.sqrt(((f - f.mean(0)) ** 2).sum(-1).mean(0)).max()) if f.shape[1] else 0.0
+    if not f.shape[1]:
+        return 0.0
+    d2 = ((f - f.mean(0)) ** 2).sum(-1).mean(0)
+    return float(np.sqrt(d2.max() if reduce == "max" else d2.mean()))
 
 
 def learn(
@@ -605,7 +613,7 @@ def learn(
             allf = [a for p in need for a in p.frames]
             use_vir = cfg.virial_lower_eV is not None
             r = evaluate(model, allf, ("energy", "forces", "stress") if use_vir else ("energy", "forces"))
-            dall = [_member_disagreement(f) for f in r.forces_eV_A]
+            dall = [_member_disagreement(f, cfg.frame_reduce) for f in r.forces_eV_A]
             if use_vir:
                 for k, a in enumerate(allf):
                     if a.pbc.all() and r.stress_eV_A3 is not None:

@@ -140,3 +140,15 @@ def test_warm_start_float32_trains_and_returns_float64():
         assert np.isfinite(metrics["forces_rmse_meV_A"])
     assert out[torch.float32] < 0.9 * before
     assert out[torch.float32] == pytest.approx(out[torch.float64], rel=0.05)
+
+
+def test_frame_reduce_max_vs_rms():
+    """One atom of four disagrees (members +-0.4 eV/A in x): max = 0.4, rms over atoms = 0.2."""
+    from mlip_props.fitting.active import _member_disagreement
+
+    f = np.zeros((2, 4, 3))
+    f[0, 0, 0], f[1, 0, 0] = 0.4, -0.4
+    assert _member_disagreement(f, "max") == pytest.approx(0.4)
+    assert _member_disagreement(f, "rms") == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="frame_reduce"):
+        ActiveLearningConfig(frame_reduce="median")
