@@ -7,6 +7,9 @@ Contenders (all float64, all the same Lennard-Jones parameters and cutoff rc):
 (a2) the same with neighbour-list sharing turned off: the rattled copies of one cell share one
     vesin list in (a) (exact: built with a 0.5 A skin, see ``shared_neighbor_lists``); (a2) gives
     every structure its own list, as a batch of distinct cells gets;
+(a3) (a) with every derivative by autograd: Lennard-Jones declares closed-form edge gradients
+    (``closed_form_edge_gradients``), which (a) uses; (a3) turns them off
+    (``USE_CLOSED_FORM_EDGE_GRADIENTS = False``), as a fitted potential is evaluated;
 (b) the same potential through ``mlip_props.MLIPCalculator``, one structure at a time;
 (c) ASE's own numpy ``LennardJones`` calculator, one structure at a time (``smooth=True`` with
     its switch starting where ours starts, ``ro = rc - switch_width``);
@@ -31,6 +34,7 @@ Usage::
     python benchmarks/backend_throughput.py                  # full run (a few minutes on 2 cores)
     python benchmarks/backend_throughput.py --quick          # 128 structures, 3 repeats
     python benchmarks/backend_throughput.py --torchsim-python /tmp/tsvenv/bin/python
+    python benchmarks/backend_throughput.py --device cuda    # (a) and (b) on the GPU; (c) on the CPU
 """
 from __future__ import annotations
 
@@ -49,6 +53,9 @@ import numpy as np
 
 # Argon (Rowley, Nicholson and Parsonage, J. Comput. Phys. 17, 401 (1975); the usual LJ Ar set).
 EPSILON_EV = 0.0104
+#: where (a) and (b) run and in which precision (set from --device / --dtype)
+DEVICE = None
+DTYPE_NAME = "float64"
 SIGMA_A = 3.40
 LATTICE_A = 5.26  # fcc Ar near 0 K (~5.26 Angstrom)
 
@@ -119,10 +126,16 @@ def torchsim_state(structures):
 # --------------------------------------------------------------------------------------------
 # the contenders: each evaluates energy, forces and stress of every structure
 # --------------------------------------------------------------------------------------------
+def _dtype():
+    import torch
+
+    return getattr(torch, DTYPE_NAME)
+
+
 def run_a(pot, structures):
     import mlip_props
 
-    return mlip_props.evaluate(pot, structures, ("energy", "forces", "stress"))
+    return mlip_props.evaluate(pot, structures, ("energy", "forces", "stress"), device=DEVICE, dtype=_dtype())
 
 
 def run_a_unshared(pot, structures):
@@ -138,6 +151,18 @@ def run_a_unshared(pot, structures):
         neighbors.SHARED_LIST_SKIN_A = old
 
 
+def run_a_autograd(pot, structures):
+    """(a) with the potential's closed-form edge gradients turned off: all derivatives by autograd."""
+    import importlib
+
+    ev = importlib.import_module("mlip_props.backend.evaluate")
+    ev.USE_CLOSED_FORM_EDGE_GRADIENTS = False
+    try:
+        return run_a(pot, structures)
+    finally:
+        ev.USE_CLOSED_FORM_EDGE_GRADIENTS = True
+
+
 def _loop(calc, structures):
     out = []
     for atoms in structures:
@@ -151,7 +176,7 @@ def _loop(calc, structures):
 def run_b(pot, structures):
     from mlip_props import MLIPCalculator
 
-    return _loop(MLIPCalculator(pot), structures)
+    return _loop(MLIPCalculator(pot, dtype=_dtype(), device=DEVICE), structures)
 
 
 def run_c(calc, structures):
@@ -204,6 +229,9 @@ def check_agreement(structures, rc: float, width: float) -> dict:
     res["smooth_energy_per_atom_eV"] = float(np.max(np.abs(smooth.energies_eV - [r[0] for r in ref]))) / len(sub[0])
     res["smooth_forces_eV_A"] = float(max(np.abs(f - r[1]).max() for f, r in zip(smooth.forces_eV_A, ref)))
     res["max_force_eV_A"] = float(max(np.abs(f).max() for f in smooth.forces_eV_A))
+    auto = run_a_autograd(mlip_lj(rc, width), sub)  # (a3): closed-form edge gradients off
+    res["closed_form_vs_autograd_forces_eV_A"] = float(max(np.abs(f - g).max()
+                                                           for f, g in zip(smooth.forces_eV_A, auto.forces_eV_A)))
     return res
 
 
@@ -263,6 +291,10 @@ def machine() -> dict:
 
     info = {"python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "nproc": os.cpu_count(), "platform": platform.platform()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    info["device_of_a_b"] = str(DEVICE or ("cuda" if torch.cuda.is_available() else "cpu"))
+    info["dtype_of_a_b"] = DTYPE_NAME
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
         for line in lscpu.splitlines():
@@ -287,6 +319,7 @@ def throughput(args) -> dict:
     contenders = {
         "a_mlip_evaluate_batched": (run_a, mlip_lj(args.rc, args.width)),
         "a2_mlip_batched_unshared_lists": (run_a_unshared, mlip_lj(args.rc, args.width)),
+        "a3_mlip_batched_all_autograd": (run_a_autograd, mlip_lj(args.rc, args.width)),
         "b_mlip_calculator_loop": (run_b, mlip_lj(args.rc, args.width)),
         "c_ase_lj_loop": (run_c, ase_lj(args.rc, args.width)),
     }
@@ -322,13 +355,11 @@ def throughput(args) -> dict:
 
 
 def scaling(args) -> dict:
-    import mlip_props
-
     pot = mlip_lj(args.rc, args.width)
     out = {}
     for reps, repeats in (((5, 5, 10), args.repeats), ((25, 25, 40), max(3, args.repeats_large))):
         atoms = rattled_cells(1, reps=reps, seed=2)[0]
-        times = timed(lambda: mlip_props.evaluate(pot, [atoms], ("energy", "forces", "stress")), repeats=repeats)
+        times = timed(lambda: run_a(pot, [atoms]), repeats=repeats)
         med = statistics.median(times)
         out[str(len(atoms))] = {"times_s": times, "median_s": med, "us_per_atom": 1e6 * med / len(atoms)}
         print(f"  {len(atoms):7d} atoms: median {med:8.3f} s = {1e6 * med / len(atoms):7.2f} us/atom"
@@ -351,8 +382,6 @@ def peak_rss_mib() -> float:
 
 def memory_case(case: str, args) -> None:
     """Run one case in this (fresh) process and print its peak RSS (MiB) as JSON."""
-    import mlip_props
-
     before = peak_rss_mib()
     pot = mlip_lj(args.rc, args.width)
     if case == "batch_1024x32":
@@ -366,25 +395,35 @@ def memory_case(case: str, args) -> None:
     else:
         raise ValueError(case)
     mid = peak_rss_mib()
+    import torch
+
+    cuda = DEVICE is not None and str(DEVICE).startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     if case.startswith("ase"):
         run_c(ase_lj(args.rc, args.width), structures)
     else:
-        mlip_props.evaluate(pot, structures, ("energy", "forces", "stress"))
+        run_a(pot, structures)
     peak = peak_rss_mib()
-    print(json.dumps({"case": case, "rss_after_imports_MiB": before,
-                      "rss_after_structures_MiB": mid, "peak_rss_MiB": peak}))
+    rec = {"case": case, "rss_after_imports_MiB": before, "rss_after_structures_MiB": mid, "peak_rss_MiB": peak}
+    if cuda:
+        rec["peak_gpu_allocated_MiB"] = torch.cuda.max_memory_allocated() / 2**20
+    print(json.dumps(rec))
 
 
 def memory(args) -> dict:
     out = {}
     for case in ("batch_1024x32", "ase_loop_1024x32", "atoms_1000", "atoms_100000"):
         cmd = [sys.executable, os.path.abspath(__file__), "--memory-case", case,
-               "--rc", str(args.rc), "--width", str(args.width), "--n-structures", str(args.n_structures)]
+               "--rc", str(args.rc), "--width", str(args.width), "--n-structures", str(args.n_structures),
+               "--dtype", args.dtype] + (["--device", args.device] if args.device else [])
         r = subprocess.run(cmd, capture_output=True, text=True, check=True)
         out[case] = json.loads(r.stdout.strip().splitlines()[-1])
         print(f"  {case:18s} peak RSS {out[case]['peak_rss_MiB']:8.1f} MiB "
               f"(after imports {out[case]['rss_after_imports_MiB']:.1f}, "
-              f"after building structures {out[case]['rss_after_structures_MiB']:.1f})", flush=True)
+              f"after building structures {out[case]['rss_after_structures_MiB']:.1f})"
+              + (f"; peak GPU allocated {out[case]['peak_gpu_allocated_MiB']:.1f} MiB"
+                 if "peak_gpu_allocated_MiB" in out[case] else ""), flush=True)
     return out
 
 
@@ -400,7 +439,11 @@ def main(argv=None) -> dict:
     p.add_argument("--skip", default="", help="comma list of parts to skip: throughput,scaling,memory")
     p.add_argument("--json", default=None, help="write all figures to this JSON file")
     p.add_argument("--memory-case", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--device", default=None, help="device of (a) and (b): cpu, cuda (default: the backend's choice)")
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"), help="precision of (a) and (b)")
     args = p.parse_args(argv)
+    global DEVICE, DTYPE_NAME
+    DEVICE, DTYPE_NAME = args.device, args.dtype
     if args.quick:
         args.n_structures, args.repeats, args.repeats_large = 128, 3, 3
     if args.memory_case:
@@ -422,7 +465,7 @@ def main(argv=None) -> dict:
                     "parameters": {"epsilon_eV": EPSILON_EV, "sigma_A": SIGMA_A, "lattice_A": LATTICE_A,
                                    "rc_A": args.rc, "switch_width_A": args.width,
                                    "n_structures": args.n_structures, "atoms_per_structure": 32,
-                                   "repeats": args.repeats}}
+                                   "repeats": args.repeats, "device": args.device, "dtype": args.dtype}}
     print("machine:", json.dumps(report["machine"]))
     print("command:", report["command"])
     print(f"LJ Ar: epsilon {EPSILON_EV} eV, sigma {SIGMA_A} A, rc {args.rc:.3f} A, switch over the last {args.width:.3f} A")
@@ -433,7 +476,8 @@ def main(argv=None) -> dict:
     for k, v in report["agreement"].items():
         print(f"  {k:28s} {v:.3e}")
     ag = report["agreement"]
-    if ag["hard_forces_eV_A"] > 1e-9 or ag["hard_energy_eV"] > 1e-9 or ag["hard_stress_eV_A3"] > 1e-11:
+    if (ag["hard_forces_eV_A"] > 1e-9 or ag["hard_energy_eV"] > 1e-9 or ag["hard_stress_eV_A3"] > 1e-11
+            or ag["closed_form_vs_autograd_forces_eV_A"] > 1e-12):
         raise SystemExit("mlip-props and ASE disagree on the hard-cutoff Lennard-Jones: not timing")
 
     if "throughput" not in skip:
