@@ -561,6 +561,7 @@ def learn(
         for ex, st in zip(explorers, state.get("explorers", [])):
             ex.load_state_dict(st)
         history, rnd0, quiet, stop_reason = state["history"], state["round"] + 1, state["quiet"], state["stop_reason"]
+        timings.update(state.get("timings_s", {}))  # cumulative over restarts (the redone round counts twice)
     else:
         todo = [a.copy() for a in seeds if not _is_labelled(a)]
         keys = journal.add_labelled([a for a in seeds if _is_labelled(a)])
@@ -591,7 +592,7 @@ def learn(
                 rec0.update(mon)
             history.append(rec0)
         save_potential(model, wd / "model.pt")
-        _save_state(wd, {"round": -1, "quiet": 0, "history": history, "data": keys,
+        _save_state(wd, {"round": -1, "quiet": 0, "history": history, "data": keys, "timings_s": timings,
                          "explorers": [ex.state_dict() for ex in explorers], "config": cfg.to_dict(),
                          "stop_reason": stop_reason})
     rnd = rnd0 - 1
@@ -751,7 +752,7 @@ def learn(
             stop_reason = f"target uncertainty reached ({q_unc:.3g} < {cfg.target_uncertainty_eV_A} eV/A)"
         # ---- checkpoint: the model file, then the state that names the data (journal keys)
         save_potential(model, wd / "model.pt")
-        _save_state(wd, {"round": rnd, "quiet": quiet, "history": history, "data": keys,
+        _save_state(wd, {"round": rnd, "quiet": quiet, "history": history, "data": keys, "timings_s": timings,
                          "explorers": [ex.state_dict() for ex in explorers], "config": cfg.to_dict(),
                          "stop_reason": stop_reason})
     if not stop_reason:
