@@ -24,7 +24,7 @@ import torch
 
 from .batch import Batch, pack_structures, resolve_device, to_atoms, validate_packed
 from .neighbors import NeighborGraph, assemble_graph, build_neighbor_graph, edge_vectors, shared_neighbor_lists
-from .potential import AtomicGraph
+from .potential import AtomicGraph, module_device
 from .units import EV_A3_TO_GPA
 
 PROPERTIES = ("energy", "forces", "stress", "hessian")
@@ -170,6 +170,9 @@ def evaluate_batch(
     props = _check_properties(properties)
     if is_oracle(potential):
         return potential.evaluate_batch(batch, props)
+    dev = module_device(potential)
+    if dev is not None and dev != batch.device:  # as evaluate() does: the potential follows the batch
+        potential.to(batch.device)
     potential.check_elements(batch)
     half = bool(getattr(potential, "pairwise", False))
     if (graph is None or graph.cutoff + graph.skin < potential.cutoff or (graph.half and not half)

@@ -181,6 +181,28 @@ def neighbor_lists(
 
 #: Skin (Angstrom) of lists shared between structures of one cell (see :func:`shared_neighbor_lists`).
 SHARED_LIST_SKIN_A = 0.5
+#: At most this many reference structures (own lists) per cell before the rest get their own lists.
+SHARED_LIST_MAX_REFERENCES = 16
+
+
+def _assign_references(pos: np.ndarray, limit2: float, max_refs: int) -> np.ndarray:
+    """For structures ``pos`` (G, n, 3) of one cell: the index of the reference each one shares a
+    list with (itself for a reference). A structure shares with the first reference from which
+    no atom has moved ``limit2 ** 0.5`` or more; up to ``max_refs`` references are chosen greedily
+    (the first unassigned structure becomes the next one); the rest keep their own lists."""
+    g = len(pos)
+    owner = np.full(g, -1, dtype=np.int64)
+    for _ in range(max_refs):
+        free = np.flatnonzero(owner < 0)
+        if not len(free):
+            break
+        ref = free[0]
+        d = pos[free] - pos[ref]
+        fits = np.einsum("gij,gij->gi", d, d).max(axis=1) < limit2
+        owner[free[fits]] = ref  # includes ref itself (d = 0)
+    left = owner < 0
+    owner[left] = np.flatnonzero(left)
+    return owner
 
 
 def shared_neighbor_lists(
@@ -190,27 +212,34 @@ def shared_neighbor_lists(
     displacements (a Verlet list across the batch).
 
     Structures with the same cell, periodicity and atomic numbers (rattled frames, MD
-    snapshots, displaced phonon supercells ...) whose every atom lies within ``skin / 2`` of the
-    first such structure (the reference) reuse its list, built within ``cutoff + skin``: by the
-    triangle inequality it holds every pair closer than ``cutoff`` in them. Returns
+    snapshots, displaced phonon supercells ...) whose every atom lies within ``skin / 2`` of a
+    reference structure of that cell reuse the reference's list, built within ``cutoff + skin``:
+    by the triangle inequality it holds every pair closer than ``cutoff`` in them (up to
+    ``SHARED_LIST_MAX_REFERENCES`` references per cell, chosen greedily in input order). Returns
     ``(lists, displacement, extra)``: per-structure ``(i, j, shifts, d, vectors)`` (for a
     sharing structure the reference's), the (N, 3) displacement of each atom from its list's
     reference (``None`` if nothing is shared) and the extra radius (``skin`` or 0) beyond
-    ``cutoff`` of the lists; :func:`assemble_graph` corrects the vectors with the displacement.
-    ``skin`` defaults to the module's ``SHARED_LIST_SKIN_A``; 0 turns sharing off.
+    ``cutoff`` of the lists; :func:`assemble_graph` corrects the vectors with the displacement
+    and drops the pairs beyond ``cutoff``. ``skin`` defaults to the module's
+    ``SHARED_LIST_SKIN_A``; 0 turns sharing off.
     """
     skin = SHARED_LIST_SKIN_A if skin is None else float(skin)
     nb = packed.n_structures
     owner = np.arange(nb)
-    first: dict[bytes, int] = {}
-    for b in range(nb):
-        key = b"".join((packed.cells[b].tobytes(), packed.pbc[b].tobytes(),
-                        packed.numbers[packed.ptr[b] : packed.ptr[b + 1]].tobytes()))
-        ref = first.setdefault(key, b)
-        if ref != b and skin > 0:
-            d = packed.positions_of(b) - packed.positions_of(ref)
-            if float(np.einsum("ij,ij->i", d, d).max()) < (0.5 * skin) ** 2:
-                owner[b] = ref
+    if skin > 0 and nb > 1:
+        groups: dict[bytes, list[int]] = {}
+        for b in range(nb):
+            key = b"".join((packed.cells[b].tobytes(), packed.pbc[b].tobytes(),
+                            packed.numbers[packed.ptr[b] : packed.ptr[b + 1]].tobytes()))
+            groups.setdefault(key, []).append(b)
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            idx = np.asarray(members)
+            n = int(packed.n_atoms[idx[0]])
+            rows = packed.ptr[idx][:, None] + np.arange(n)[None, :]
+            owner[idx] = idx[_assign_references(packed.positions[rows], (0.5 * skin) ** 2,
+                                                SHARED_LIST_MAX_REFERENCES)]
     shared = owner != np.arange(nb)
     if not shared.any():
         lists = neighbor_lists([packed.positions_of(b) for b in range(nb)], packed.cells, packed.pbc, cutoff, half)
@@ -220,7 +249,9 @@ def shared_neighbor_lists(
                            cutoff + skin, half, check_overlap=False)
     by_owner = dict(zip(own.tolist(), built))
     lists = [by_owner[int(owner[b])] for b in range(nb)]
-    ref_atoms = np.concatenate([np.arange(packed.ptr[o], packed.ptr[o + 1]) for o in owner])
+    # each atom's reference atom: same local index in its structure's owner
+    local = np.arange(len(packed.positions)) - np.repeat(packed.ptr[:-1], packed.n_atoms)
+    ref_atoms = np.repeat(packed.ptr[owner], packed.n_atoms) + local
     displacement = packed.positions - packed.positions[ref_atoms]
     return lists, displacement, float(skin)
 

@@ -65,6 +65,18 @@ class AtomicGraph:
         )
 
 
+def module_device(module: Any) -> torch.device | None:
+    """The device of a module's first parameter or buffer (``None`` for a module without any,
+    such as the analytic pair potentials, or for a non-module)."""
+    if not isinstance(module, torch.nn.Module):
+        return None
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return None
+
+
 class Potential(torch.nn.Module):
     """Base class of every torch potential in mlip-props.
 

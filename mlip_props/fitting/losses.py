@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..backend import Batch, build_neighbor_graph, edge_vectors
+from ..backend import Batch, build_neighbor_graph, edge_vectors, module_device
 from ..backend.evaluate import atomic_graph, evaluate_batch
 from .data import Dataset
 from .model import BehlerParrinelloPotential, edge_forces
@@ -264,7 +264,7 @@ def hessian_loss(model: BehlerParrinelloPotential, frames: list, hessians: list[
     Column k of the model Hessian of every structure at once: the Hessian-vector product of the
     gradient with the unit vector of degree of freedom k (double backward through the model).
     """
-    batch = Batch.from_structures(frames, dtype=dtype, device=device)
+    batch = Batch.from_structures(frames, dtype=dtype, device=device or module_device(model))
     graph = build_neighbor_graph(batch, model.cutoff)
     pos = batch.positions.detach().requires_grad_(True)
     per_atom = model(atomic_graph(batch.with_positions(pos), graph))

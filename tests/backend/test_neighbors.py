@@ -29,9 +29,9 @@ def test_graph_equals_ase_neighbor_list(name):
     atoms, rc = CASES[name]
     batch = Batch.from_structures([atoms])
     g = build_neighbor_graph(batch, rc)
-    vec = edge_vectors(batch, g).numpy()
-    i, j = g.edge_index.numpy()
-    mine = _pairs(i, j, g.shifts.numpy(), np.linalg.norm(vec, axis=1))
+    vec = edge_vectors(batch, g).cpu().numpy()
+    i, j = g.edge_index.cpu().numpy()
+    mine = _pairs(i, j, g.shifts.cpu().numpy(), np.linalg.norm(vec, axis=1))
     ai, aj, aS, ad = neighbor_list("ijSd", atoms, rc)
     assert mine == _pairs(ai, aj, aS, ad)
 
@@ -68,3 +68,20 @@ def test_neighbour_lists_name_the_structure_with_coincident_atoms():
     args = ([a.positions for a in frames], [a.cell.array for a in frames], [a.pbc for a in frames], 5.0)
     with pytest.raises(ValueError, match="structure 23: atoms"):
         neighbor_lists(*args)
+
+
+def test_shared_lists_choose_among_several_references():
+    """A copy too far from the first reference shares the list of a later one it is close to;
+    every sharing copy lies within skin/2 of its reference; references keep their own lists."""
+    from mlip_props.backend.neighbors import _assign_references
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 5, size=(4, 3))
+    far = base + [0.4, 0.0, 0.0]  # 0.4 A from base: beyond 0.25 A
+    pos = np.stack([base, far, base + 0.01, far + 0.02, base + 0.3, far - 0.01])
+    owner = _assign_references(pos, 0.25**2, max_refs=16)
+    assert owner.tolist() == [0, 1, 0, 1, 4, 1]
+    d = np.linalg.norm(pos - pos[owner], axis=2).max(axis=1)
+    assert (d < 0.25).all()
+    # with one reference allowed, the copies of the far cell keep their own lists
+    assert _assign_references(pos, 0.25**2, max_refs=1).tolist() == [0, 1, 0, 3, 4, 5]

@@ -59,7 +59,7 @@ def _gamma_acoustic_fd(model, a, delta=0.001):
             pos[k // 3, k % 3] += sgn * delta
             b.set_positions(pos)
             cells.append(b)
-    f = np.stack([x[0].numpy().reshape(-1) for x in predict_direct_forces(model, cells)])
+    f = np.stack([x[0].cpu().numpy().reshape(-1) for x in predict_direct_forces(model, cells)])
     phi = -(f[0::2] - f[1::2]).T / (2 * delta)  # Phi[(i a), (j b)] = -dF_ia / dx_jb
     lam = np.linalg.eigvalsh(0.5 * (phi + phi.T) / a.get_masses()[0])
     omega = np.sqrt(np.abs(lam) * units._e / units._amu) / 1e-10 / (2 * np.pi) / 1e12
@@ -75,7 +75,7 @@ def test_pair_head_net_force_is_the_antisymmetric_part():
     model = BehlerParrinelloPotential(preset(["Cu"]).to_dict(), hidden=(16,), direct_forces=True, seed=5)
     assert model.direct_kind == "pair"
     a = _rattled(4)
-    batch = Batch.from_structures([a])
+    batch = Batch.from_structures([a], device="cpu")  # where the model is
     graph = build_neighbor_graph(batch, model.cutoff)
     vec = edge_vectors(batch, graph)
     desc = model.descriptor(batch.numbers, graph.edge_index, vec)
@@ -90,7 +90,7 @@ def test_pair_head_net_force_is_the_antisymmetric_part():
         model.pair_receiver.biases[-1].zero_()
     sym = translation_sum_rule(model, [a, _rattled(5)], head="direct")
     assert float(sym["net_force"]) < 1e-13 and float(sym["phi_column_sum"]) < 1e-12
-    assert np.abs(predict_direct_forces(model, [a])[0].numpy()).max() > 1e-3  # not the trivial F = 0
+    assert np.abs(predict_direct_forces(model, [a])[0].cpu().numpy()).max() > 1e-3  # not the trivial F = 0
 
 
 def test_legacy_direct_head_config_loads_as_atom_head():

@@ -138,8 +138,8 @@ def test_asr_loss_of_the_pair_head_is_net_force_plus_antisymmetry(cu_frames):
     # the training path's forces equal the head evaluated through the backend graph
     from mlip_props.fitting import predict_direct_forces
 
-    f_ref = predict_direct_forces(model, frames)
-    torch.testing.assert_close(p.direct_forces[0, : len(frames[0])], f_ref[0][0], rtol=1e-10, atol=1e-12)
+    f_ref = predict_direct_forces(model, frames, device="cpu")  # where d lives
+    torch.testing.assert_close(p.direct_forces[0, : len(frames[0])], f_ref[0][0].cpu(), rtol=1e-10, atol=1e-12)
     terms = loss_terms(model, d, p)
     n = d.n_atoms.double()
     net = torch.zeros(len(frames), 3, dtype=torch.float64).index_add(0, d.structure_index, p.direct_forces[0].detach())
