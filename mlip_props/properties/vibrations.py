@@ -183,15 +183,18 @@ def _newton_polish(potential: Any, geoms: list[Atoms], fmax: float, max_steps: i
     return energies, forces, hessians, steps
 
 
-def _symmetry_number(atoms: Atoms) -> int:
+def _symmetry_number(atoms: Atoms) -> tuple[int, str | None]:
+    """Rotational symmetry number from pymatgen's point-group analysis (tolerance 0.1 A), and a
+    note when the analysis failed and 1 is assumed (the entropy then lacks R ln sigma)."""
     try:
         from pymatgen.core import Molecule
         from pymatgen.symmetry.analyzer import PointGroupAnalyzer
 
         mol = Molecule(atoms.get_chemical_symbols(), atoms.get_positions())
-        return int(PointGroupAnalyzer(mol, tolerance=0.1).get_rotational_symmetry_number())
-    except Exception:  # pragma: no cover - pymatgen failure on odd geometries
-        return 1
+        return int(PointGroupAnalyzer(mol, tolerance=0.1).get_rotational_symmetry_number()), None
+    except Exception as exc:  # pragma: no cover - pymatgen missing or failing on odd geometries
+        return 1, (f"rotational symmetry number not determined ({type(exc).__name__}: {exc}); "
+                   "1 assumed: pass symmetry_number=")
 
 
 def vibrations(
@@ -270,7 +273,12 @@ def vibrations(
             notes.append(f"{n_newton[k]} Newton step(s) after FIRE")
         real = freqs[freqs > 0]
         zpe = float(0.5 * (real * units.invcm).sum())
-        sigma = int(sym_n[k]) if sym_n[k] is not None else _symmetry_number(a)
+        if sym_n[k] is not None:
+            sigma = int(sym_n[k])
+        else:
+            sigma, why = _symmetry_number(a)
+            if why:
+                notes.append(why)
         e = float(energies[k])
         H = S = G = None
         try:

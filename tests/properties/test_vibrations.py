@@ -33,7 +33,7 @@ class Springs(Potential):
         i, j = graph.edge_index
         r = graph.edge_lengths
         e = 0.5 * self.k * (r - self.r0) ** 2 * (graph.numbers[i] != graph.numbers[j]).to(r.dtype)
-        return torch.zeros(graph.n_atoms_total, dtype=r.dtype).index_add(0, i, 0.5 * e)
+        return torch.zeros(graph.n_atoms_total, dtype=r.dtype, device=r.device).index_add(0, i, 0.5 * e)
 
 
 def test_springs_match_analytic_normal_modes():
