@@ -85,3 +85,42 @@ def test_shared_lists_choose_among_several_references():
     assert (d < 0.25).all()
     # with one reference allowed, the copies of the far cell keep their own lists
     assert _assign_references(pos, 0.25**2, max_refs=1).tolist() == [0, 1, 0, 3, 4, 5]
+
+
+def test_shared_list_correction_same_on_host_and_with_torch():
+    """The GPU route of correcting shared lists (torch) equals the host route (numpy): same
+    edges, vectors, shifts; coincident atoms named by both."""
+    import torch
+
+    from mlip_props.backend.batch import pack_structures
+    from mlip_props.backend.neighbors import (_correct_and_trim_numpy, _correct_and_trim_torch,
+                                              shared_neighbor_lists)
+
+    base = bulk("Cu", "fcc", a=3.6, cubic=True)
+    frames = []
+    for k in range(4):
+        a = base.copy()
+        a.rattle(0.05, seed=k)
+        frames.append(a)
+    packed = pack_structures(frames)
+    lists, disp, skin = shared_neighbor_lists(packed, 5.0, half=True)
+    assert skin > 0 and len({id(x) for x in lists}) < len(lists)
+
+    def raw():
+        counts = np.array([len(nl[0]) for nl in lists])
+        ei = np.stack([np.concatenate([nl[0] for nl in lists]), np.concatenate([nl[1] for nl in lists])])
+        ei += np.repeat(packed.ptr[:-1], counts)
+        return (ei, np.concatenate([nl[4] for nl in lists]), np.concatenate([nl[2] for nl in lists]),
+                np.repeat(np.arange(len(lists)), counts))
+
+    args = (disp, 5.0, packed.ptr, torch.float64, torch.device("cpu"))
+    a = _correct_and_trim_numpy(*raw(), *args)
+    b = _correct_and_trim_torch(*raw(), *args)
+    for x, y in zip(a, b):
+        assert np.allclose(np.asarray(x), y.cpu().numpy(), rtol=0, atol=1e-14)
+    assert len(a[1]) < sum(len(nl[0]) for nl in lists)  # the skin's pairs were dropped
+    d = disp.copy()
+    d[1] = (packed.positions[0] - packed.positions[1])  # atom 1 of structure 0 onto atom 0
+    for fn in (_correct_and_trim_numpy, _correct_and_trim_torch):
+        with pytest.raises(ValueError, match="structure 0: atoms 0 and 1 coincide"):
+            fn(*raw(), d, 5.0, packed.ptr, torch.float64, torch.device("cpu"))
