@@ -225,11 +225,17 @@ def main() -> int:
                    help="warm-start training precision (both arms)")
     p.add_argument("--properties", action="store_true", help="pool protocol: properties of the arms' models")
     p.add_argument("--summary", action="store_true", help="pool protocol: summarise --workdir into --out/--plot")
+    p.add_argument("--compare", nargs="+", default=None, metavar="LABEL=WORKDIR",
+                   help="pool protocol: several active-arm variants (each WORKDIR with seed*/disagreement and "
+                        "seed*/random) on one plot and table against random (taken from the first WORKDIR)")
     args = p.parse_args()
     args.merge_only = False
     if args.protocol == "pool":
         torch.set_num_threads(args.threads)
-        if args.summary:
+        if args.compare:
+            rep = compare_pool(dict(x.split("=", 1) for x in args.compare), args.out, args.plot, args.target)
+            print(json.dumps(rep["summary"], indent=1, default=str))
+        elif args.summary:
             rep = summarise_pool(args.workdir, args.out, args.plot, args.target)
             print(json.dumps(rep["summary"], indent=1, default=str))
         elif args.properties:
@@ -396,8 +402,11 @@ def summarise_pool(workdir: str, out: str, plot: str, target: float) -> dict:
     runs: dict[str, dict[str, dict]] = {}
     for st in sorted(Path(workdir).glob("seed*/*/state.json")):
         arm, seed = st.parent.name, st.parent.parent.name[4:]
-        hist = json.loads(st.read_text())["history"]
+        state = json.loads(st.read_text())
+        hist = state["history"]
         rec = {"calls": [h["oracle_calls"] for h in hist], "rmse_meV_A": [h["test_force_rmse_meV_A"] for h in hist]}
+        if "timings_s" in state:  # cumulative since the (last) start of this process' checkpointing
+            rec["timings_s_checkpoint"] = state["timings_s"]
         for extra in ("run.json", "properties.json"):
             if (st.parent / extra).is_file():
                 rec[extra[:-5]] = json.loads((st.parent / extra).read_text())
@@ -445,6 +454,75 @@ def summarise_pool(workdir: str, out: str, plot: str, target: float) -> dict:
     ax.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:g} meV/A")
     ax.set(xlabel="oracle calls (EMT single points)", ylabel="test force RMSE (meV/A)", yscale="log",
            title="Cu EMT, 32-atom cells: selection from the same MD pool")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(plot, dpi=110)
+    plt.close(fig)
+    return report
+
+
+def _load_arm(workdir: str, arm: str) -> dict[str, dict]:
+    out = {}
+    for st in sorted(Path(workdir).glob(f"seed*/{arm}/state.json")):
+        state = json.loads(st.read_text())
+        hist = state["history"]
+        rec = {"calls": [h["oracle_calls"] for h in hist], "rmse_meV_A": [h["test_force_rmse_meV_A"] for h in hist],
+               "n_selected_virial": [h.get("n_selected_virial") for h in hist]}
+        for extra in ("run.json", "properties.json"):
+            if (st.parent / extra).is_file():
+                rec[extra[:-5]] = json.loads((st.parent / extra).read_text())
+        if "timings_s" in state:
+            rec["timings_s_checkpoint"] = state["timings_s"]
+        out[st.parent.parent.name[4:]] = rec
+    return out
+
+
+def compare_pool(variants: dict[str, str], out: str, plot: str, target: float) -> dict:
+    """Several active-arm variants (label -> workdir) against the random arm of the first workdir:
+    geometric-mean curves over the seeds every variant and random share (each curve up to the
+    rounds all its seeds completed), oracle calls to reach given RMSE levels per seed and on the
+    mean curves (log-interpolated), ratios to random, and one plot."""
+    first = next(iter(variants.values()))
+    arms = {"random": _load_arm(first, "random")}
+    for label, wd in variants.items():
+        arms[label] = _load_arm(wd, "disagreement")
+    seeds = sorted(set.intersection(*[set(v) for v in arms.values()]))
+    mean = {}
+    for label, runs in arms.items():
+        n = min(len(runs[s]["calls"]) for s in seeds)
+        ys = np.array([runs[s]["rmse_meV_A"][:n] for s in seeds])
+        mean[label] = (runs[seeds[0]]["calls"][:n], list(np.exp(np.log(ys).mean(0))))
+    table = []
+    for lev in (150.0, 100.0, 80.0, 60.0, 50.0, 40.0, 30.0):
+        row = {"level_meV_A": lev}
+        cr = crossing(*mean["random"], lev)
+        for label, runs in arms.items():
+            c = crossing(*mean[label], lev)
+            per = [crossing(runs[s]["calls"], runs[s]["rmse_meV_A"], lev) for s in seeds]
+            cr_s = [crossing(arms["random"][s]["calls"], arms["random"][s]["rmse_meV_A"], lev) for s in seeds]
+            row[label] = {"mean_curve_calls": c, "ratio_mean_curve": (c / cr if c and cr else None),
+                          "per_seed_calls": per,
+                          "mean_of_per_seed_calls": (float(np.mean(per)) if all(per) else None),
+                          "ratio_of_per_seed_means": (float(np.mean(per) / np.mean(cr_s))
+                                                      if all(per) and all(cr_s) else None)}
+        table.append(row)
+    summ = {"seeds": seeds, "variants": variants, "mean_curves": mean, "calls_to_reach": table, "target_meV_A": target}
+    report = {"runs": arms, "summary": summ}
+    Path(out).write_text(json.dumps(report, indent=1, default=str))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.6, 4.4))
+    for k, (label, runs) in enumerate(arms.items()):
+        colour = "C3" if label == "random" else f"C{[0, 2, 1, 4, 5][(k - 1) % 5]}"
+        for s in seeds:
+            ax.plot(runs[s]["calls"], runs[s]["rmse_meV_A"], "-", color=colour, alpha=0.25, lw=0.7)
+        ax.plot(*mean[label], "o-", color=colour, ms=3, label=f"{label} (geometric mean, {len(seeds)} seeds)")
+    ax.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:g} meV/A")
+    ax.set(xlabel="oracle calls (EMT single points)", ylabel="test force RMSE (meV/A)", yscale="log",
+           title="Cu EMT, 32-atom cells: selection rules on the same pool")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(plot, dpi=110)
