@@ -16,7 +16,7 @@ Oracles (ASE calculators, see :mod:`mlip_props.backend.oracle`) go through the s
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -250,36 +250,30 @@ def _evaluate_edges(potential: Any, batch: Batch, graph: NeighborGraph, want_f: 
     (analytic pair potentials), unless ``create_graph`` asks for a differentiable result.
     """
     batch = batch.with_positions(batch.positions.detach()).with_cells(batch.cells.detach())
-    with torch.no_grad():
-        vec = edge_vectors(batch, graph).detach()
-    closed = (USE_CLOSED_FORM_EDGE_GRADIENTS and not create_graph
-              and getattr(potential, "closed_form_edge_gradients", False))
-    if closed:
-        with torch.no_grad():
-            graph_in = atomic_graph(batch, graph, vectors=vec)
-            if graph.cutoff + graph.skin > potential.cutoff:
-                graph_in = graph_in.within(potential.cutoff)
-            per_atom, g = potential.edge_energies_and_gradients(graph_in)
-        vec, edge_index, edge_structure = graph_in.edge_vectors, graph_in.edge_index, graph_in.edge_structure
-    else:
-        vec.requires_grad_(True)
-        graph_in = atomic_graph(batch, graph, vectors=vec)
+    with torch.no_grad():  # the edges the potential sees, as constants
+        graph_in = atomic_graph(batch, graph, vectors=edge_vectors(batch, graph))
         if graph.cutoff + graph.skin > potential.cutoff:
             graph_in = graph_in.within(potential.cutoff)
+    if (USE_CLOSED_FORM_EDGE_GRADIENTS and not create_graph
+            and getattr(potential, "closed_form_edge_gradients", False)):
+        with torch.no_grad():
+            per_atom, g = potential.edge_energies_and_gradients(graph_in)
+        energies = _sum_per_structure(per_atom, batch)
+    else:  # the edge vectors become the leaves of autograd
+        vec = graph_in.edge_vectors.detach().requires_grad_(True)
+        graph_in = replace(graph_in, edge_vectors=vec, edge_lengths=vec.norm(dim=-1))
         per_atom = potential(graph_in)
-        edge_index, edge_structure = graph.edge_index, graph.edge_structure
-    energies = _sum_per_structure(per_atom, batch)
-    out = BatchOutput(energies=energies, per_atom_energies=per_atom)
-    if not closed:
+        energies = _sum_per_structure(per_atom, batch)
         g = _grad_per_member(energies, [vec], create_graph=create_graph)[0]  # (E, 3) or (M, E, 3)
-    i, j = edge_index
+    out = BatchOutput(energies=energies, per_atom_energies=per_atom)
+    i, j = graph_in.edge_index
     d = g.dim() - 2  # the edge axis
     if want_f:
         f = torch.zeros(g.shape[:-2] + (batch.n_total, 3), dtype=g.dtype, device=g.device)
         out.forces = f.index_add(d, i, g).index_add(d, j, -g)
     if want_s:
-        out.stress = _stress_from_strain_gradient(_virial(vec.detach(), g, edge_structure, batch.n_structures),
-                                                  batch)
+        out.stress = _stress_from_strain_gradient(
+            _virial(graph_in.edge_vectors.detach(), g, graph_in.edge_structure, batch.n_structures), batch)
     return out
 
 
