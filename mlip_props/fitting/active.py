@@ -18,6 +18,11 @@ The loop (:func:`learn`)::
                    ``max_per_round`` most uncertain -> "selected"
                    frames proposed again that are already labelled (same structure hash; fixed
                    pools, scans) -> "duplicate" as well, before any scoring of distances
+                   optional (off by default): ``virial_lower_eV`` also scores statically proposed
+                   frames by the committee's virial spread per atom (as a force-equivalent
+                   d_V * lower / virial_lower); ``diversity`` > 0 picks a round's frames greedily by
+                   disagreement x (1 - exp(-(D/l)^2)), D the fingerprint distance to this round's
+                   picks; ``frame_reduce="rms"`` the RMS instead of the max over atoms
                    ``selection="random"`` (the control arm of benchmarks): instead, up to
                    ``max_per_round`` of the unlabelled proposed frames are picked uniformly at
                    random (thresholds and disagreement ignored), everything else unchanged
