@@ -226,6 +226,9 @@ def main() -> int:
     p.add_argument("--pool-per", type=int, default=40, help="pool frames per (strain, T) trajectory")
     p.add_argument("--pool-strained", type=int, default=0,
                    help="pool protocol: add this many near-perfect homogeneously strained cells to the pool")
+    p.add_argument("--pool-extra-300k", type=int, default=0,
+                   help="pool protocol: add this many frames per strain from longer 300 K EMT MD (a pool "
+                        "dominated by easy near-equilibrium frames, as long target-temperature exploration gives)")
     p.add_argument("--seed-strained", type=int, default=0, help="pool protocol: strained cells in the seed data")
     p.add_argument("--virial-lower", type=float, default=None,
                    help="active arm: also rank by the committee's virial-per-atom spread (eV), this its trust level")
@@ -366,9 +369,16 @@ def run_pool(args) -> None:
     tests = _cached(Path(args.workdir) / f"test_{args.test_per_set}.extxyz", lambda: test_set(cell, args.test_per_set))
     for seed in args.seeds:
         t0 = time.perf_counter()
-        pool = _cached(Path(args.workdir) / f"seed{seed}" / f"pool_{args.pool_per}_{args.pool_strained}.extxyz",
-                       lambda: emt_pool(cell, seed, n_per=args.pool_per) + strained_frames(cell, seed,
-                                                                                           args.pool_strained))
+        tag = f"pool_{args.pool_per}_{args.pool_strained}" + (f"_{args.pool_extra_300k}" if args.pool_extra_300k else "")
+
+        def make_pool():
+            extra = emt_pool(cell, seed + 100, temps=(300.0,), n_per=args.pool_extra_300k) \
+                if args.pool_extra_300k else []
+            for a in extra:
+                a.info["config_type"] += "_long"
+            return emt_pool(cell, seed, n_per=args.pool_per) + strained_frames(cell, seed, args.pool_strained) + extra
+
+        pool = _cached(Path(args.workdir) / f"seed{seed}" / f"{tag}.extxyz", make_pool)
         t_pool = time.perf_counter() - t0
         for arm in args.arms:
             wd = Path(args.workdir) / f"seed{seed}" / arm
