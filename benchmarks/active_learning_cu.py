@@ -58,7 +58,7 @@ from ase.build import bulk
 
 from mlip_props.backend import emt_oracle, evaluate
 from mlip_props.fitting import fit, label_frames, preset
-from mlip_props.fitting.active import force_rmse_meV_A, learn, plot_learning_curve
+from mlip_props.fitting.active import force_rmse_meV_A, learn
 from mlip_props.fitting.explore import MDExplorer, PoolExplorer, StrainExplorer, strain_cell
 
 
@@ -266,7 +266,6 @@ def main() -> int:
         print(json.dumps(rep["summary"], indent=1, default=str))
         return 0
     torch.set_num_threads(args.threads)
-    t_all = time.perf_counter()
     cell = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(args.reps)
     desc = preset(["Cu"], cutoff=4.5, n_radial=6, zetas=(1, 4), angular_etas=(0.01,)).to_dict()
     tests = test_set(cell, args.test_per_set)
@@ -483,27 +482,35 @@ def summarise_pool(workdir: str, out: str, plot: str, target: float) -> dict:
             "target_reached": {a: crossing(*mean[a], target) for a in ARMS}}
     report = {"runs": runs, "summary": summ}
     Path(out).write_text(json.dumps(report, indent=1, default=str))
+    colours = {"disagreement": "C0", "random": "C3"}
+    labels = {"disagreement": "committee disagreement (active)", "random": "random"}
+    _plot_learning_curves(
+        [([(runs[s][arm]["calls"], runs[s][arm]["rmse_meV_A"]) for s in seeds], mean[arm], colours[arm],
+          f"{labels[arm]}, geometric mean of {len(seeds)} seeds") for arm in ARMS],
+        target, "Cu EMT, 32-atom cells: selection from the same MD pool", plot, figsize=(6.4, 4.2), alpha=0.3, lw=0.8)
+    return report
+
+
+def _plot_learning_curves(curves, target: float, title: str, plot: str, figsize=(6.6, 4.4), alpha=0.25,
+                          lw=0.7) -> None:
+    """One log plot of test force RMSE vs oracle calls: per curve ``(per-seed (calls, rmse) pairs,
+    mean (calls, rmse), colour, label)``: thin per-seed lines and the mean with markers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    colours = {"disagreement": "C0", "random": "C3"}
-    labels = {"disagreement": "committee disagreement (active)", "random": "random"}
-    for arm in ARMS:
-        for s in seeds:
-            ax.plot(runs[s][arm]["calls"], runs[s][arm]["rmse_meV_A"], "-", color=colours[arm], alpha=0.3, lw=0.8)
-        ax.plot(*mean[arm], "o-", color=colours[arm], ms=3,
-                label=f"{labels[arm]}, geometric mean of {len(seeds)} seeds")
+    fig, ax = plt.subplots(figsize=figsize)
+    for per_seed, mean, colour, label in curves:
+        for calls, rmse in per_seed:
+            ax.plot(calls, rmse, "-", color=colour, alpha=alpha, lw=lw)
+        ax.plot(*mean, "o-", color=colour, ms=3, label=label)
     ax.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:g} meV/A")
-    ax.set(xlabel="oracle calls (EMT single points)", ylabel="test force RMSE (meV/A)", yscale="log",
-           title="Cu EMT, 32-atom cells: selection from the same MD pool")
+    ax.set(xlabel="oracle calls (EMT single points)", ylabel="test force RMSE (meV/A)", yscale="log", title=title)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(plot, dpi=110)
     plt.close(fig)
-    return report
 
 
 def _load_arm(workdir: str, arm: str) -> dict[str, dict]:
@@ -554,24 +561,11 @@ def compare_pool(variants: dict[str, str], out: str, plot: str, target: float) -
     summ = {"seeds": seeds, "variants": variants, "mean_curves": mean, "calls_to_reach": table, "target_meV_A": target}
     report = {"runs": arms, "summary": summ}
     Path(out).write_text(json.dumps(report, indent=1, default=str))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.6, 4.4))
-    for k, (label, runs) in enumerate(arms.items()):
-        colour = "C3" if label == "random" else f"C{[0, 2, 1, 4, 5][(k - 1) % 5]}"
-        for s in seeds:
-            ax.plot(runs[s]["calls"], runs[s]["rmse_meV_A"], "-", color=colour, alpha=0.25, lw=0.7)
-        ax.plot(*mean[label], "o-", color=colour, ms=3, label=f"{label} (geometric mean, {len(seeds)} seeds)")
-    ax.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:g} meV/A")
-    ax.set(xlabel="oracle calls (EMT single points)", ylabel="test force RMSE (meV/A)", yscale="log",
-           title="Cu EMT, 32-atom cells: selection rules on the same pool")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(plot, dpi=110)
-    plt.close(fig)
+    _plot_learning_curves(
+        [([(runs[s]["calls"], runs[s]["rmse_meV_A"]) for s in seeds], mean[label],
+          "C3" if label == "random" else f"C{[0, 2, 1, 4, 5][(k - 1) % 5]}",
+          f"{label} (geometric mean, {len(seeds)} seeds)") for k, (label, runs) in enumerate(arms.items())],
+        target, "Cu EMT, 32-atom cells: selection rules on the same pool", plot)
     return report
 
 
@@ -656,7 +650,7 @@ def summarise(paths: list[str], out: str, plot: str, target: float) -> dict:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    colours = dict(zip(keys_order := ["active (on the fly, warm-start committee)", "active-selected data, refit from scratch", "random from the same trajectories, fit from scratch"], ("C0", "C2", "C3")))
+    colours = dict(zip(["active (on the fly, warm-start committee)", "active-selected data, refit from scratch", "random from the same trajectories, fit from scratch"], ("C0", "C2", "C3")))
     keys = {"active (on the fly, warm-start committee)": ("al_calls", "al_rmse_meV_A"),
             "active-selected data, refit from scratch": ("al_refit_calls", "al_refit_rmse_meV_A"),
             "random from the same trajectories, fit from scratch": ("random_calls", "random_rmse_meV_A")}
