@@ -58,7 +58,7 @@ from ase.build import bulk
 
 from mlip_props.backend import emt_oracle, evaluate
 from mlip_props.fitting import fit, label_frames, preset
-from mlip_props.fitting.active import force_rmse_meV_A, learn
+from mlip_props.fitting.active import force_rmse_meV_A, learn, plot_learning_curve
 from mlip_props.fitting.explore import MDExplorer, PoolExplorer, StrainExplorer, strain_cell
 
 
@@ -484,33 +484,12 @@ def summarise_pool(workdir: str, out: str, plot: str, target: float) -> dict:
     Path(out).write_text(json.dumps(report, indent=1, default=str))
     colours = {"disagreement": "C0", "random": "C3"}
     labels = {"disagreement": "committee disagreement (active)", "random": "random"}
-    _plot_learning_curves(
-        [([(runs[s][arm]["calls"], runs[s][arm]["rmse_meV_A"]) for s in seeds], mean[arm], colours[arm],
-          f"{labels[arm]}, geometric mean of {len(seeds)} seeds") for arm in ARMS],
-        target, "Cu EMT, 32-atom cells: selection from the same MD pool", plot, figsize=(6.4, 4.2), alpha=0.3, lw=0.8)
+    curves = {f"{labels[arm]}, geometric mean of {len(seeds)} seeds": arm for arm in ARMS}
+    plot_learning_curve({c: mean[a] for c, a in curves.items()}, plot, target,
+                        "Cu EMT, 32-atom cells: selection from the same MD pool",
+                        runs={c: [(runs[s][a]["calls"], runs[s][a]["rmse_meV_A"]) for s in seeds] for c, a in curves.items()},
+                        colours={c: colours[a] for c, a in curves.items()}, figsize=(6.4, 4.2))
     return report
-
-
-def _plot_learning_curves(curves, target: float, title: str, plot: str, figsize=(6.6, 4.4), alpha=0.25,
-                          lw=0.7) -> None:
-    """One log plot of test force RMSE vs oracle calls: per curve ``(per-seed (calls, rmse) pairs,
-    mean (calls, rmse), colour, label)``: thin per-seed lines and the mean with markers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=figsize)
-    for per_seed, mean, colour, label in curves:
-        for calls, rmse in per_seed:
-            ax.plot(calls, rmse, "-", color=colour, alpha=alpha, lw=lw)
-        ax.plot(*mean, "o-", color=colour, ms=3, label=label)
-    ax.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:g} meV/A")
-    ax.set(xlabel="oracle calls (EMT single points)", ylabel="test force RMSE (meV/A)", yscale="log", title=title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(plot, dpi=110)
-    plt.close(fig)
 
 
 def _load_arm(workdir: str, arm: str) -> dict[str, dict]:
@@ -561,11 +540,13 @@ def compare_pool(variants: dict[str, str], out: str, plot: str, target: float) -
     summ = {"seeds": seeds, "variants": variants, "mean_curves": mean, "calls_to_reach": table, "target_meV_A": target}
     report = {"runs": arms, "summary": summ}
     Path(out).write_text(json.dumps(report, indent=1, default=str))
-    _plot_learning_curves(
-        [([(runs[s]["calls"], runs[s]["rmse_meV_A"]) for s in seeds], mean[label],
-          "C3" if label == "random" else f"C{[0, 2, 1, 4, 5][(k - 1) % 5]}",
-          f"{label} (geometric mean, {len(seeds)} seeds)") for k, (label, runs) in enumerate(arms.items())],
-        target, "Cu EMT, 32-atom cells: selection rules on the same pool", plot)
+    names = {label: f"{label} (geometric mean, {len(seeds)} seeds)" for label in arms}
+    plot_learning_curve({names[label]: mean[label] for label in arms}, plot, target,
+                        "Cu EMT, 32-atom cells: selection rules on the same pool",
+                        runs={names[label]: [(r[s]["calls"], r[s]["rmse_meV_A"]) for s in seeds]
+                              for label, r in arms.items()},
+                        colours={names[label]: "C3" if label == "random" else f"C{[0, 2, 1, 4, 5][(k - 1) % 5]}"
+                                 for k, label in enumerate(arms)}, figsize=(6.6, 4.4))
     return report
 
 

@@ -462,16 +462,22 @@ def force_rmse_meV_A(model: Any, test_frames: Sequence[Atoms]) -> float:
 
 
 def plot_learning_curve(curves: dict[str, tuple[Sequence[float], Sequence[float]]], path: str | os.PathLike,
-                        target_meV_A: float | None = None, title: str = "") -> str:
-    """Test-set force RMSE (meV/A) vs oracle calls, one line per label, log y."""
+                        target_meV_A: float | None = None, title: str = "",
+                        runs: dict[str, list[tuple[Sequence[float], Sequence[float]]]] | None = None,
+                        colours: dict[str, str] | None = None, figsize: tuple[float, float] = (5.5, 3.8)) -> str:
+    """Test-set force RMSE (meV/A) vs oracle calls, one line per label, log y; ``runs`` adds thin
+    lines (e.g. the single seeds behind a mean curve) in the colour of their label."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for label, (x, y) in curves.items():
-        ax.plot(x, y, "o-", ms=3, label=label)
+    fig, ax = plt.subplots(figsize=figsize)
+    for k, (label, (x, y)) in enumerate(curves.items()):
+        colour = (colours or {}).get(label, f"C{k}")
+        for rx, ry in (runs or {}).get(label, []):
+            ax.plot(rx, ry, "-", color=colour, alpha=0.25, lw=0.7)
+        ax.plot(x, y, "o-", ms=3, color=colour, label=label)
     if target_meV_A:
         ax.axhline(target_meV_A, color="k", ls="--", lw=0.8, label=f"{target_meV_A:g} meV/A")
     ax.set(xlabel="oracle calls", ylabel="test force RMSE (meV/A)", yscale="log", title=title)
