@@ -45,8 +45,12 @@ class PairPotential(Potential):
             raise ValueError(f"switch_width must be in [0, cutoff), got {switch_width}")
         self.switch_width = float(switch_width)
 
-    #: Energies and dE/d(edge vector) in closed form (:meth:`edge_energies_and_gradients`).
-    closed_form_edge_gradients = True
+    @property
+    def closed_form_edge_gradients(self) -> bool:
+        """Energies and dE/d(edge vector) in closed form (:meth:`edge_energies_and_gradients`),
+        unless a subclass computes its energy in a ``forward`` of its own (the closed form would
+        then bypass it, so such a subclass goes through autograd)."""
+        return type(self).forward is PairPotential.forward
 
     def pair_energy(self, r: torch.Tensor, zi: torch.Tensor, zj: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError

@@ -207,6 +207,39 @@ def test_closed_form_edge_gradients_equal_autograd(make, half):
     assert torch.allclose(fast.stress[ok], ref.stress[ok], rtol=1e-12, atol=1e-13 * fmax)
 
 
+def test_pair_potential_with_its_own_forward_is_not_bypassed():
+    """A PairPotential subclass that adds to the energy in its own forward (here an edge-only
+    term, so the edge route is taken) goes through autograd: the closed form would silently drop
+    the extra term."""
+    import importlib
+
+    ev = importlib.import_module("mlip_props.backend.evaluate")
+
+    class WithSprings(LennardJones):
+        def forward(self, graph):
+            g = graph.within(self.cutoff)
+            springs = torch.zeros_like(g.numbers, dtype=g.edge_lengths.dtype).index_add(
+                0, g.edge_index[0], 0.01 * (g.edge_lengths - 2.5) ** 2)
+            return super().forward(graph) + springs
+
+    a = bulk("Cu", "fcc", a=3.6, cubic=True)
+    a.rattle(0.05, seed=3)
+    plain = LennardJones(epsilon=0.4, sigma=2.3, cutoff=5.0, switch_width=1.0)
+    pot = WithSprings(epsilon=0.4, sigma=2.3, cutoff=5.0, switch_width=1.0)
+    assert plain.closed_form_edge_gradients and not pot.closed_form_edge_gradients and pot.edge_only
+    res = evaluate(pot, [a], ("energy", "forces", "stress"))
+    ev.USE_CLOSED_FORM_EDGE_GRADIENTS = False
+    try:
+        ref = evaluate(pot, [a], ("energy", "forces", "stress"))
+    finally:
+        ev.USE_CLOSED_FORM_EDGE_GRADIENTS = True
+    assert np.allclose(res.forces_eV_A[0], ref.forces_eV_A[0], atol=1e-12)
+    assert np.allclose(res.stress_eV_A3, ref.stress_eV_A3, atol=1e-14)
+    lj = evaluate(plain, [a], ("energy", "forces"))
+    assert abs(res.energies_eV[0] - lj.energies_eV[0]) > 1e-3  # the extra term is there
+    assert np.abs(res.forces_eV_A[0] - lj.forces_eV_A[0]).max() > 1e-3
+
+
 def test_half_neighbour_list_equals_full_list_for_pair_potentials():
     """A pairwise potential on a half list (each pair once) gives the full list's per-atom energies."""
     from mlip_props.backend import build_neighbor_graph
