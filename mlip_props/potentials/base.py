@@ -29,6 +29,14 @@ def smooth_switch_derivative(r: torch.Tensor, r_on: float, r_off: float) -> torc
     return (-30.0 / w) * (x * (1.0 - x)) ** 2
 
 
+def _pair_energy_per_atom(e: torch.Tensor, i: torch.Tensor, j: torch.Tensor, n_atoms: int, half: bool) -> torch.Tensor:
+    """Per-atom energies (N,) from pair energies ``e`` on edges i -> j: on a half list (each pair
+    once) half of each pair to each atom, on a full list half to the centre of each of its two
+    edges."""
+    out = torch.zeros(n_atoms, dtype=e.dtype, device=e.device).index_add(0, i, 0.5 * e)
+    return out.index_add(0, j, 0.5 * e) if half else out
+
+
 class PairPotential(Potential):
     """A central pair potential E = 1/2 sum_{i != j} phi(r_ij) s(r_ij), s a smooth cutoff switch.
 
@@ -82,11 +90,7 @@ class PairPotential(Potential):
         sw = smooth_switch(r, r_on, self.cutoff)
         e = phi * sw
         de = dphi * sw + phi * smooth_switch_derivative(r, r_on, self.cutoff)
-        out = torch.zeros(graph.n_atoms_total, dtype=r.dtype, device=r.device)
-        half_e = 0.5 * e
-        out.index_add_(0, i, half_e)
-        if graph.half:
-            out.index_add_(0, j, half_e)
+        out = _pair_energy_per_atom(e, i, j, graph.n_atoms_total, graph.half)
         scale = (de / r) if graph.half else (0.5 * de / r)
         vec = graph.edge_vectors if keep is None else graph.edge_vectors[keep]
         g = scale[:, None] * vec
@@ -100,10 +104,7 @@ class PairPotential(Potential):
         i, j = g.edge_index
         phi = self.pair_energy(r, g.numbers[i], g.numbers[j])
         phi = phi * smooth_switch(r, self.cutoff - self.switch_width, self.cutoff)
-        out = torch.zeros(g.n_atoms_total, dtype=r.dtype, device=r.device)
-        if g.half:  # each pair once: half of its energy to each atom
-            return out.index_add(0, i, 0.5 * phi).index_add(0, j, 0.5 * phi)
-        return out.index_add(0, i, 0.5 * phi)
+        return _pair_energy_per_atom(phi, i, j, g.n_atoms_total, g.half)
 
 
 class SumPotential(Potential):
