@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                         upper_eV_A=float("inf"), dedup_distance=1e-3, **common)
         else:
             md = MDExplorer(seeds[0], temperature_schedule=[300.0, 900.0, 1500.0], strains=(-0.03, 0.0, 0.03),
-                            steps=args.md_steps, sample_every=10)
+                            steps=args.md_steps, sample_every=10, pause_on_candidate=False)
             gm = PropertyMonitor(prim, "elastic", "C44_GPa", tolerance=target)
             res = learn(seeds, oracle, [md], wd / name, monitor=gm, max_oracle_calls=budget,
                         max_rounds=args.max_rounds, patience=args.max_rounds, lower_eV_A=args.lower,

@@ -80,6 +80,9 @@ class ActiveLearningConfig:
     upper_eV_A: float = 1.0
     dedup_distance: float = 0.05  # fingerprint distance (descriptor units / feature std)
     max_per_round: int = 8
+    # at most this many frames in round k (the last entry repeats; max_per_round still caps): replays
+    # another run's schedule, e.g. a random-selection control with the same training rounds.
+    per_round_schedule: list[int] | None = None
     max_rounds: int = 20
     max_oracle_calls: int = 500
     patience: int = 2  # rounds without any selection before stopping
@@ -117,6 +120,9 @@ class ActiveLearningConfig:
             raise ValueError(f"diversity must be >= 0, got {self.diversity}")
         if self.frame_reduce not in ("max", "rms"):
             raise ValueError(f"frame_reduce must be 'max' or 'rms', got {self.frame_reduce!r}")
+        if self.per_round_schedule is not None and (not len(self.per_round_schedule)
+                                                    or min(self.per_round_schedule) < 0):
+            raise ValueError(f"per_round_schedule must be a non-empty list of counts >= 0, got {self.per_round_schedule}")
         if self.train_dtype not in ("float64", "float32"):
             raise ValueError(f"train_dtype must be 'float64' or 'float32', got {self.train_dtype!r}")
 
@@ -658,6 +664,8 @@ def learn(
         cand = np.nonzero(cls == "candidate")[0]
         selected: list[int] = []
         room = max(0, cfg.max_oracle_calls - len(keys))
+        if cfg.per_round_schedule:
+            room = min(room, int(cfg.per_round_schedule[min(rnd, len(cfg.per_round_schedule) - 1)]))
         if cfg.selection == "random":  # control arm: uniform among unlabelled frames, thresholds ignored
             fresh = [k for k, hk in enumerate(hashes) if hk not in have]
             fresh = [k for k in fresh if hashes[k] not in {hashes[j] for j in fresh if j < k}]

@@ -107,6 +107,14 @@ class MDExplorer(Explorer):
     ``timestep_fs``; ``friction``: Langevin friction, 1/fs; ``skin``: neighbour-list skin (A);
     ``stop_after_candidates``: end the round early (pause the dynamics) once this many candidate
     frames (disagreement between the thresholds) are collected, as on-the-fly learning does.
+    ``pause_on_candidate`` (default True): on-the-fly learning per replica: a replica whose sampled frame is a
+    candidate is proposed and stops there (frozen) for the rest of the round, while the others go
+    on; it resumes from that frame in the next round, after the committee has been retrained on
+    the new labels. The round ends after ``steps`` steps or when every replica is paused. Replicas
+    the committee trusts therefore run long and those it does not pause early, as in
+    on-the-fly MD (Z. Li, J. R. Kermode, A. De Vita, Phys. Rev. Lett. 114, 096405 (2015);
+    R. Jinnouchi, J. Lahnsteiner, F. Karsai, G. Kresse, M. Bokdam, Phys. Rev. Lett. 122, 225701
+    (2019)).
     """
 
     name = "md"
@@ -114,7 +122,7 @@ class MDExplorer(Explorer):
     def __init__(self, base: Any, temperature_schedule: Sequence[Any] = (300.0, 900.0, 1500.0),
                  strains: Sequence[float] = (0.0,), steps: int = 200, sample_every: int = 10,
                  timestep_fs: float = 2.0, friction: float = 0.02, skin: float = 0.5,
-                 stop_after_candidates: int | None = None):
+                 stop_after_candidates: int | None = None, pause_on_candidate: bool = True):
         bases = base if isinstance(base, (list, tuple)) else [base]
         self.bases = [to_atoms(b).copy() for b in bases]
         sched = list(temperature_schedule)
@@ -126,6 +134,7 @@ class MDExplorer(Explorer):
         self.gamma = float(friction) / units.fs
         self.skin = float(skin)
         self.stop_after = stop_after_candidates
+        self.pause_on_candidate = bool(pause_on_candidate)
         self._state: dict[str, Any] = {}
 
     def replicas(self, round_index: int) -> list[tuple[Atoms, float, str]]:
@@ -190,7 +199,10 @@ class MDExplorer(Explorer):
         n_restart = 0
         n_cand = 0
         step = 0
+        frozen = torch.zeros(batch.n_total, 1, dtype=torch.bool)  # atoms of paused replicas
+        paused = np.zeros(len(reps), dtype=bool)
         for step in range(1, self.steps + 1):
+            pos0, vel0 = pos, vel
             vel = vel + h * fm / masses
             pos = pos + h * vel
             vel = c1 * vel + c2 * sig * torch.as_tensor(rng.normal(size=vel.shape), dtype=torch.float64)
@@ -198,6 +210,10 @@ class MDExplorer(Explorer):
             batch = batch.with_positions(pos)
             fm, dis = forces(batch)
             vel = vel + h * fm / masses
+            if paused.any():  # paused replicas stay where they stopped (their forces are not used)
+                pos = torch.where(frozen, pos0, pos)
+                vel = torch.where(frozen, vel0, vel)
+            dis = np.where(paused, 0.0, dis)
             bad = np.nonzero(dis > hi)[0]
             for b in bad:  # too wild: discard, back to the last trusted frame, fresh velocities
                 sl = slice(ptr[b], ptr[b + 1])
@@ -212,15 +228,20 @@ class MDExplorer(Explorer):
                 batch = batch.with_positions(pos)
                 fm, dis2 = forces(batch)
                 dis = np.where(dis > hi, dis2, dis)
-            for b in np.nonzero(dis < lo)[0]:
+            for b in np.nonzero((dis < lo) & ~paused)[0]:
                 trusted[ptr[b] : ptr[b + 1]] = pos[ptr[b] : ptr[b + 1]]
             if step % self.sample_every == 0:
                 for b in range(len(reps)):
-                    if dis[b] <= hi:
+                    if dis[b] <= hi and not paused[b]:
                         frames.append(self._frame(batch, b, tags[b], frames0))
                         dvals.append(float(dis[b]))
                         n_cand += int(dis[b] >= lo)
+                        if self.pause_on_candidate and dis[b] >= lo:
+                            paused[b] = True
+                            frozen[ptr[b] : ptr[b + 1]] = True
                 if self.stop_after is not None and n_cand >= self.stop_after:
+                    break
+                if paused.all():
                     break
         self._state = {"tags": tags, "positions": pos.numpy().copy(), "velocities": vel.numpy().copy(),
                        "trusted": trusted.numpy().copy()}

@@ -42,6 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--md-steps", type=int, default=200, help="MD steps per round")
     parser.add_argument("--sample-every", type=int, default=10, help="MD steps between offered frames")
     parser.add_argument("--timestep-fs", type=float, default=2.0)
+    parser.add_argument("--no-pause", action="store_true",
+                        help="MD replicas run the whole round (default: on-the-fly, a replica stops at its first "
+                             "uncertain frame until the committee is retrained)")
     parser.add_argument("--rattle", type=int, default=0, help="rattled frames per round (0: none)")
     parser.add_argument("--strained", type=int, default=0, help="randomly strained frames per round (0: none)")
     parser.add_argument("--max-strain", type=float, default=0.05)
@@ -136,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     else:
         explorers = [MDExplorer(base, temperature_schedule=args.temperatures, strains=args.strains,
-                                steps=args.md_steps, sample_every=args.sample_every, timestep_fs=args.timestep_fs)]
+                                steps=args.md_steps, sample_every=args.sample_every, timestep_fs=args.timestep_fs,
+                                pause_on_candidate=not args.no_pause)]
     if args.rattle:
         explorers.append(RattleExplorer(base, n=args.rattle))
     if args.strained and base.pbc.all():

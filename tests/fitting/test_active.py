@@ -9,14 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from ase import Atoms, units
 from ase.build import bulk
 from ase.calculators.morse import MorsePotential
 
 from mlip_props.backend import OraclePotential
+from mlip_props.backend.potential import Potential
 from mlip_props.fitting import BehlerParrinelloPotential, preset
 from mlip_props.fitting.active import classify, deduplicate, fingerprints, learn, structure_hash
 from mlip_props.fitting.explore import ClusterScanExplorer, MDExplorer, RattleExplorer
+from mlip_props.potentials.pair import Morse
 
 MORSE = dict(epsilon=0.5, r0=2.5, rho0=4.0, rcut1=1.5, rcut2=1.8)  # cut off smoothly 3.75-4.5 A
 DESC = preset(["Cu"], cutoff=4.5, n_radial=5, zetas=(1,), angular_etas=(0.01,)).to_dict()
@@ -92,7 +95,7 @@ def test_batched_md_replicas_thermalise_one_force_call_per_step():
     oracle.cutoff = 4.5
     cu = bulk("Cu", "fcc", a=2.5 * np.sqrt(2), cubic=True)  # Morse fcc near its minimum
     md = MDExplorer(cu, temperature_schedule=[200.0, 800.0], steps=120, sample_every=12, timestep_fs=2.0,
-                    friction=0.05)
+                    friction=0.05, pause_on_candidate=False)
     prop = md.propose(oracle, 0, np.random.default_rng(0), (0.0, np.inf))
     assert calls["n"] == 2 * (120 + 1)  # the oracle adapter answers per structure: 2 replicas x (steps + 1)
     v = md.state_dict()["velocities"]
@@ -102,6 +105,51 @@ def test_batched_md_replicas_thermalise_one_force_call_per_step():
     assert t[1] > t[0]
     assert 0.3 * 200 < t[0] < 2.5 * 200 and 0.3 * 800 < t[1] < 2.5 * 800  # 4 atoms: large fluctuations
     assert len(prop.frames) == 2 * 10 and {f.info["config_type"][-4:] for f in prop.frames} == {"200K", "800K"}
+
+
+class TwoMorseCommittee(Potential):
+    """A two-member 'committee' of Morse pair potentials with different stiffness: the members'
+    forces differ in proportion to the displacements, so hot replicas disagree more than cold ones."""
+
+    n_members = 2
+
+    def __init__(self):
+        super().__init__(cutoff=5.0)
+        self.members = torch.nn.ModuleList([Morse(D=0.3, a=a, r0=2.55, cutoff=5.0) for a in (1.4, 1.55)])
+
+    def forward(self, graph):
+        return torch.stack([m(graph) for m in self.members], dim=-1)
+
+
+def test_md_pause_on_candidate_stops_only_the_unsure_replica():
+    """On-the-fly pausing per replica: the hot replica stops at its first candidate frame (its last
+    proposed frame, and where its dynamics resume next round); the cold, trusted replica runs the
+    whole round with exactly the trajectory it has without pausing; with every frame a candidate
+    the round ends at the first sample."""
+    cu = bulk("Cu", "fcc", a=2.55 * np.sqrt(2), cubic=True).repeat(2)
+    model, lo = TwoMorseCommittee(), 0.1
+
+    def run(pause, thresholds=(lo, np.inf)):
+        md = MDExplorer(cu, temperature_schedule=[50.0, 1500.0], steps=60, sample_every=6, pause_on_candidate=pause)
+        return md, md.propose(model, 0, np.random.default_rng(0), thresholds)
+
+    _, free = run(False)
+    md, p = run(True)
+    by = lambda prop, t: [(f, d) for f, d in zip(prop.frames, prop.disagreement_eV_A) if f.info["config_type"].endswith(t)]
+    hot_free, hot = by(free, "1500K"), by(p, "1500K")
+    assert max(d for _, d in by(free, "_50K")) < lo < max(d for _, d in hot_free)  # the premise of the test
+    first = next(k for k, (_, d) in enumerate(hot_free) if d >= lo)
+    assert len(hot) == first + 1 and hot[-1][1] >= lo and all(d < lo for _, d in hot[:-1])
+    assert p.n_steps == 60 and len(by(p, "_50K")) == 10
+    for (fa, da), (fb, db) in zip(by(p, "_50K"), by(free, "_50K")):
+        assert np.isclose(da, db, rtol=1e-9) and np.allclose(fa.positions, fb.positions)
+    n = len(cu)
+    resume = cu.copy()
+    resume.positions = np.asarray(md.state_dict()["positions"])[n:]
+    resume.wrap()
+    assert np.allclose(resume.positions, hot[-1][0].positions, atol=1e-9)
+    _, allc = run(True, (0.0, np.inf))
+    assert allc.n_steps == 6 and len(allc.frames) == 2
 
 
 # ------------------------------------------------------------------------------------------ loops
@@ -190,7 +238,7 @@ def test_learn_cli_configure_and_run(tmp_path, capsys):
     p = argparse.ArgumentParser()
     learn_cli.configure(p)
     args = p.parse_args(["--structure", "Cu", "--supercell", "2", "--workdir", str(tmp_path), "--temperatures", "600", "--md-steps", "20",
-                         "--sample-every", "5", "--max-rounds", "1", "--committee", "2", "--hidden", "8",
+                         "--sample-every", "5", "--no-pause", "--max-rounds", "1", "--committee", "2", "--hidden", "8",
                          "--lower", "0.0", "--upper", "100", "--max-per-round", "2", "--diversity", "0.5",
                          "--train-dtype", "float32"])
     assert learn_cli.run(args) == 0
@@ -249,6 +297,10 @@ def test_pool_arms_share_frames_and_random_arm_ignores_thresholds(tmp_path):
     rc = [r for r in read_jsonl(tmp_path / "rand" / "oracle_calls.jsonl") if r["round"] >= 0]
     assert [sum(r["round"] == k for r in rc) for k in range(3)] == [3, 3, 3]
     assert {r["hash"] for r in rc} <= pool_hashes and len({r["hash"] for r in rc}) == 9
+    # a per-round schedule (replaying another run's rounds) caps each round's picks
+    res = learn(seeds(), morse_oracle({"n": 0}), [PoolExplorer(pool)], tmp_path / "sched", selection="random",
+                lower_eV_A=0.0, upper_eV_A=0.0, per_round_schedule=[2, 0, 5], **kw)
+    assert [h["n_selected"] for h in res.history if h["round"] >= 0] == [2, 0, 3]  # max_per_round = 3 still caps
     dec = read_jsonl(tmp_path / "rand" / "decisions.jsonl")
     assert all(r["disagreement_eV_A"] > 0 for r in dec if r["decision"] == "selected")  # 'wild' for the rule
     # the committee arm on the same pool with the same thresholds labels nothing: every frame is wild
