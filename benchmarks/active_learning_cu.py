@@ -216,9 +216,13 @@ def main() -> int:
     p.add_argument("--refit-from", default=None,
                    help="per-seed JSON of a finished run: refit from scratch on the first n AL-labelled frames "
                         "(n from the random grid, same fit settings as random) and add the curve to that file")
-    p.add_argument("--protocol", choices=("pool", "onthefly"), default="pool",
+    p.add_argument("--protocol", choices=("pool", "trajectory", "onthefly"), default="pool",
                    help="pool: both arms select from the same fixed EMT-MD pool with the same loop (default); "
-                        "onthefly: committee-driven MD, random baseline drawn from that run's frames")
+                        "trajectory: on-the-fly committee MD with per-replica pausing, random arm = the same "
+                        "loop drawing from that run's recorded trajectories; "
+                        "onthefly: the first session's version (random arm fitted from scratch)")
+    p.add_argument("--strain-n", type=int, default=4, help="trajectory protocol: strained cells proposed per round")
+    p.add_argument("--patience", type=int, default=3, help="trajectory protocol: rounds without selection to stop")
     p.add_argument("--arms", nargs="+", choices=ARMS + ("true_error",), default=list(ARMS),
                    help="pool protocol: which arms to run; true_error: a bound, not a method (ranks the pool by "
                         "the committee mean's ACTUAL max per-atom force error, from EMT labels of the whole pool "
@@ -244,13 +248,19 @@ def main() -> int:
                         "seed*/random) on one plot and table against random (taken from the first WORKDIR)")
     args = p.parse_args()
     args.merge_only = False
-    if args.protocol == "pool":
+    if args.protocol == "trajectory" and not (args.summary or args.compare or args.properties):
+        torch.set_num_threads(args.threads)
+        run_trajectory(args)
+        return 0
+    if args.protocol in ("pool", "trajectory"):
         torch.set_num_threads(args.threads)
         if args.compare:
             rep = compare_pool(dict(x.split("=", 1) for x in args.compare), args.out, args.plot, args.target)
             print(json.dumps(rep["summary"], indent=1, default=str))
         elif args.summary:
-            rep = summarise_pool(args.workdir, args.out, args.plot, args.target)
+            title = ("Cu EMT, 32-atom cells: on-the-fly committee MD vs random from its trajectories"
+                     if args.protocol == "trajectory" else "Cu EMT, 32-atom cells: selection from the same MD pool")
+            rep = summarise_pool(args.workdir, args.out, args.plot, args.target, title)
             print(json.dumps(rep["summary"], indent=1, default=str))
         elif args.properties:
             pool_properties(args)
@@ -278,7 +288,7 @@ def main() -> int:
     for seed in args.seeds:
         wd = Path(args.workdir) / f"seed{seed}"
         explorers = [MDExplorer(cell, temperature_schedule=schedule, strains=(-0.05, 0.0, 0.05),
-                                steps=args.md_steps, sample_every=args.sample_every),
+                                steps=args.md_steps, sample_every=args.sample_every, pause_on_candidate=False),
                      StrainExplorer(cell, n=6, max_strain=0.05, rattle=0.08)]
         t0 = time.perf_counter()
         res = learn(seed_frames(cell, seed), emt_oracle(), explorers, wd, test_frames=tests, keep_pool=True,
@@ -403,6 +413,70 @@ def run_pool(args) -> None:
             (wd / "run.json").write_text(json.dumps(done, indent=1, default=str))
 
 
+def run_trajectory(args) -> None:
+    """Trajectory protocol (on-the-fly learning as the issue describes it), per seed:
+
+    * ``disagreement``: :func:`learn` with committee-driven batched MD (replicas at -5, 0, +5 %
+      isotropic strain x 300, 900, 1500 K, ``--md-steps`` steps of 2 fs per round, a frame every
+      ``--sample-every`` steps) with per-replica pausing (``pause_on_candidate``: a replica whose
+      frame the committee is unsure of, disagreement >= ``--lower``, stops there until the next
+      round; trusted replicas go on), plus ``--strain-n`` random strained cells (+-5 %) per round.
+      Every explored frame is recorded (``pool.extxyz``).
+    * ``random``: the SAME loop (seed data, committee, warm starts, budget, and the same number of
+      picks in every round as the disagreement run made: ``per_round_schedule``) on a
+      :class:`PoolExplorer` over all frames the disagreement run recorded, picking uniformly:
+      random selection from the same exploration trajectories. Needs that run finished first.
+    """
+    import ase.io
+
+    cell = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(args.reps)
+    desc = preset(["Cu"]).to_dict()
+    tests = _cached(Path(args.workdir) / f"test_{args.test_per_set}.extxyz", lambda: test_set(cell, args.test_per_set))
+    for seed in args.seeds:
+        for arm in args.arms:
+            wd = Path(args.workdir) / f"seed{seed}" / arm
+            wd.mkdir(parents=True, exist_ok=True)
+            if arm == "disagreement":
+                explorers = [MDExplorer(cell, temperature_schedule=[300.0, 900.0, 1500.0], strains=(-0.05, 0.0, 0.05),
+                                        steps=args.md_steps, sample_every=args.sample_every, pause_on_candidate=True),
+                             StrainExplorer(cell, n=args.strain_n, max_strain=0.05, rattle=0.05)]
+            elif arm == "random":
+                al = Path(args.workdir) / f"seed{seed}" / "disagreement"
+                if not (al / "run.json").is_file() or "stop" not in json.loads((al / "run.json").read_text()):
+                    raise SystemExit(f"run the disagreement arm of seed {seed} to its end first ({al})")
+                explorers = [PoolExplorer(ase.io.read(al / "pool.extxyz", index=":"))]
+                al_hist = json.loads((al / "state.json").read_text())["history"]
+                schedule = [int(h["n_selected"]) for h in al_hist if h["round"] >= 0]
+            else:
+                raise SystemExit(f"trajectory protocol: arm {arm!r} not available")
+            info = {"command": " ".join([sys.executable] + sys.argv), "protocol": "trajectory", "seed": seed,
+                    "arm": arm, "n_test_frames": len(tests), "n_atoms": len(cell),
+                    "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": args.threads,
+                                "load_avg_start": os.getloadavg(), "nice": os.nice(0)}}
+            extra = {}
+            if arm == "random":  # the same rounds: as many picks per round as the committee run made
+                info["pool_size"] = len(explorers[0].frames)
+                info["per_round_schedule"] = schedule
+                extra = {"per_round_schedule": schedule, "max_rounds": len(schedule)}
+            (wd / "run.json").write_text(json.dumps(info, indent=1))
+            t0 = time.perf_counter()
+            res = learn(seed_frames(cell, seed, args.seed_strained), emt_oracle(), explorers, wd, test_frames=tests,
+                        selection=arm, keep_pool=(arm == "disagreement"), lower_eV_A=args.lower,
+                        upper_eV_A=args.upper, virial_lower_eV=args.virial_lower, train_dtype=args.train_dtype,
+                        **{"max_per_round": args.max_per_round, "max_rounds": args.max_rounds, **extra},
+                        max_oracle_calls=args.budget, patience=args.patience, committee=args.committee,
+                        hidden=tuple(args.hidden), descriptor=desc, initial_epochs=args.initial_epochs,
+                        retrain_epochs=args.retrain_epochs, seed=seed, progress=True)
+            info.update({"stop": res.stop_reason, "timings_s": res.timings_s, "wall_s": time.perf_counter() - t0,
+                         "load_avg_end": os.getloadavg()})
+            if arm == "disagreement":
+                pool = ase.io.read(wd / "pool.extxyz", index=":")
+                kinds: dict[str, int] = {}
+                for a in pool:
+                    kinds[a.info.get("config_type", "")] = kinds.get(a.info.get("config_type", ""), 0) + 1
+                info.update({"pool_size": len(pool), "pool_by_config_type": kinds})
+            (wd / "run.json").write_text(json.dumps(info, indent=1, default=str))
+
 def _cached(path: Path, make):
     """Frames from ``path`` if an earlier process of the same workdir wrote them (the pool and the
     test set are deterministic in their seeds), else ``make()`` written there (atomic rename)."""
@@ -439,7 +513,8 @@ def pool_properties(args) -> None:
             print(json.dumps({"seed": seed, "arm": arm, **props["rel_err"]}), flush=True)
 
 
-def summarise_pool(workdir: str, out: str, plot: str, target: float) -> dict:
+def summarise_pool(workdir: str, out: str, plot: str, target: float,
+                   title: str = "Cu EMT, 32-atom cells: selection from the same MD pool") -> dict:
     """Curves of every seed/arm from the checkpoints (interrupted runs included: the rounds
     completed so far), geometric-mean curves over seeds on the common call grid, calls to reach
     given RMSE levels (log-interpolated) and the ratio active / random."""
@@ -485,8 +560,7 @@ def summarise_pool(workdir: str, out: str, plot: str, target: float) -> dict:
     colours = {"disagreement": "C0", "random": "C3"}
     labels = {"disagreement": "committee disagreement (active)", "random": "random"}
     curves = {f"{labels[arm]}, geometric mean of {len(seeds)} seeds": arm for arm in ARMS}
-    plot_learning_curve({c: mean[a] for c, a in curves.items()}, plot, target,
-                        "Cu EMT, 32-atom cells: selection from the same MD pool",
+    plot_learning_curve({c: mean[a] for c, a in curves.items()}, plot, target, title,
                         runs={c: [(runs[s][a]["calls"], runs[s][a]["rmse_meV_A"]) for s in seeds] for c, a in curves.items()},
                         colours={c: colours[a] for c, a in curves.items()}, figsize=(6.4, 4.2))
     return report
