@@ -22,6 +22,17 @@ Default protocol ``pool`` (fair comparison: same candidate frames, same loop, sa
   committee mean's actual force error, labels of the whole pool not counted). ``--compare
   LABEL=WORKDIR ...`` puts several active variants and random on one plot and table.
 
+Protocol ``trajectory`` (fourth session; :func:`run_trajectory`): the committee arm explores by
+committee-driven MD with per-replica pausing (on the fly) and records every frame; the random arm
+runs the same loop, with the same number of picks per round, on those frames (all of them, or with
+``--pool-stop-uncertainty`` only those explored before the committee run's target-uncertainty
+stopping rule would have ended it). ``--summary --extra-random LABEL=WORKDIR`` puts both random
+arms on one plot.
+
+    python benchmarks/active_learning_cu.py --protocol trajectory --seeds 0 --arms disagreement ...
+    python benchmarks/active_learning_cu.py --protocol trajectory --seeds 0 --arms random ...
+    python benchmarks/active_learning_cu.py --protocol trajectory --summary --workdir W --plot P
+
 Protocol ``onthefly`` (the older comparison), for each seed:
   1. active learning (:func:`mlip_props.fitting.active.learn`): 32-atom fcc Cu cells, seed data
      = a few rattled cells + the isolated atom; exploration = batched committee MD (replicas at
@@ -223,6 +234,17 @@ def main() -> int:
                         "onthefly: the first session's version (random arm fitted from scratch)")
     p.add_argument("--strain-n", type=int, default=4, help="trajectory protocol: strained cells proposed per round")
     p.add_argument("--patience", type=int, default=3, help="trajectory protocol: rounds without selection to stop")
+    p.add_argument("--pool-stop-uncertainty", type=float, default=None,
+                   help="trajectory protocol, random arm: use only the trajectories the committee run explored "
+                        "until its stopping rule 'target uncertainty' (this value, eV/A: the round's 95 %% quantile "
+                        "of the disagreement below it) would have ended it; then 8 picks per round")
+    p.add_argument("--target-uncertainty", type=float, default=None,
+                   help="trajectory protocol, committee arm: stop when a round's 95 %% disagreement quantile "
+                        "is below this (eV/A)")
+    p.add_argument("--extra-random", nargs="+", default=None, metavar="LABEL=WORKDIR",
+                   help="--summary: further random arms (WORKDIR/seed*/random) on the same plot and table")
+    p.add_argument("--al-workdir", default=None,
+                   help="trajectory protocol, random arm: workdir of the finished committee runs (default --workdir)")
     p.add_argument("--arms", nargs="+", choices=ARMS + ("true_error",), default=list(ARMS),
                    help="pool protocol: which arms to run; true_error: a bound, not a method (ranks the pool by "
                         "the committee mean's ACTUAL max per-atom force error, from EMT labels of the whole pool "
@@ -258,9 +280,11 @@ def main() -> int:
             rep = compare_pool(dict(x.split("=", 1) for x in args.compare), args.out, args.plot, args.target)
             print(json.dumps(rep["summary"], indent=1, default=str))
         elif args.summary:
-            title = ("Cu EMT, 32-atom cells: on-the-fly committee MD vs random from its trajectories"
+            title = ("Cu EMT: on-the-fly learning vs random from its trajectories"
                      if args.protocol == "trajectory" else "Cu EMT, 32-atom cells: selection from the same MD pool")
-            rep = summarise_pool(args.workdir, args.out, args.plot, args.target, title)
+            rep = summarise_pool(args.workdir, args.out, args.plot, args.target, title,
+                                 dict(x.split("=", 1) for x in args.extra_random or []),
+                                 "random, all its trajectories" if args.protocol == "trajectory" else "random")
             print(json.dumps(rep["summary"], indent=1, default=str))
         elif args.properties:
             pool_properties(args)
@@ -441,12 +465,18 @@ def run_trajectory(args) -> None:
                                         steps=args.md_steps, sample_every=args.sample_every, pause_on_candidate=True),
                              StrainExplorer(cell, n=args.strain_n, max_strain=0.05, rattle=0.05)]
             elif arm == "random":
-                al = Path(args.workdir) / f"seed{seed}" / "disagreement"
+                al = Path(args.al_workdir or args.workdir) / f"seed{seed}" / "disagreement"
                 if not (al / "run.json").is_file() or "stop" not in json.loads((al / "run.json").read_text()):
                     raise SystemExit(f"run the disagreement arm of seed {seed} to its end first ({al})")
-                explorers = [PoolExplorer(ase.io.read(al / "pool.extxyz", index=":"))]
-                al_hist = json.loads((al / "state.json").read_text())["history"]
-                schedule = [int(h["n_selected"]) for h in al_hist if h["round"] >= 0]
+                frames = ase.io.read(al / "pool.extxyz", index=":")
+                al_hist = [h for h in json.loads((al / "state.json").read_text())["history"] if h["round"] >= 0]
+                schedule = [int(h["n_selected"]) for h in al_hist]
+                if args.pool_stop_uncertainty is not None:  # where target_uncertainty would have stopped it
+                    stop = next((h["round"] for h in al_hist if h["uncertainty_q_eV_A"] < args.pool_stop_uncertainty),
+                                al_hist[-1]["round"])
+                    frames = [a for a in frames if int(a.info["al_round"]) <= stop]
+                    schedule = schedule[: stop + 1] + [args.max_per_round]
+                explorers = [PoolExplorer(frames)]
             else:
                 raise SystemExit(f"trajectory protocol: arm {arm!r} not available")
             info = {"command": " ".join([sys.executable] + sys.argv), "protocol": "trajectory", "seed": seed,
@@ -454,10 +484,13 @@ def run_trajectory(args) -> None:
                     "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": args.threads,
                                 "load_avg_start": os.getloadavg(), "nice": os.nice(0)}}
             extra = {}
+            if arm == "disagreement" and args.target_uncertainty is not None:
+                extra["target_uncertainty_eV_A"] = args.target_uncertainty
             if arm == "random":  # the same rounds: as many picks per round as the committee run made
                 info["pool_size"] = len(explorers[0].frames)
                 info["per_round_schedule"] = schedule
-                extra = {"per_round_schedule": schedule, "max_rounds": len(schedule)}
+                extra = {"per_round_schedule": schedule,
+                         "max_rounds": len(schedule) if args.pool_stop_uncertainty is None else args.max_rounds}
             (wd / "run.json").write_text(json.dumps(info, indent=1))
             t0 = time.perf_counter()
             res = learn(seed_frames(cell, seed, args.seed_strained), emt_oracle(), explorers, wd, test_frames=tests,
@@ -513,8 +546,20 @@ def pool_properties(args) -> None:
             print(json.dumps({"seed": seed, "arm": arm, **props["rel_err"]}), flush=True)
 
 
+def mean_log_curve(curves: list[tuple[list, list]]) -> tuple[list[float], list[float]]:
+    """Geometric mean of several error-vs-calls curves on the union of their call counts up to the
+    shortest curve's end, each curve interpolated linearly in log(error) (runs whose rounds picked
+    different numbers of frames have different call grids)."""
+    end = min(x[-1] for x, _ in curves)
+    start = max(x[0] for x, _ in curves)
+    grid = sorted({float(v) for x, _ in curves for v in x if start <= v <= end})
+    logs = [np.interp(grid, np.asarray(x, float), np.log(np.asarray(y, float))) for x, y in curves]
+    return grid, list(np.exp(np.mean(logs, axis=0)))
+
+
 def summarise_pool(workdir: str, out: str, plot: str, target: float,
-                   title: str = "Cu EMT, 32-atom cells: selection from the same MD pool") -> dict:
+                   title: str = "Cu EMT, 32-atom cells: selection from the same MD pool",
+                   extra_random: dict[str, str] | None = None, random_label: str = "random") -> dict:
     """Curves of every seed/arm from the checkpoints (interrupted runs included: the rounds
     completed so far), geometric-mean curves over seeds on the common call grid, calls to reach
     given RMSE levels (log-interpolated) and the ratio active / random."""
@@ -533,12 +578,11 @@ def summarise_pool(workdir: str, out: str, plot: str, target: float,
     seeds = sorted(k for k, v in runs.items() if all(a in v for a in ARMS))
     mean = {}
     for arm in ARMS:
-        n = min(len(runs[s][arm]["calls"]) for s in seeds)
-        grid = runs[seeds[0]][arm]["calls"][:n]
-        ys = np.array([runs[s][arm]["rmse_meV_A"][:n] for s in seeds])
-        mean[arm] = (grid, list(np.exp(np.log(ys).mean(0))))
-    n_common = min(len(mean[a][0]) for a in ARMS)
+        mean[arm] = mean_log_curve([(runs[s][arm]["calls"], runs[s][arm]["rmse_meV_A"]) for s in seeds])
+    full = dict(mean)  # for the plot: each arm's mean curve as far as all its seeds go
+    x_end = min(mean[a][0][-1] for a in ARMS)
     for arm in ARMS:
+        n_common = sum(x <= x_end for x in mean[arm][0])
         mean[arm] = (mean[arm][0][:n_common], mean[arm][1][:n_common])
     reach = max(min(mean[a][1]) for a in ARMS)  # the lowest error BOTH mean curves reach
     levels = sorted({float(x) for x in (300, 200, 150, 100, 80, 60, 50, 40) if x >= reach} | {np.ceil(reach * 10) / 10},
@@ -550,19 +594,41 @@ def summarise_pool(workdir: str, out: str, plot: str, target: float,
                         crossing(runs[s]["random"]["calls"], runs[s]["random"]["rmse_meV_A"], lev)) for s in seeds}
         table.append({"level_meV_A": lev, "active_calls": ca, "random_calls": cr,
                       "ratio": (ca / cr if ca and cr else None), "per_seed_active_random": per_seed})
-    at_end = {a: {s: runs[s][a]["rmse_meV_A"][n_common - 1] for s in seeds} for a in ARMS}
+    at_end = {a: {s: float(np.exp(np.interp(x_end, runs[s][a]["calls"], np.log(runs[s][a]["rmse_meV_A"]))))
+                  for s in seeds} for a in ARMS}
+    extra = {}  # further random arms (label -> workdir with seed*/random), e.g. another pool of the same runs
+    for label, wd in (extra_random or {}).items():
+        er = _load_arm(wd, "random")
+        es = [sd for sd in seeds if sd in er]
+        curve = mean_log_curve([(er[sd]["calls"], er[sd]["rmse_meV_A"]) for sd in es])
+        extra[label] = {"seeds": es, "mean_curve": curve, "runs": er,
+                        "calls_to_reach": {lev: {"mean_curve": crossing(*curve, lev),
+                                                 "per_seed": {sd: crossing(er[sd]["calls"], er[sd]["rmse_meV_A"], lev)
+                                                              for sd in es}}
+                                           for lev in levels}}
+        extra[label]["ratio_active_to_this_random"] = {
+            lev: (crossing(*mean["disagreement"], lev) / v["mean_curve"]
+                  if v["mean_curve"] and crossing(*mean["disagreement"], lev) else None)
+            for lev, v in extra[label]["calls_to_reach"].items()}
     summ = {"seeds": seeds, "mean_curves": mean, "lowest_common_meV_A": reach, "calls_to_reach": table,
+            "extra_random": {k: {kk: vv for kk, vv in v.items() if kk != "runs"} for k, v in extra.items()},
             "common_final_calls": mean["random"][0][-1], "rmse_at_common_final_calls_meV_A": at_end,
             "target_meV_A": target,
             "target_reached": {a: crossing(*mean[a], target) for a in ARMS}}
     report = {"runs": runs, "summary": summ}
     Path(out).write_text(json.dumps(report, indent=1, default=str))
     colours = {"disagreement": "C0", "random": "C3"}
-    labels = {"disagreement": "committee disagreement (active)", "random": "random"}
+    labels = {"disagreement": "committee disagreement (active)", "random": random_label}
     curves = {f"{labels[arm]}, geometric mean of {len(seeds)} seeds": arm for arm in ARMS}
-    plot_learning_curve({c: mean[a] for c, a in curves.items()}, plot, target, title,
-                        runs={c: [(runs[s][a]["calls"], runs[s][a]["rmse_meV_A"]) for s in seeds] for c, a in curves.items()},
-                        colours={c: colours[a] for c, a in curves.items()}, figsize=(6.4, 4.2))
+    lines = {c: full[a] for c, a in curves.items()}
+    thin = {c: [(runs[s][a]["calls"], runs[s][a]["rmse_meV_A"]) for s in seeds] for c, a in curves.items()}
+    cols = {c: colours[a] for c, a in curves.items()}
+    for k, (label, v) in enumerate(extra.items()):
+        c = f"{label}, geometric mean of {len(v['seeds'])} seeds"
+        lines[c] = v["mean_curve"]
+        thin[c] = [(v["runs"][sd]["calls"], v["runs"][sd]["rmse_meV_A"]) for sd in v["seeds"]]
+        cols[c] = ("C1", "C4", "C2")[k % 3]
+    plot_learning_curve(lines, plot, target, title, runs=thin, colours=cols, figsize=(6.8, 4.4))
     return report
 
 

@@ -12,7 +12,9 @@ compose: :class:`~.active.learn` takes a list of them.
   integrator is BAOAB (B. Leimkuhler and C. Matthews, Appl. Math. Res. Express 2013, 34 (2013)),
   driven by the committee-mean force. A replica whose disagreement exceeds the upper threshold
   ("too wild", the model is extrapolating) is put back to its last trusted frame with fresh
-  Maxwell-Boltzmann velocities. A temperature schedule (one list of replica temperatures per
+  Maxwell-Boltzmann velocities. On the fly (default): a replica whose frame is a candidate stops
+  there for the rest of the round and resumes from it after retraining; trusted replicas run on.
+  A temperature schedule (one list of replica temperatures per
   round, the last repeated) reaches temperatures well above the target, where the anharmonic
   high-energy configurations live that fixed-T Boltzmann sampling rarely visits.
 * :class:`PoolExplorer` — a fixed pool of candidate frames offered every round (pool-based
