@@ -17,7 +17,8 @@ from ase.calculators.morse import MorsePotential
 from mlip_props.backend import OraclePotential
 from mlip_props.backend.potential import Potential
 from mlip_props.fitting import BehlerParrinelloPotential, preset
-from mlip_props.fitting.active import classify, deduplicate, fingerprints, learn, structure_hash
+from mlip_props.fitting.active import (ActiveLearningConfig, classify, deduplicate, fingerprints, learn,
+                                      structure_hash)
 from mlip_props.fitting.explore import ClusterScanExplorer, MDExplorer, RattleExplorer
 from mlip_props.potentials.pair import Morse
 
@@ -301,6 +302,9 @@ def test_pool_arms_share_frames_and_random_arm_ignores_thresholds(tmp_path):
     res = learn(seeds(), morse_oracle({"n": 0}), [PoolExplorer(pool)], tmp_path / "sched", selection="random",
                 lower_eV_A=0.0, upper_eV_A=0.0, per_round_schedule=[2, 0, 5], **kw)
     assert [h["n_selected"] for h in res.history if h["round"] >= 0] == [2, 0, 3]  # max_per_round = 3 still caps
+    for bad in ([], [2, -1]):
+        with pytest.raises(ValueError, match="per_round_schedule"):
+            ActiveLearningConfig(per_round_schedule=bad)
     dec = read_jsonl(tmp_path / "rand" / "decisions.jsonl")
     assert all(r["disagreement_eV_A"] > 0 for r in dec if r["decision"] == "selected")  # 'wild' for the rule
     # the committee arm on the same pool with the same thresholds labels nothing: every frame is wild
