@@ -60,6 +60,7 @@ import os
 import platform
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -504,10 +505,8 @@ def run_trajectory(args) -> None:
                          "load_avg_end": os.getloadavg()})
             if arm == "disagreement":
                 pool = ase.io.read(wd / "pool.extxyz", index=":")
-                kinds: dict[str, int] = {}
-                for a in pool:
-                    kinds[a.info.get("config_type", "")] = kinds.get(a.info.get("config_type", ""), 0) + 1
-                info.update({"pool_size": len(pool), "pool_by_config_type": kinds})
+                kinds = Counter(a.info.get("config_type", "") for a in pool)
+                info.update({"pool_size": len(pool), "pool_by_config_type": dict(kinds)})
             (wd / "run.json").write_text(json.dumps(info, indent=1, default=str))
 
 def _cached(path: Path, make):
@@ -606,9 +605,9 @@ def summarise_pool(workdir: str, out: str, plot: str, target: float,
                                                  "per_seed": {sd: crossing(er[sd]["calls"], er[sd]["rmse_meV_A"], lev)
                                                               for sd in es}}
                                            for lev in levels}}
+        active = {row["level_meV_A"]: row["active_calls"] for row in table}
         extra[label]["ratio_active_to_this_random"] = {
-            lev: (crossing(*mean["disagreement"], lev) / v["mean_curve"]
-                  if v["mean_curve"] and crossing(*mean["disagreement"], lev) else None)
+            lev: (active[lev] / v["mean_curve"] if v["mean_curve"] and active[lev] else None)
             for lev, v in extra[label]["calls_to_reach"].items()}
     summ = {"seeds": seeds, "mean_curves": mean, "lowest_common_meV_A": reach, "calls_to_reach": table,
             "extra_random": {k: {kk: vv for kk, vv in v.items() if kk != "runs"} for k, v in extra.items()},
@@ -660,9 +659,7 @@ def compare_pool(variants: dict[str, str], out: str, plot: str, target: float) -
     seeds = sorted(set.intersection(*[set(v) for v in arms.values()]))
     mean = {}
     for label, runs in arms.items():
-        n = min(len(runs[s]["calls"]) for s in seeds)
-        ys = np.array([runs[s]["rmse_meV_A"][:n] for s in seeds])
-        mean[label] = (runs[seeds[0]]["calls"][:n], list(np.exp(np.log(ys).mean(0))))
+        mean[label] = mean_log_curve([(runs[s]["calls"], runs[s]["rmse_meV_A"]) for s in seeds])
     table = []
     for lev in (150.0, 100.0, 80.0, 60.0, 50.0, 40.0, 30.0):
         row = {"level_meV_A": lev}
