@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .batch import Batch, pack_structures, resolve_device, to_atoms, validate_packed
+from .inputs import structure_list
 from .neighbors import NeighborGraph, assemble_graph, build_neighbor_graph, edge_vectors, shared_neighbor_lists
 from .potential import AtomicGraph, module_device
 from .units import EV_A3_TO_GPA
@@ -322,6 +323,55 @@ class EvaluationResult:
         n = self.n_atoms.reshape((-1,) + (1,) * (self.energies_eV.ndim - 1))
         return self.energies_eV / n
 
+    @property
+    def n_members(self) -> int:
+        """Committee size: M for energies of shape (B, M), 0 for a single potential."""
+        return int(self.energies_eV.shape[1]) if self.energies_eV.ndim == 2 else 0
+
+    def member(self, m: int) -> "EvaluationResult":
+        """Member ``m``'s answers as those of a single potential (energies (B,), forces (n, 3) ...).
+
+        A single potential's result has no member axis: ``member(0)`` returns it unchanged."""
+        if self.n_members == 0:
+            if m != 0:
+                raise IndexError(f"member {m} of a single-potential result")
+            return self
+        if not 0 <= m < self.n_members:
+            raise IndexError(f"member {m} of a committee of {self.n_members}")
+        return EvaluationResult(
+            energies_eV=self.energies_eV[:, m],
+            forces_eV_A=None if self.forces_eV_A is None else [f[m] for f in self.forces_eV_A],
+            stress_eV_A3=None if self.stress_eV_A3 is None else self.stress_eV_A3[:, m],
+            hessians_eV_A2=None if self.hessians_eV_A2 is None else [h[m] if h.ndim == 3 else h
+                                                                      for h in self.hessians_eV_A2],
+            n_atoms=self.n_atoms)
+
+    def members(self) -> list["EvaluationResult"]:
+        """Every member's answers (:meth:`member`); one entry for a single potential."""
+        return [self.member(m) for m in range(max(self.n_members, 1))]
+
+    def member_mean(self) -> "EvaluationResult":
+        """The committee-mean potential's answers (energies, forces, stress and Hessians are linear
+        in the per-atom energies, so the mean over members is exact); unchanged for a single potential."""
+        if self.n_members == 0:
+            return self
+        return EvaluationResult(
+            energies_eV=self.energies_eV.mean(axis=1),
+            forces_eV_A=None if self.forces_eV_A is None else [f.mean(axis=0) for f in self.forces_eV_A],
+            stress_eV_A3=None if self.stress_eV_A3 is None else self.stress_eV_A3.mean(axis=1),
+            hessians_eV_A2=None if self.hessians_eV_A2 is None else [h.mean(axis=0) if h.ndim == 3 else h
+                                                                      for h in self.hessians_eV_A2],
+            n_atoms=self.n_atoms)
+
+    def select(self, indices: Sequence[int] | slice) -> "EvaluationResult":
+        """The answers of a subset of the structures (in the order given)."""
+        idx = np.arange(len(self.energies_eV))[indices] if isinstance(indices, slice) else np.asarray(indices, int)
+        pick = lambda xs: None if xs is None else [xs[i] for i in idx]  # noqa: E731
+        return EvaluationResult(
+            energies_eV=self.energies_eV[idx], forces_eV_A=pick(self.forces_eV_A),
+            stress_eV_A3=None if self.stress_eV_A3 is None else self.stress_eV_A3[idx],
+            hessians_eV_A2=pick(self.hessians_eV_A2), n_atoms=self.n_atoms[idx] if len(self.n_atoms) else self.n_atoms)
+
     def to_dict(self) -> dict[str, Any]:
         lst = lambda xs: None if xs is None else [np.asarray(x).tolist() for x in xs]  # noqa: E731
         return {
@@ -356,16 +406,8 @@ def prepare_structures(structures: Iterable[Any]) -> list:
 
 def _prepare(structures: Iterable[Any]):
     """``(atoms_list, packed arrays)`` of validated structures."""
-    if isinstance(structures, (str, bytes)):
-        raise TypeError("structures must be Atoms/Structure objects, not a string; see mlip_props.structures")
-    if not isinstance(structures, (list, tuple)):
-        try:
-            structures = [structures] if hasattr(structures, "get_positions") or hasattr(structures, "lattice") else list(structures)
-        except TypeError:
-            structures = [structures]
-    atoms_list = [to_atoms(s) for s in structures]
-    if not atoms_list:
-        raise ValueError("no structures given (empty list)")
+    _, items = structure_list(structures)
+    atoms_list = [to_atoms(s) for s in items]
     packed = pack_structures(atoms_list)
     validate_packed(packed, atoms_list)
     return atoms_list, packed

@@ -52,6 +52,7 @@ from ase.data import atomic_numbers
 
 from ..backend.potential import AtomicGraph, Potential
 from ..potentials import ZBL, register_model_class
+from ..potentials.committee import CommitteeMean as _CoreCommitteeMean
 from .descriptors import SymmetryFunctionConfig, SymmetryFunctions, cutoff_function
 from .transforms import FeatureTransform
 
@@ -381,10 +382,10 @@ def predict_direct_forces(model: BehlerParrinelloPotential, structures: Any, dty
 
 
 @register_model_class
-class CommitteeMean(Potential):
-    """The committee-mean potential of a :class:`BehlerParrinelloPotential`: per-atom energies (N,)
-    averaged over members, so forces, stress and Hessians are the member means (linearity) and
-    every property module (which expects one model) can use a committee file.
+class CommitteeMean(_CoreCommitteeMean):
+    """The committee-mean potential of a :class:`BehlerParrinelloPotential`
+    (:class:`mlip_props.potentials.committee.CommitteeMean`, savable as a model file): per-atom
+    energies (N,) averaged over members, so forces, stress and Hessians are the member means.
 
     ``CommitteeMean.from_file("cu_committee.pt")`` or ``CommitteeMean(model)``; the members stay
     reachable as ``.committee`` (for :func:`~.committee.committee_predict`).
@@ -393,15 +394,7 @@ class CommitteeMean(Potential):
     def __init__(self, committee: BehlerParrinelloPotential | dict[str, Any]):
         if isinstance(committee, dict):
             committee = BehlerParrinelloPotential(**committee)
-        super().__init__(committee.cutoff, committee.elements)
-        self.committee = committee
-        self.bytes_per_edge = committee.bytes_per_edge
-        self.edge_only = committee.edge_only
-        self.metadata = dict(getattr(committee, "metadata", {}))
-
-    def forward(self, graph: AtomicGraph) -> torch.Tensor:
-        e = self.committee(graph)
-        return e.mean(1) if e.dim() == 2 else e
+        super().__init__(committee)
 
     def get_config(self) -> dict[str, Any]:
         return {"committee": self.committee.get_config()}

@@ -13,6 +13,7 @@ with the input's space-group operations (spglib), ASE ``FixSymmetry`` semantics.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +23,10 @@ from ase import Atoms
 
 from ..backend import Batch, build_neighbor_graph, evaluate_batch, is_oracle
 from ..backend.evaluate import prepare_structures
+from ..backend.inputs import is_single_structure, structure_list  # noqa: F401  (re-exported)
 from ..backend.neighbors import select_graph
 from ..backend.units import EV_A3_TO_GPA
+from ..potentials.committee import mean_over_members
 from .result import PropertyResult
 
 # ASE FIRE defaults
@@ -104,9 +107,15 @@ def relax(
     dtype: torch.dtype = torch.float64,
     device: str | torch.device | None = None,
     skin_A: float = 0.5,
+    settings: RelaxSettings | None = None,
 ) -> RelaxResult | list[RelaxResult]:
     """Relax one structure or many (batched) to ``fmax`` (eV/A) and, with ``relax_cell``, to a
     residual stress below ``smax_GPa`` at the target ``pressure_GPa``.
+
+    ``settings`` (a :class:`RelaxSettings`, as the properties pass it) replaces ``fmax``,
+    ``relax_cell``, ``smax_GPa``, ``max_steps``, ``keep_symmetry`` and ``pressure_GPa``. The
+    defaults here (0.005 eV/A, 0.01 GPa, ions only) give a geometry to look at or to start from;
+    properties relax with their own, tighter :class:`RelaxSettings`.
 
     Returns one :class:`RelaxResult` for a single structure, a list for a list. A structure
     that does not converge in ``max_steps`` is returned with ``converged=False`` (never raised,
@@ -114,8 +123,14 @@ def relax(
     is built with a ``skin_A`` margin and reused until an atom has moved, or the cell has
     deformed, enough that a pair could have crossed the cutoff.
     """
-    single = is_single_structure(structures)
-    atoms_list = prepare_structures([structures] if single else structures)
+    if settings is not None:
+        fmax, relax_cell, smax_GPa = settings.fmax_eV_A, settings.cell, settings.smax_GPa
+        max_steps, keep_symmetry, pressure_GPa = settings.max_steps, settings.keep_symmetry, settings.pressure_GPa
+    potential = mean_over_members(potential)
+    single, items = structure_list(structures)
+    atoms_list = prepare_structures(items)
+    if settings is not None and relax_cell and not any(a.pbc.all() for a in atoms_list):
+        relax_cell = False  # RelaxSettings.cell is ignored for molecules
     if relax_cell:
         for k, a in enumerate(atoms_list):
             if not a.pbc.all():
@@ -173,9 +188,6 @@ def relax(
             graph = select_graph(graph_full, cur, idx.tolist(), sub) if idx.numel() < B else graph_full
         out = evaluate_batch(potential, sub, props, graph=graph)
         e, f, s = out.energies, out.forces, out.stress
-        if e.dim() > 1:  # committee: mean surface
-            e, f = e.mean(-1), f.mean(0)
-            s = None if s is None else s.mean(1)
         atom_mask = active[sidx]
         forces = torch.zeros_like(u)
         forces[atom_mask] = f.detach()
@@ -281,37 +293,104 @@ def relax(
     return results[0] if single else results
 
 
-def is_single_structure(structures: Any) -> bool:
-    """True for one ASE ``Atoms`` or pymatgen structure (property functions then return one result)."""
-    return isinstance(structures, Atoms) or hasattr(structures, "lattice")
+@dataclass(frozen=True)
+class RelaxSettings:
+    """How a property relaxes its input structures before it measures them (one vocabulary for
+    every property: :func:`resolve_relaxation` turns a property's ``relaxation`` argument into one).
+
+    ``enabled``: relax at all (False: the input geometry is used as it is). ``cell``: relax the
+    cell as well as the ions (periodic structures; ignored for molecules). ``ions``: relax the ions
+    of every deformed cell a property builds (EOS volumes, elastic strains); ``None`` = for cells
+    with more than one atom (a one-atom cell has no internal coordinate). ``keep_symmetry``: keep the
+    space group (ASE ``FixSymmetry`` semantics). ``fmax_eV_A``: largest residual atomic force;
+    ``smax_GPa``: largest residual stress component (cell relaxation); ``max_steps``: FIRE steps
+    before a structure is reported ``converged=False`` (never raised). ``pressure_GPa``: target
+    pressure of the cell relaxation.
+
+    Default: 1e-4 eV/A and 1e-3 GPa, the tolerances the derivative properties (EOS, elastic
+    constants, phonons, vibrations) need: a residual force F on an ion biases a force constant
+    k by about F / displacement, so 1e-4 eV/A keeps the harmonic properties at the 1e-3 relative
+    level for 0.01 A displacements, and 1e-3 GPa of residual stress is far below the ~0.1 GPa
+    resolution of elastic constants from +-1 % strains. Properties that only compare energies
+    (convex hulls) use :data:`ENERGY_RELAXATION` (1e-3 eV/A: an energy error second order in the
+    residual force, below 1e-6 eV/atom).
+    """
+
+    enabled: bool = True
+    cell: bool = True
+    ions: bool | None = None
+    keep_symmetry: bool = True
+    fmax_eV_A: float = 1e-4
+    smax_GPa: float = 1e-3
+    max_steps: int = 3000
+    pressure_GPa: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("fmax_eV_A", "smax_GPa"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+                raise ValueError(f"relaxation {name} must be a positive finite number, got {v!r}")
+        if not isinstance(self.max_steps, (int, np.integer)) or isinstance(self.max_steps, bool) or self.max_steps < 0:
+            raise ValueError(f"relaxation max_steps must be an integer >= 0, got {self.max_steps!r}")
+        if not (isinstance(self.pressure_GPa, (int, float)) and np.isfinite(self.pressure_GPa)):
+            raise ValueError(f"relaxation pressure_GPa must be a finite number, got {self.pressure_GPa!r}")
+
+    def ions_for(self, atoms: Atoms) -> bool:
+        """Whether the ions of deformed copies of ``atoms`` are relaxed."""
+        return len(atoms) > 1 if self.ions is None else bool(self.ions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: The default of the derivative properties (EOS, elastic, phonons, thermal, vibrations).
+PROPERTY_RELAXATION = RelaxSettings()
+#: The default of properties that compare energies only (convex hulls).
+ENERGY_RELAXATION = RelaxSettings(fmax_eV_A=1e-3, max_steps=2000)
+
+
+def resolve_relaxation(relaxation: Any, default: RelaxSettings = PROPERTY_RELAXATION) -> RelaxSettings:
+    """A property's ``relaxation`` argument as :class:`RelaxSettings`.
+
+    ``None`` or ``True``: the property's ``default``; ``False``: no relaxation; a
+    :class:`RelaxSettings`: itself; a dict (campaign files): the default with those fields replaced
+    (unknown keys are a ``ValueError`` naming them)."""
+    if relaxation is None or relaxation is True:
+        return default
+    if relaxation is False:
+        return dataclasses.replace(default, enabled=False)
+    if isinstance(relaxation, RelaxSettings):
+        return relaxation
+    if isinstance(relaxation, dict):
+        known = {f.name for f in dataclasses.fields(RelaxSettings)}
+        bad = sorted(set(relaxation) - known)
+        if bad:
+            raise ValueError(f"unknown relaxation settings {bad}; choose from {sorted(known)}")
+        return dataclasses.replace(default, **relaxation)
+    raise TypeError(f"relaxation must be None, a bool, a dict or RelaxSettings, got {type(relaxation).__name__}")
 
 
 def periodic_starting_points(
     potential: Any,
     structures: Any,
     purpose: str,
+    relaxation: RelaxSettings,
     *,
-    relax_structure: bool,
-    fmax: float,
-    smax_GPa: float,
-    max_steps: int,
-    keep_symmetry: bool,
     dtype: torch.dtype,
     device: str | torch.device | None,
 ) -> tuple[bool, list[Atoms], list[bool]]:
-    """Validate fully periodic inputs for ``purpose`` and, with ``relax_structure``, relax
-    cell and ions of all of them in one batched call.
+    """Validate fully periodic inputs for ``purpose`` and, when ``relaxation.enabled``, relax
+    cell and ions of all of them in one batched call (on the committee-mean surface for a committee).
 
     Returns ``(single, structures, converged)``: whether one structure was given, the starting
     structures (relaxed or copies), and whether each relaxation converged (True when not relaxed).
     """
-    single = is_single_structure(structures)
-    atoms_list = prepare_structures([structures] if single else structures)
+    single, items = structure_list(structures)
+    atoms_list = prepare_structures(items)
     for k, a in enumerate(atoms_list):
         if not a.pbc.all():
             raise ValueError(f"structure {k}: {purpose} need a cell periodic in all three directions")
-    if not relax_structure:
+    if not relaxation.enabled:
         return single, [a.copy() for a in atoms_list], [True] * len(atoms_list)
-    rel = relax(potential, atoms_list, fmax=fmax, relax_cell=True, smax_GPa=smax_GPa, max_steps=max_steps,
-                keep_symmetry=keep_symmetry, dtype=dtype, device=device)
+    rel = relax(potential, atoms_list, settings=relaxation, dtype=dtype, device=device)
     return single, [r.atoms for r in rel], [r.converged for r in rel]

@@ -1,0 +1,104 @@
+"""One shape for every property: plan -> evaluate -> analyse.
+
+A property is computed in three steps, as ASE's ``Vibrations`` (displace, run, read) and phonopy's
+``Phonopy`` (hand out displaced supercells, take forces back) do it:
+
+1. **plan**: ``plan_<property>(potential, structures, ...)`` returns an :class:`EvaluationPlan`:
+   the structures whose energies, forces, stresses or Hessians the property needs
+   (``plan.structures``, ``plan.quantities``) and the bookkeeping to read them back. Relaxations
+   that decide where those structures are (the starting cell, ions at each strain) happen while
+   planning, batched, on the committee-mean surface for a committee.
+2. **evaluate**: one backend call answers the plan (:func:`evaluate_plans` answers many plans,
+   of many properties and structures, in as few calls as their quantities allow).
+3. **analyse**: ``plan.analyse(answers)`` turns an :class:`~mlip_props.backend.EvaluationResult`
+   of a single potential into the property's results (one per input structure). For a
+   committee, ``answers.member(m)`` is member m's column and ``answers.member_mean()`` the
+   committee mean's: :func:`analyse_members` analyses every member of one evaluation.
+
+The one-call property functions (``equation_of_state(potential, structures)``) are
+:func:`compute`: plan + evaluate + analyse.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from ..backend.evaluate import EvaluationResult, evaluate
+
+
+@dataclass
+class EvaluationPlan:
+    """The structures a property needs evaluated, what to compute for them, and how to read the
+    answers back (subclasses add their bookkeeping and implement :meth:`analyse`).
+
+    ``single``: the property was asked for one structure (the one-call function then returns one
+    result instead of a list). ``quantities``: a subset of ``("energy", "forces", "stress",
+    "hessian")``.
+    """
+
+    structures: list[Atoms]
+    quantities: tuple[str, ...]
+    single: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def analyse(self, answers: EvaluationResult) -> list[Any]:  # pragma: no cover - abstract
+        """Results (one per input structure) from a single potential's answers to this plan."""
+        raise NotImplementedError
+
+    def empty_answers(self) -> EvaluationResult:
+        """The answers of a plan without structures (a property computed from earlier results)."""
+        return EvaluationResult(energies_eV=np.zeros(0), forces_eV_A=[], stress_eV_A3=np.zeros((0, 6)),
+                                hessians_eV_A2=[], n_atoms=np.zeros(0, dtype=int))
+
+
+def evaluate_plans(potential: Any, plans: Sequence[EvaluationPlan], *, dtype: Any = None, device: Any = None,
+                   memory_budget: int | None = None) -> list[EvaluationResult]:
+    """Answer many plans with as few backend calls as possible: one call for every plan without
+    Hessians (the union of their quantities: energies, forces and stresses come from the same
+    backward pass), one for the plans that need Hessians. Returns one result per plan, in order
+    (committee results keep their member axis)."""
+    kw = dict(dtype=dtype or torch.float64, device=device, memory_budget=memory_budget)
+    out: list[EvaluationResult | None] = [None] * len(plans)
+    groups: dict[bool, list[int]] = {False: [], True: []}
+    for k, p in enumerate(plans):
+        if not p.structures:
+            out[k] = p.empty_answers()
+        else:
+            groups["hessian" in p.quantities].append(k)
+    for wants_hessian, members in groups.items():
+        if not members:
+            continue
+        quantities = tuple(q for q in ("energy", "forces", "stress", "hessian")
+                           if any(q in plans[k].quantities for k in members))
+        structures = [s for k in members for s in plans[k].structures]
+        res = evaluate(potential, structures, quantities, **kw)
+        start = 0
+        for k in members:
+            n = len(plans[k].structures)
+            out[k] = res.select(slice(start, start + n))
+            start += n
+    return out  # type: ignore[return-value]
+
+
+def count_backend_calls(plans: Sequence[EvaluationPlan]) -> int:
+    """How many backend calls :func:`evaluate_plans` makes for ``plans``."""
+    kinds = {"hessian" in p.quantities for p in plans if p.structures}
+    return len(kinds)
+
+
+def compute(potential: Any, plan: EvaluationPlan, *, dtype: Any = None, device: Any = None) -> Any:
+    """Evaluate and analyse one plan with the committee mean of ``potential`` (the potential itself
+    for a single model): one result for a single structure, else a list."""
+    answers = evaluate_plans(potential, [plan], dtype=dtype, device=device)[0]
+    results = plan.analyse(answers.member_mean())
+    return results[0] if plan.single else results
+
+
+def analyse_members(plan: EvaluationPlan, answers: EvaluationResult) -> list[list[Any]]:
+    """``[member][structure]`` results: the plan analysed with each member's column of one
+    committee evaluation (a single potential gives one member)."""
+    return [plan.analyse(a) for a in answers.members()]
