@@ -26,15 +26,18 @@ C44 clamped (Nielsen and Martin, Phys. Rev. B 32, 3792 (1985)).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from ase import Atoms
 
-from ..backend.evaluate import evaluate
+from ..backend.evaluate import EvaluationResult
 from ..backend.units import EV_A3_TO_GPA
-from .relax import periodic_starting_points, relax
+from .plan import EvaluationPlan, compute
+from .relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from .result import PropertyResult
 
 _VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
@@ -187,7 +190,7 @@ def _moduli(c: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _fit(strains: np.ndarray, stress: np.ndarray) -> tuple[np.ndarray, float]:
+def fit_stiffness(strains: np.ndarray, stress: np.ndarray) -> tuple[np.ndarray, float]:
     """stress: (6 components j, n strains, 6 stress comps) eV/A^3 -> C (6x6 GPa), max residual (GPa)."""
     c = np.zeros((6, 6))
     worst = 0.0
@@ -199,17 +202,101 @@ def _fit(strains: np.ndarray, stress: np.ndarray) -> tuple[np.ndarray, float]:
     return c * EV_A3_TO_GPA, worst * EV_A3_TO_GPA
 
 
+@dataclass
+class ElasticPlan(EvaluationPlan):
+    """The strained cells of every structure (6 Voigt components x ``len(strains)`` magnitudes,
+    clamped ions), then the ion-relaxed copies of those that were relaxed, then the unstrained
+    references (for their residual stress). ``analyse`` fits the stress-strain slopes."""
+
+    references: list[Atoms] = field(default_factory=list)
+    strains: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    symprec: float = 1e-5
+    ions_relaxed: list[bool] = field(default_factory=list)
+    relaxed_indices: list[int] = field(default_factory=list)
+    relax_converged: list[bool] = field(default_factory=list)
+    ions_converged: list[bool] = field(default_factory=list)
+    max_ion_displacement_A: list[float] = field(default_factory=list)
+
+    def analyse(self, answers: EvaluationResult) -> list[ElasticResult]:
+        stress = np.asarray(answers.stress_eV_A3, dtype=float)
+        x = self.strains
+        n_s = len(x)
+        per = 6 * n_s
+        nc, nx = per * len(self.references), len(self.relaxed_indices)
+        s_clamped = stress[:nc]
+        s_relaxed = s_clamped.copy()
+        s_relaxed[self.relaxed_indices] = stress[nc: nc + nx]
+        s_ref = np.abs(stress[nc + nx:]).max(axis=1) * EV_A3_TO_GPA
+        results = []
+        for b, a in enumerate(self.references):
+            sl = slice(b * per, (b + 1) * per)
+            c_cl, res_cl = fit_stiffness(x, s_clamped[sl].reshape(6, n_s, 6))
+            c_rx, res_rx = fit_stiffness(x, s_relaxed[sl].reshape(6, n_s, 6))
+            rots, pg, sg = point_group_rotations(a, self.symprec)
+            cs_cl = symmetrize_stiffness(c_cl, rots)
+            cs_rx = symmetrize_stiffness(c_rx, rots)
+            asym = max(np.abs(c_rx - cs_rx).max(), np.abs(c_cl - cs_cl).max())
+            eig = np.linalg.eigvalsh(cs_rx)
+            results.append(ElasticResult(
+                atoms=a, C_GPa=cs_rx, C_relaxed_ion_GPa=cs_rx, C_clamped_ion_GPa=cs_cl, C_raw_GPa=c_rx,
+                C_clamped_ion_raw_GPa=c_cl, asymmetry_GPa=float(asym),
+                asymmetry_relative=float(asym / max(np.abs(cs_rx).max(), 1e-30)), point_group=pg,
+                laue_class=LAUE_CLASS.get(pg, "?"), spacegroup_number=sg, eigenvalues_GPa=eig,
+                born_stable=bool(eig.min() > 0), clamped_ion_born_stable=bool(np.linalg.eigvalsh(cs_cl).min() > 0),
+                strains=x, fit_residual_GPa=max(res_cl, res_rx), residual_stress_GPa=float(s_ref[b]),
+                ions_relaxed=self.ions_relaxed[b], max_ion_displacement_A=self.max_ion_displacement_A[b],
+                relax_converged=self.relax_converged[b],
+                converged=bool(self.relax_converged[b] and self.ions_converged[b]),
+                formula=a.get_chemical_formula(), **_moduli(cs_rx)))
+        return results
+
+
+def plan_elastic(
+    potential: Any,
+    structures: Any,
+    *,
+    strains: Sequence[float] = (-0.01, -0.005, 0.005, 0.01),
+    relaxation: RelaxSettings | dict | bool | None = None,
+    symprec: float = 1e-5,
+    dtype: Any = None,
+    device: Any = None,
+) -> ElasticPlan:
+    """Plan the elastic tensors of one structure or many (see :func:`elastic_tensor`): relax the
+    references (batched), strain each, relax the ions of every strained cell (one batched call),
+    and return the cells whose stresses are needed."""
+    x = np.asarray(strains, dtype=float)
+    if x.ndim != 1 or len(np.unique(x)) < 2 or np.any(np.abs(x) > 0.1):
+        raise ValueError(f"strains must hold at least two distinct magnitudes within +-0.1, got {list(strains)}")
+    settings = resolve_relaxation(relaxation)
+    kw = dict(dtype=dtype or torch.float64, device=device)
+    single, base, relax_ok = periodic_starting_points(potential, structures, "elastic constants", settings, **kw)
+
+    per = 6 * len(x)
+    clamped = [strained(a, voigt_strain_tensor(j, m)) for a in base for j in range(6) for m in x]
+    ions = [settings.ions_for(a) for a in base]
+    to_relax = [k for k in range(len(clamped)) if ions[k // per]]
+    relaxed: list[Atoms] = []
+    ion_ok = [True] * len(base)
+    disp = [0.0] * len(base)
+    if to_relax:
+        ion_settings = dataclasses.replace(settings, cell=False, keep_symmetry=False)  # fixed cell: ions only
+        for k, r in zip(to_relax, relax(potential, [clamped[k] for k in to_relax], settings=ion_settings, **kw)):
+            b = k // per
+            relaxed.append(r.atoms)
+            ion_ok[b] = ion_ok[b] and r.converged
+            d = r.atoms.get_positions() - clamped[k].get_positions()
+            disp[b] = max(disp[b], float(np.linalg.norm(d, axis=1).max()))
+    return ElasticPlan(structures=clamped + relaxed + list(base), quantities=("energy", "stress"), single=single,
+                       references=base, strains=x, symprec=symprec, ions_relaxed=ions, relaxed_indices=to_relax,
+                       relax_converged=list(relax_ok), ions_converged=ion_ok, max_ion_displacement_A=disp)
+
+
 def elastic_tensor(
     potential: Any,
     structures: Any,
     *,
     strains: Sequence[float] = (-0.01, -0.005, 0.005, 0.01),
-    relax_structure: bool = True,
-    relax_ions: bool | None = None,
-    keep_symmetry: bool = True,
-    fmax: float = 1e-4,
-    smax_GPa: float = 1e-3,
-    max_steps: int = 3000,
+    relaxation: RelaxSettings | dict | bool | None = None,
     symprec: float = 1e-5,
     dtype: Any = None,
     device: Any = None,
@@ -217,91 +304,16 @@ def elastic_tensor(
     """Elastic stiffness tensor (6x6 Voigt, GPa) of one structure or many (batched).
 
     ``strains``: engineering strain magnitudes applied to each of the six Voigt components (at
-    least two distinct values; default -1, -0.5, +0.5, +1 %). ``relax_structure``: relax cell and
-    ions first (``keep_symmetry``: space group kept) to ``fmax`` (eV/A) and ``smax_GPa``.
-    ``relax_ions``: relax ions in every strained cell to ``fmax`` (default: cells with more than
-    one atom). ``symprec``: spglib tolerance (A) for the point group used to symmetrise.
-    Returns an :class:`ElasticResult` (or a list); see the module docstring for the method.
+    least two distinct values; default -1, -0.5, +0.5, +1 %). ``relaxation``
+    (:class:`~mlip_props.properties.relax.RelaxSettings`, a dict of its fields, or False): the
+    references are relaxed first (cell and ions, space group kept; 1e-4 eV/A, 1e-3 GPa by default)
+    and the ions of every strained cell (``ions``; default: cells with more than one atom).
+    ``symprec``: spglib tolerance (A) for the point group used to symmetrise. Returns an
+    :class:`ElasticResult` (or a list); see the module docstring for the method
+    (:func:`plan_elastic`, then :meth:`ElasticPlan.analyse`).
 
     Raises ``ValueError`` naming the structure index for structures not periodic in 3D.
     """
-    import torch
-
-    x = np.asarray(strains, dtype=float)
-    if x.ndim != 1 or len(np.unique(x)) < 2 or np.any(np.abs(x) > 0.1):
-        raise ValueError(f"strains must hold at least two distinct magnitudes within +-0.1, got {list(strains)}")
-    kw = dict(dtype=dtype or torch.float64, device=device)
-    single, base, relax_ok = periodic_starting_points(
-        potential, structures, "elastic constants", relax_structure=relax_structure, fmax=fmax, smax_GPa=smax_GPa,
-        max_steps=max_steps, keep_symmetry=keep_symmetry, **kw)
-
-    n_s = len(x)
-    per = 6 * n_s
-    clamped: list[Atoms] = []
-    for a in base:
-        for j in range(6):
-            for m in x:
-                clamped.append(strained(a, voigt_strain_tensor(j, m)))
-    ions = [len(a) > 1 if relax_ions is None else bool(relax_ions) for a in base]
-    to_relax = [k for k in range(len(clamped)) if ions[k // per]]
-    relaxed = list(clamped)
-    ion_ok = [True] * len(base)
-    disp = [0.0] * len(base)
-    if to_relax:
-        rr = relax(potential, [clamped[k] for k in to_relax], fmax=fmax, relax_cell=False, max_steps=max_steps, **kw)
-        for k, r in zip(to_relax, rr):
-            b = k // per
-            relaxed[k] = r.atoms
-            ion_ok[b] = ion_ok[b] and r.converged
-            d = r.atoms.get_positions() - clamped[k].get_positions()
-            disp[b] = max(disp[b], float(np.linalg.norm(d, axis=1).max()))
-    # one evaluation: clamped cells of all structures, then the relaxed ones that differ
-    # (and the unstrained references, for their residual stress)
-    extra = to_relax
-    nc, nx = len(clamped), len(extra)
-    res = evaluate(potential, clamped + [relaxed[k] for k in extra] + base, ("energy", "stress"), **kw)
-    stress = np.asarray(res.stress_eV_A3, dtype=float)
-    if stress.ndim > 2:  # committee: mean
-        stress = stress.mean(axis=1)
-    s_clamped = stress[:nc]
-    s_relaxed = s_clamped.copy()
-    s_relaxed[extra] = stress[nc : nc + nx]
-    s_ref = np.abs(stress[nc + nx :]).max(axis=1) * EV_A3_TO_GPA
-
-    results = []
-    for b, a in enumerate(base):
-        sl = slice(b * per, (b + 1) * per)
-        c_cl, res_cl = _fit(x, s_clamped[sl].reshape(6, n_s, 6))
-        c_rx, res_rx = _fit(x, s_relaxed[sl].reshape(6, n_s, 6))
-        rots, pg, sg = point_group_rotations(a, symprec)
-        cs_cl = symmetrize_stiffness(c_cl, rots)
-        cs_rx = symmetrize_stiffness(c_rx, rots)
-        asym = max(np.abs(c_rx - cs_rx).max(), np.abs(c_cl - cs_cl).max())
-        eig = np.linalg.eigvalsh(cs_rx)
-        mod = _moduli(cs_rx)
-        results.append(ElasticResult(
-            atoms=a,
-            C_GPa=cs_rx,
-            C_relaxed_ion_GPa=cs_rx,
-            C_clamped_ion_GPa=cs_cl,
-            C_raw_GPa=c_rx,
-            C_clamped_ion_raw_GPa=c_cl,
-            asymmetry_GPa=float(asym),
-            asymmetry_relative=float(asym / max(np.abs(cs_rx).max(), 1e-30)),
-            point_group=pg,
-            laue_class=LAUE_CLASS.get(pg, "?"),
-            spacegroup_number=sg,
-            eigenvalues_GPa=eig,
-            born_stable=bool(eig.min() > 0),
-            clamped_ion_born_stable=bool(np.linalg.eigvalsh(cs_cl).min() > 0),
-            strains=x,
-            fit_residual_GPa=max(res_cl, res_rx),
-            residual_stress_GPa=float(s_ref[b]),
-            ions_relaxed=ions[b],
-            max_ion_displacement_A=disp[b],
-            relax_converged=relax_ok[b],
-            converged=bool(relax_ok[b] and ion_ok[b]),
-            formula=a.get_chemical_formula(),
-            **mod,
-        ))
-    return results[0] if single else results
+    plan = plan_elastic(potential, structures, strains=strains, relaxation=relaxation, symprec=symprec,
+                        dtype=dtype, device=device)
+    return compute(potential, plan, dtype=dtype, device=device)

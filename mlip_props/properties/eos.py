@@ -23,16 +23,19 @@ Units: eV, Angstrom^3 per atom, GPa.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from ase import Atoms
 from scipy.optimize import brentq, least_squares
 
-from ..backend.evaluate import evaluate
+from ..backend.evaluate import EvaluationResult
 from ..backend.units import EV_A3_TO_GPA
-from .relax import periodic_starting_points, relax
+from .plan import EvaluationPlan, compute
+from .relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from .result import PropertyResult
 
 EOS_FORMS = ("birchmurnaghan", "vinet", "murnaghan")
@@ -200,6 +203,96 @@ class EOSResult(PropertyResult):
         return float(self.energy_eV_per_atom(v)) + pressure_GPa / EV_A3_TO_GPA * v
 
 
+def scaled_to_volume(atoms: Atoms, volume_factor: float) -> Atoms:
+    """A copy of ``atoms`` with its cell (and the atoms with it) scaled isotropically by
+    ``volume_factor`` in volume."""
+    s = atoms.copy()
+    s.calc = None
+    s.set_cell(atoms.cell[:] * volume_factor ** (1.0 / 3.0), scale_atoms=True)
+    return s
+
+
+@dataclass
+class EOSPlan(EvaluationPlan):
+    """The volume points of every structure's E(V) (``n_points`` consecutive structures per input,
+    ions relaxed at fixed volume where ``ions_relaxed``), with the reference cells and how their
+    relaxations went. ``analyse`` fits each structure's E(V) and P(V)."""
+
+    references: list[Atoms] = field(default_factory=list)
+    n_points: int = 11
+    eos: str = "birchmurnaghan"
+    ions_relaxed: list[bool] = field(default_factory=list)
+    relax_converged: list[bool] = field(default_factory=list)
+    ions_converged: list[bool] = field(default_factory=list)
+
+    def analyse(self, answers: EvaluationResult) -> list[EOSResult]:
+        energies = np.asarray(answers.energies_eV, dtype=float)
+        pressures = -np.asarray(answers.stress_eV_A3, dtype=float)[:, :3].mean(axis=1) * EV_A3_TO_GPA
+        return [self._analyse_one(b, energies, pressures) for b in range(len(self.references))]
+
+    def _analyse_one(self, b: int, energies: np.ndarray, pressures: np.ndarray) -> EOSResult:
+        a = self.references[b]
+        n = len(a)
+        sl = slice(b * self.n_points, (b + 1) * self.n_points)
+        vols = np.array([p.get_volume() / n for p in self.structures[sl]])
+        e = energies[sl] / n
+        p = pressures[sl]
+        fits = {form: fit_eos(vols, e, form) for form in EOS_FORMS}
+        main = fits[self.eos]
+        _, pb0, _, prms = fit_pressure(vols, p, self.eos, guess=(main.v0_A3_per_atom, main.bulk_modulus_GPa,
+                                                                  main.bulk_modulus_derivative))
+        return EOSResult(
+            atoms=a, eos=self.eos, v0_A3_per_atom=main.v0_A3_per_atom, e0_eV_per_atom=main.e0_eV_per_atom,
+            bulk_modulus_GPa=main.bulk_modulus_GPa, bulk_modulus_derivative=main.bulk_modulus_derivative,
+            fit_residual_eV_per_atom=main.fit_residual_eV_per_atom, fits=fits, volumes_A3_per_atom=vols,
+            energies_eV_per_atom=e, pressures_GPa=p, bulk_modulus_from_pressure_GPa=pb0,
+            pressure_fit_residual_GPa=prms,
+            v0_inside_range=bool(vols.min() < main.v0_A3_per_atom < vols.max()),
+            ions_relaxed=self.ions_relaxed[b], relax_converged=self.relax_converged[b],
+            converged=bool(self.relax_converged[b] and self.ions_converged[b] and main.success),
+            n_atoms=n, formula=a.get_chemical_formula())
+
+
+def plan_eos(
+    potential: Any,
+    structures: Any,
+    *,
+    volume_range: float = 0.06,
+    n_points: int = 11,
+    eos: str = "birchmurnaghan",
+    relaxation: RelaxSettings | dict | bool | None = None,
+    dtype: Any = None,
+    device: Any = None,
+) -> EOSPlan:
+    """Plan the equation of state of one structure or many (see :func:`equation_of_state`): relax
+    the references (batched), scale each to ``n_points`` volumes, relax the ions at each volume
+    (one batched call for all), and return the volume points to evaluate."""
+    if eos not in EOS_FORMS:
+        raise ValueError(f"unknown equation of state {eos!r}; choose from {EOS_FORMS}")
+    if not 0 < volume_range < 0.5:
+        raise ValueError(f"volume_range must be in (0, 0.5), got {volume_range}")
+    if n_points < 5:
+        raise ValueError(f"n_points must be >= 5 for a 4-parameter fit, got {n_points}")
+    settings = resolve_relaxation(relaxation)
+    kw = dict(dtype=dtype or torch.float64, device=device)
+    single, base, relax_ok = periodic_starting_points(potential, structures, "equations of state", settings, **kw)
+
+    factors = 1.0 + np.linspace(-volume_range, volume_range, n_points)
+    points = [scaled_to_volume(a, f) for a in base for f in factors]
+    ions = [settings.ions_for(a) for a in base]
+    ion_ok = [True] * len(base)
+    to_relax = [k for k in range(len(points)) if ions[k // n_points]]
+    if to_relax:
+        ion_settings = dataclasses.replace(settings, cell=False, keep_symmetry=False)  # fixed cell: ions only
+        relaxed = relax(potential, [points[k] for k in to_relax], settings=ion_settings, **kw)
+        for k, r in zip(to_relax, relaxed):
+            points[k] = r.atoms
+            ion_ok[k // n_points] = ion_ok[k // n_points] and r.converged
+    return EOSPlan(structures=points, quantities=("energy", "stress"), single=single, references=base,
+                   n_points=n_points, eos=eos, ions_relaxed=ions, relax_converged=list(relax_ok),
+                   ions_converged=ion_ok)
+
+
 def equation_of_state(
     potential: Any,
     structures: Any,
@@ -207,12 +300,7 @@ def equation_of_state(
     volume_range: float = 0.06,
     n_points: int = 11,
     eos: str = "birchmurnaghan",
-    relax_structure: bool = True,
-    relax_ions: bool | None = None,
-    keep_symmetry: bool = True,
-    fmax: float = 1e-4,
-    smax_GPa: float = 1e-3,
-    max_steps: int = 3000,
+    relaxation: RelaxSettings | dict | bool | None = None,
     dtype: Any = None,
     device: Any = None,
 ) -> EOSResult | list[EOSResult]:
@@ -220,85 +308,18 @@ def equation_of_state(
 
     ``volume_range``: the volumes span V0 (1 - range) ... V0 (1 + range) in ``n_points`` steps
     (default +-6 %, 11 points). ``eos``: the main form, one of ``birchmurnaghan`` (default),
-    ``vinet``, ``murnaghan``. ``relax_structure``: relax cell and ions first (space group kept
-    with ``keep_symmetry``) to ``fmax`` (eV/A) and ``smax_GPa``. ``relax_ions``: relax ions at
-    every volume (default: for cells with more than one atom). All structures share one batched
-    relaxation, one batched ion relaxation and one backend evaluation. Units: eV, A^3, GPa.
+    ``vinet``, ``murnaghan``. ``relaxation`` (:class:`~mlip_props.properties.relax.RelaxSettings`,
+    a dict of its fields, or False): the references are relaxed (cell and ions, space group kept)
+    to 1e-4 eV/A and 1e-3 GPa by default, and the ions at every volume for cells with more than one
+    atom (``ions``). All structures share one batched relaxation, one batched ion relaxation and one
+    backend evaluation (:func:`plan_eos`, then :meth:`EOSPlan.analyse`). Units: eV, A^3, GPa.
 
     Raises ``ValueError`` naming the structure index for non-periodic structures and bad
     parameters.
     """
-    import torch
-
-    if eos not in EOS_FORMS:
-        raise ValueError(f"unknown equation of state {eos!r}; choose from {EOS_FORMS}")
-    if not 0 < volume_range < 0.5:
-        raise ValueError(f"volume_range must be in (0, 0.5), got {volume_range}")
-    if n_points < 5:
-        raise ValueError(f"n_points must be >= 5 for a 4-parameter fit, got {n_points}")
-    kw = dict(dtype=dtype or torch.float64, device=device)
-    single, base, relax_ok = periodic_starting_points(
-        potential, structures, "equations of state", relax_structure=relax_structure, fmax=fmax, smax_GPa=smax_GPa,
-        max_steps=max_steps, keep_symmetry=keep_symmetry, **kw)
-
-    factors = 1.0 + np.linspace(-volume_range, volume_range, n_points)
-    points: list[Atoms] = []
-    for a in base:
-        for f in factors:
-            s = a.copy()
-            s.calc = None
-            s.set_cell(a.cell[:] * f ** (1.0 / 3.0), scale_atoms=True)
-            points.append(s)
-    ions = [len(a) > 1 if relax_ions is None else bool(relax_ions) for a in base]
-    ion_ok = [True] * len(base)
-    to_relax = [k for k in range(len(points)) if ions[k // n_points]]
-    if to_relax:
-        rr = relax(potential, [points[k] for k in to_relax], fmax=fmax, relax_cell=False, max_steps=max_steps, **kw)
-        for k, r in zip(to_relax, rr):
-            points[k] = r.atoms
-            ion_ok[k // n_points] = ion_ok[k // n_points] and r.converged
-    res = evaluate(potential, points, ("energy", "stress"), **kw)
-    energies = np.asarray(res.energies_eV, dtype=float)
-    if energies.ndim > 1:  # committee: mean surface
-        energies = energies.mean(axis=1)
-    stress = np.asarray(res.stress_eV_A3, dtype=float)
-    if stress.ndim > 2:
-        stress = stress.mean(axis=1)
-    pressures = -stress[:, :3].mean(axis=1) * EV_A3_TO_GPA
-
-    results = []
-    for b, a in enumerate(base):
-        n = len(a)
-        sl = slice(b * n_points, (b + 1) * n_points)
-        vols = np.array([p.get_volume() / n for p in points[sl]])
-        e = energies[sl] / n
-        p = pressures[sl]
-        fits = {form: fit_eos(vols, e, form) for form in EOS_FORMS}
-        main = fits[eos]
-        pv0, pb0, pbp, prms = fit_pressure(vols, p, eos, guess=(main.v0_A3_per_atom, main.bulk_modulus_GPa,
-                                                                 main.bulk_modulus_derivative))
-        results.append(EOSResult(
-            atoms=a,
-            eos=eos,
-            v0_A3_per_atom=main.v0_A3_per_atom,
-            e0_eV_per_atom=main.e0_eV_per_atom,
-            bulk_modulus_GPa=main.bulk_modulus_GPa,
-            bulk_modulus_derivative=main.bulk_modulus_derivative,
-            fit_residual_eV_per_atom=main.fit_residual_eV_per_atom,
-            fits=fits,
-            volumes_A3_per_atom=vols,
-            energies_eV_per_atom=e,
-            pressures_GPa=p,
-            bulk_modulus_from_pressure_GPa=pb0,
-            pressure_fit_residual_GPa=prms,
-            v0_inside_range=bool(vols.min() < main.v0_A3_per_atom < vols.max()),
-            ions_relaxed=ions[b],
-            relax_converged=relax_ok[b],
-            converged=bool(relax_ok[b] and ion_ok[b] and main.success),
-            n_atoms=n,
-            formula=a.get_chemical_formula(),
-        ))
-    return results[0] if single else results
+    plan = plan_eos(potential, structures, volume_range=volume_range, n_points=n_points, eos=eos,
+                    relaxation=relaxation, dtype=dtype, device=device)
+    return compute(potential, plan, dtype=dtype, device=device)
 
 
 # ---------------------------------------------------------------------------------------------
