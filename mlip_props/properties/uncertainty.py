@@ -1,83 +1,65 @@
 """Committee uncertainty of properties: every member's EOS, elastic constants, phonons and Cv
-from shared backend batches, with the committee mean and standard deviation.
+from shared backend evaluations, with the committee mean and standard deviation.
 
-Method (:func:`committee_properties`). A committee potential returns per-atom energies (N, M) for
-its M members; :func:`mlip_props.backend.evaluate` then gives energies (B, M), forces (M, n, 3)
-per structure and stresses (B, M, 6). Each property below asks the backend ONCE for all the
-structures it needs and reads every member's column from that one evaluation:
+Method (:func:`committee_properties`): plan once, evaluate the committee once, analyse every
+member. A committee potential returns per-atom energies (N, M); one backend evaluation of a
+property's plan (:mod:`mlip_props.properties.plan`) holds every member's column, and the
+property's own analysis reads each column as a single potential's answers
+(:meth:`~mlip_props.backend.EvaluationResult.member`). There is no workflow code here:
 
-* reference cell: the structure is relaxed (cell and ions, space group kept) with the committee
-  MEAN potential (per-atom energy averaged over members; :func:`mlip_props.properties.relax.relax`).
-* ``eos``: ``n_points`` isotropically scaled cells spanning V_ref (1 +- ``volume_range``)
-  (default +-8 %, wide enough to contain every member's minimum), one committee evaluation, then
-  :func:`mlip_props.properties.eos.fit_eos` (Birch-Murnaghan) of each member's own E(V): each
-  member has its own V0 (its own minimum; the spread of lattice constants is part of the answer),
-  B0 and B'. Cells with more than one atom keep the mean potential's fractional coordinates
-  (ions are not relaxed per member).
-* ``elastic``: stress-strain fits (:func:`mlip_props.properties.elastic` helpers: the six Voigt
-  strains at +-0.5 %, +-1 %, straight-line fit, point-group symmetrisation) of each member's
-  stress column. ``reference="member"`` (default) strains each member's OWN equilibrium cell: the
-  mean-relaxed cell scaled isotropically to that member's EOS volume V0_m (exact for cubic
-  crystals, an approximation for others); ``reference="mean"`` strains the mean-relaxed cell for
-  every member. All members' strained cells go into one backend evaluation. Clamped ions
-  (identical to relaxed ions for one-atom cells; ``ions_relaxed`` says so).
-* ``phonons``: the mean potential's :func:`mlip_props.properties.phonons.phonons` on the
-  reference cell by phonopy finite displacements gives the displaced supercells; ONE committee
-  evaluation of them gives every member's forces, hence every member's force constants
-  (phonopy, the same ASR enforcement), band frequencies on the mean's band path and at its
-  high-symmetry points. Force constants are linear in the energy, so the member average of the
-  force constants is exactly the mean potential's.
-* ``thermal``: harmonic Cv(T) of every member from its force constants (phonopy mesh, as in
-  :mod:`mlip_props.properties.thermal`), J/(mol K) per mole of atoms.
+* reference cell: relaxed (cell and ions, space group kept) on the committee-MEAN surface
+  (:func:`mlip_props.potentials.committee.mean_over_members`).
+* ``eos``: :func:`~mlip_props.properties.eos.plan_eos` on the reference without further
+  relaxation (ions keep the mean potential's fractional coordinates), +-8 %, 13 points by default
+  (wide enough to hold every member's minimum); each member's own Birch-Murnaghan fit gives its
+  V0 (the spread of lattice constants is part of the answer), B0 and B'.
+* ``elastic``: :func:`~mlip_props.properties.elastic.plan_elastic`, clamped ions (identical to
+  relaxed ions for one-atom cells; ``ions_relaxed`` says so). ``reference="member"`` (default)
+  strains each member's OWN equilibrium cell: the reference scaled isotropically to that member's
+  EOS volume (exact for cubic crystals, an approximation otherwise): all members' plans in one
+  evaluation, each analysed with its own member's column; ``reference="mean"`` strains the
+  reference for every member.
+* ``phonons``: :func:`~mlip_props.properties.phonons.plan_phonons` (finite displacements of the
+  reference): every member's force constants, bands and high-symmetry frequencies from one
+  evaluation. Force constants are linear in the energy, so the member mean of the force
+  constants is exactly the mean potential's.
+* ``thermal``: harmonic Cv(T) of every member's phonons
+  (:func:`~mlip_props.properties.thermal.thermal_from_phonons`), J/(mol K) per mole of atoms.
+
+The EOS, the phonons and (with ``reference="mean"``) the elastic cells share one backend call;
+member-referenced elastic cells need the members' V0 and take a second.
 
 Mean and standard deviation are over members (population, ddof = 0, as in
 :func:`mlip_props.fitting.committee.committee_predict`); per-member values are kept. The spread
 of an ensemble as the uncertainty of a neural-network potential: A. A. Peterson, R. Christensen
-and A. Khorshidi, Phys. Chem. Chem. Phys. 19, 10978 (2017). A committee's std is usually
-mis-calibrated; :func:`calibration` measures against an oracle the fraction of errors within 1
-and 2 std and the factor by which the std must be scaled (maximum-likelihood scaling of the
-variance, alpha^2 = <err^2 / std^2>: F. Musil, M. J. Willatt, M. A. Langovoy and M. Ceriotti,
-J. Chem. Theory Comput. 15, 906 (2019)).
+and A. Khorshidi, Phys. Chem. Chem. Phys. 19, 10978 (2017). Calibration against an oracle:
+:mod:`mlip_props.properties.calibration`.
 
 Units: eV, Angstrom, GPa, THz, K, J/(mol K).
 """
 from __future__ import annotations
 
-import copy
+import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from ase import Atoms
 
-from ..backend.evaluate import evaluate
-from ..backend.potential import AtomicGraph, Potential
-from .elastic import _fit, point_group_rotations, strained, symmetrize_stiffness, voigt_strain_tensor
-from .eos import fit_eos
-from .relax import periodic_starting_points
+from ..potentials.committee import committee_size, is_committee, mean_over_members  # noqa: F401 (re-exported)
+from .calibration import (CalibrationResult, calibration, store_calibration,  # noqa: F401 (re-exported)
+                          stored_calibration)
+from .elastic import plan_elastic
+from .eos import plan_eos, scaled_to_volume
+from .plan import analyse_members, evaluate_plans
+from .relax import RelaxSettings, periodic_starting_points, resolve_relaxation
 from .result import PropertyResult
 
 PROPERTIES = ("eos", "elastic", "phonons", "thermal")
-
-
-class MemberMean(Potential):
-    """The committee mean as a potential: per-atom energies averaged over the member axis.
-
-    Forces, stress and Hessians of it are the member means (linearity). Kept here so that
-    properties do not depend on :mod:`mlip_props.fitting`.
-    """
-
-    def __init__(self, committee: Potential):
-        super().__init__(committee.cutoff, committee.elements)
-        self.committee = committee
-        self.bytes_per_edge = getattr(committee, "bytes_per_edge", Potential.bytes_per_edge)
-        self.edge_only = bool(getattr(committee, "edge_only", False))
-
-    def forward(self, graph: AtomicGraph) -> torch.Tensor:
-        e = self.committee(graph)
-        return e.mean(-1) if e.dim() == 2 else e
+#: The reference cell is measured as it is: no relaxation at the EOS volumes or strains (the
+#: members' answers are read at the mean potential's geometry).
+AS_GIVEN = RelaxSettings(enabled=False, ions=False)
 
 
 def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -185,15 +167,8 @@ class CommitteePropertiesResult(PropertyResult):
         return out
 
 
-def _scaled(atoms: Atoms, volume_factor: float) -> Atoms:
-    s = atoms.copy()
-    s.calc = None
-    s.set_cell(atoms.cell[:] * volume_factor ** (1.0 / 3.0), scale_atoms=True)
-    return s
-
-
 def committee_properties(
-    committee: Potential,
+    committee: Any,
     atoms: Any,
     properties: Sequence[str] = PROPERTIES,
     *,
@@ -203,41 +178,31 @@ def committee_properties(
     strains: Sequence[float] = (-0.01, -0.005, 0.005, 0.01),
     temperatures_K: Sequence[float] | None = None,
     thermal_mesh: float | Sequence[int] = 30.0,
-    phonon_kwargs: dict | None = None,
-    relax_structure: bool = True,
-    fmax: float = 1e-4,
-    smax_GPa: float = 1e-3,
-    max_steps: int = 3000,
+    phonon_options: dict | None = None,
+    relaxation: RelaxSettings | dict | bool | None = None,
     dtype: Any = None,
     device: Any = None,
 ) -> CommitteePropertiesResult | list[CommitteePropertiesResult]:
     """Committee mean, std and per-member values of EOS, elastic, phonon and thermal properties of
     one periodic structure (returns a :class:`CommitteePropertiesResult`) or of a list of them
-    (returns a list); one backend evaluation per property serves all members AND all structures
-    (see the module docstring for the method).
+    (returns a list); see the module docstring for the method.
 
     ``properties``: any of ``eos``, ``elastic``, ``phonons``, ``thermal`` (``thermal`` implies
     ``phonons``; ``elastic_reference="member"`` implies ``eos``). ``volume_range``/``n_points``:
     EOS volumes V_ref (1 +- range) (default +-8 %, 13 points). ``strains``: engineering strains
-    (default +-0.5, +-1 %). ``temperatures_K``: Cv grid (default 0-2000 K in 10 K steps plus 298.15 K).
-    ``thermal_mesh``: Gamma-centred mesh length (A) or 3 ints. ``phonon_kwargs``: passed to
-    :func:`mlip_props.properties.phonons.phonons` (``method`` is forced to ``"displacement"``).
-    Units: eV, A, GPa, THz, K, J/(mol K). A potential with one member gives std = 0.
-    A calibration stored in the model file (:func:`store_calibration`) is offered in the
-    result's ``calibration_factor``/``calibration_factors`` (the raw std is never rescaled).
+    (default +-0.5, +-1 %). ``temperatures_K``: Cv grid (default 0-2000 K in 10 K steps plus
+    298.15 K). ``thermal_mesh``: Gamma-centred mesh length (A) or 3 ints. ``phonon_options``:
+    options of :func:`mlip_props.properties.phonons.plan_phonons` (supercell, displacement,
+    band path ...; the route is always finite displacements). ``relaxation``: how the reference
+    is relaxed on the committee-mean surface (default: cell and ions, 1e-4 eV/A, 1e-3 GPa).
+    Units: eV, A, GPa, THz, K, J/(mol K). A potential with one member gives std = 0. A
+    calibration stored in the model file (:func:`store_calibration`) is offered in the result's
+    ``calibration_factor``/``calibration_factors`` (the raw std is never rescaled).
     ``timings_s``: seconds per stage for the whole call (shared by all structures of a list).
 
     Raises ``ValueError`` for unknown properties, a non-periodic structure (naming its index)
     or a bad reference.
     """
-    import time
-
-    from .relax import is_single_structure
-
-    single = is_single_structure(atoms)
-    if not single and (not isinstance(atoms, (list, tuple)) or len(atoms) == 0):
-        raise ValueError("committee_properties takes one structure (ASE Atoms or pymatgen Structure) or a "
-                         f"non-empty list of them, got {type(atoms).__name__}")
     props = set(properties)
     unknown = props - set(PROPERTIES)
     if unknown:
@@ -248,158 +213,147 @@ def committee_properties(
         props.add("phonons")
     if "elastic" in props and elastic_reference == "member":
         props.add("eos")
-    if not 0 < volume_range < 0.5 or n_points < 5:
-        raise ValueError(f"need 0 < volume_range < 0.5 and n_points >= 5, got {volume_range}, {n_points}")
-    if "elastic" in props:
-        x = np.asarray(strains, dtype=float)
-        if x.ndim != 1 or len(np.unique(x)) < 2 or np.any(np.abs(x) > 0.1):
-            raise ValueError(f"strains must hold at least two distinct magnitudes within +-0.1, got {list(strains)}")
     kw = dict(dtype=dtype or torch.float64, device=device)
-    mean_pot = MemberMean(committee)
-    n_members = int(getattr(committee, "n_members", 0) or 0)
+    mean = mean_over_members(committee)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    _, refs, relax_ok = periodic_starting_points(
-        mean_pot, [atoms] if single else list(atoms), "committee properties", relax_structure=relax_structure,
-        fmax=fmax, smax_GPa=smax_GPa, max_steps=max_steps, keep_symmetry=True, **kw)
-    n_s = len(refs)
+    single, refs, relax_ok = periodic_starting_points(mean, atoms, "committee properties",
+                                                      resolve_relaxation(relaxation), **kw)
     timings["relax_mean"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    plans = committee_plans(mean, refs, props, elastic_reference=elastic_reference, volume_range=volume_range,
+                            n_points=n_points, strains=strains, phonon_options=phonon_options, **kw)
+    answers = dict(zip(plans, evaluate_plans(committee, list(plans.values()), **kw)))
+    members = {name: analyse_members(plans[name], answers[name]) for name in plans}  # [member][structure]
+    timings["evaluate_analyse"] = time.perf_counter() - t0
+    n_members = max(committee_size(committee), *(a.n_members for a in answers.values())) if answers else 1
+
     outs: list[dict[str, Any]] = [{} for _ in refs]
     oks = [bool(r) for r in relax_ok]
-
-    if "eos" in props:
-        t0 = time.perf_counter()
-        factors = 1.0 + np.linspace(-volume_range, volume_range, n_points)
-        pts = [_scaled(r, f) for r in refs for f in factors]
-        res = evaluate(committee, pts, ("energy",), **kw)
-        e_all = np.asarray(res.energies_eV, dtype=float).reshape(n_s, n_points, -1)  # (S, P, M)
-        n_members = n_members or e_all.shape[2]
-        for k, ref in enumerate(refs):
-            n = len(ref)
-            e = e_all[k] / n
-            vols = np.array([p.get_volume() / n for p in pts[k * n_points:(k + 1) * n_points]])
-            fits = [fit_eos(vols, e[:, m], "birchmurnaghan") for m in range(e.shape[1])]
-            v0 = np.array([f.v0_A3_per_atom for f in fits])
-            b = np.array([f.bulk_modulus_GPa for f in fits])
-            bp = np.array([f.bulk_modulus_derivative for f in fits])
-            oks[k] = oks[k] and all(f.success for f in fits) and bool(np.all((v0 > vols.min()) & (v0 < vols.max())))
-            outs[k].update(eos_volumes_A3_per_atom=vols, eos_energies_eV_per_atom_members=e.T.copy(),
-                           e0_eV_per_atom_members=np.array([f.e0_eV_per_atom for f in fits]))
-            outs[k].update(v0_A3_per_atom=float(v0.mean()), v0_A3_per_atom_std=float(v0.std()),
-                           v0_A3_per_atom_members=v0, bulk_modulus_GPa=float(b.mean()),
-                           bulk_modulus_GPa_std=float(b.std()), bulk_modulus_GPa_members=b,
-                           bulk_modulus_derivative=float(bp.mean()), bulk_modulus_derivative_std=float(bp.std()))
-        timings["eos"] = time.perf_counter() - t0
+    for k in range(len(refs)):
+        if "eos" in members:
+            oks[k] = oks[k] and _eos_fields(outs[k], [m[k] for m in members["eos"]])
+        if "phonons" in members:
+            _phonon_fields(outs[k], [m[k] for m in members["phonons"]])
 
     if "elastic" in props:
         t0 = time.perf_counter()
-        x = np.asarray(strains, dtype=float)
-        n_x = len(x)
-        cells, spans = [], []
-        for k, ref in enumerate(refs):
-            if elastic_reference == "member":
-                v_ref = ref.get_volume() / len(ref)
-                rk = [_scaled(ref, v / v_ref) for v in outs[k]["v0_A3_per_atom_members"]]
-            else:
-                rk = [ref]
-            start = len(cells)
-            cells += [strained(r, voigt_strain_tensor(j, m)) for r in rk for j in range(6) for m in x]
-            spans.append((start, len(cells), len(rk)))
-        res = evaluate(committee, cells, ("energy", "stress"), **kw)
-        s_all = np.asarray(res.stress_eV_A3, dtype=float)
-        if s_all.ndim == 2:
-            s_all = s_all[:, None]
-        n_members = n_members or s_all.shape[1]
-        for k, ref in enumerate(refs):
-            a, b, n_ref = spans[k]
-            s = s_all[a:b].reshape(n_ref, 6, n_x, s_all.shape[1], 6)  # (ref, comp, strain, M, 6)
-            rots, _, _ = point_group_rotations(ref)
-            cm = []
-            for m in range(s.shape[3]):
-                c, _ = _fit(x, s[m if n_ref > 1 else 0, :, :, m, :])
-                cm.append(symmetrize_stiffness(c, rots))
-            cm = np.array(cm)
+        if elastic_reference == "member":
+            per_member = member_elastic_plans(mean, refs, [[m[k].v0_A3_per_atom for m in members["eos"]]
+                                                           for k in range(len(refs))], strains=strains, **kw)
+            elastic_answers = evaluate_plans(committee, per_member, **kw)
+            c_members = [p.analyse(a.member(m) if a.n_members else a)
+                         for m, (p, a) in enumerate(zip(per_member, elastic_answers))]
+        else:
+            c_members = members["elastic"]
+        for k in range(len(refs)):
+            cm = np.array([m[k].C_GPa for m in c_members])
             out = outs[k]
-            out.update(elastic_reference=elastic_reference, ions_relaxed=len(ref) == 1, C_GPa=cm.mean(0),
-                       C_GPa_std=cm.std(0), C_GPa_members=cm)
+            out.update(elastic_reference=elastic_reference, ions_relaxed=c_members[0][k].ions_relaxed,
+                       C_GPa=cm.mean(0), C_GPa_std=cm.std(0), C_GPa_members=cm)
             if "bulk_modulus_GPa_members" in out:  # Voigt bulk modulus of C vs the EOS one, per member
                 kv = (cm[:, 0, 0] + cm[:, 1, 1] + cm[:, 2, 2] + 2 * (cm[:, 0, 1] + cm[:, 1, 2] + cm[:, 0, 2])) / 9.0
                 out["elastic_eos_mismatch_GPa_members"] = kv - out["bulk_modulus_GPa_members"]
         timings["elastic"] = time.perf_counter() - t0
 
-    if "phonons" in props:
-        from .phonons import _enforce, phonons, to_ase_atoms
+    if "thermal" in props:
+        from .thermal import default_temperatures, thermal_from_phonons
 
         t0 = time.perf_counter()
-        pk = dict(phonon_kwargs or {})
-        pk.update(method="displacement", relax=False)
-        prs = phonons(mean_pot, list(refs), **pk, **kw)
-        batch, spans = [], []
-        for pr in prs:
-            ph0 = pr.phonopy_object
-            start = len(batch)
-            batch += [to_ase_atoms(ph0.supercell)] + [to_ase_atoms(sc) for sc in ph0.supercells_with_displacements]
-            spans.append((start, len(batch)))
-        res = evaluate(committee, batch, ("energy", "forces"), **kw)
-        forces_all = [f if f.ndim == 3 else f[None] for f in res.forces_eV_A]  # (M, n, 3) each
-        n_members = n_members or forces_all[0].shape[0]
-        timings["phonons_backend"] = time.perf_counter() - t0
-        members_ph_all = []
-        for k, pr in enumerate(prs):
-            ph0 = pr.phonopy_object
-            forces = forces_all[spans[k][0]:spans[k][1]]
-            members_ph = []
-            bq = [np.asarray(q) for q in pr.band_qpoints] if pr.band_qpoints else []
-            band_m, hs_m = [], {}
-            hs_q = _high_symmetry_qpoints(pr)
-            for m in range(forces[0].shape[0]):
-                ph = copy.deepcopy(ph0)
-                ph.forces = np.array([f[m] - forces[0][m] for f in forces[1:]])
-                ph.produce_force_constants(calculate_full_force_constants=True, fc_calculator="traditional",
-                                           show_drift=False)
-                _enforce(ph, pr.asr_enforcement)
-                members_ph.append(ph)
-                if bq:
-                    ph.run_qpoints(np.concatenate(bq))
-                    band_m.append(np.asarray(ph.qpoints.frequencies))
-                for label, q in hs_q.items():
-                    ph.run_qpoints(np.atleast_2d(q))
-                    hs_m.setdefault(label, []).append(np.asarray(ph.qpoints.frequencies)[0])
-            members_ph_all.append(members_ph)
-            out = outs[k]
-            if band_m:
-                bm, bs = _stats(np.array(band_m))
-                out.update(band_qpoints=np.concatenate(bq), band_frequencies_THz=bm, band_frequencies_THz_std=bs,
-                           band_distances_inv_A=np.concatenate([np.asarray(d) for d in pr.band_distances_inv_A]),
-                           band_segment_labels=[list(lab) for lab in pr.band_labels],
-                           band_segment_sizes=[len(q) for q in bq])
-            hs_members = {lab: np.array(v) for lab, v in hs_m.items()}
-            out.update(high_symmetry_frequencies_THz={lab: v.mean(0) for lab, v in hs_members.items()},
-                       high_symmetry_frequencies_THz_std={lab: v.std(0) for lab, v in hs_members.items()},
-                       high_symmetry_frequencies_THz_members=hs_members)
-        timings["phonons"] = time.perf_counter() - t0
-
-        if "thermal" in props:
-            from .thermal import _mesh_of, _tp, default_temperatures
-
-            t0 = time.perf_counter()
-            temps = default_temperatures() if temperatures_K is None else np.asarray(temperatures_K, dtype=float)
-            for k, pr in enumerate(prs):
-                mesh = _mesh_of(pr.phonopy_object, thermal_mesh)
-                cvs = np.array([_tp(ph, mesh, temps)["heat_capacity"] / len(ph.primitive) for ph in members_ph_all[k]])
-                outs[k].update(temperatures_K=temps, heat_capacity_J_molK=cvs.mean(0),
-                               heat_capacity_J_molK_std=cvs.std(0), heat_capacity_J_molK_members=cvs)
-            timings["thermal"] = time.perf_counter() - t0
+        temps = default_temperatures() if temperatures_K is None else np.asarray(temperatures_K, dtype=float)
+        for k in range(len(refs)):
+            cvs = np.array([thermal_from_phonons(m[k], temperatures_K=temps, mesh=thermal_mesh,
+                                                 check_mesh=False).cv_J_molK_atoms for m in members["phonons"]])
+            outs[k].update(temperatures_K=temps, heat_capacity_J_molK=cvs.mean(0),
+                           heat_capacity_J_molK_std=cvs.std(0), heat_capacity_J_molK_members=cvs)
+        timings["thermal"] = time.perf_counter() - t0
 
     cal = stored_calibration(committee)
     cal_kw = {}
     if cal is not None:
         cal_kw = dict(calibration_factor=float(cal["factor"]),
                       calibration_factors={str(k): float(v) for k, v in (cal.get("per_property") or {}).items()})
-    results = [CommitteePropertiesResult(formula=ref.get_chemical_formula(), n_members=n_members or 1, atoms=ref,
+    results = [CommitteePropertiesResult(formula=ref.get_chemical_formula(), n_members=n_members, atoms=ref,
                                          converged=oks[k], timings_s=dict(timings), **cal_kw, **outs[k])
                for k, ref in enumerate(refs)]
     return results[0] if single else results
+
+
+def committee_plans(mean: Any, references: Sequence[Atoms], properties: Sequence[str], *,
+                    elastic_reference: str = "member", volume_range: float = 0.08, n_points: int = 13,
+                    strains: Sequence[float] = (-0.01, -0.005, 0.005, 0.01), phonon_options: dict | None = None,
+                    dtype: Any = None, device: Any = None) -> dict[str, Any]:
+    """The plans :func:`committee_properties` evaluates in its first backend call, by property name
+    (``eos``, ``elastic`` with ``elastic_reference="mean"``, ``phonons``), for the committee-mean
+    potential ``mean`` on the (already relaxed) ``references``; member-referenced elastic cells
+    come from :func:`member_elastic_plans`."""
+    kw = dict(dtype=dtype, device=device)
+    plans: dict[str, Any] = {}
+    if "eos" in properties:
+        plans["eos"] = plan_eos(mean, references, volume_range=volume_range, n_points=n_points,
+                                relaxation=AS_GIVEN, **kw)
+    if "elastic" in properties and elastic_reference == "mean":
+        plans["elastic"] = plan_elastic(mean, references, strains=strains, relaxation=AS_GIVEN, **kw)
+    if "phonons" in properties or "thermal" in properties:
+        from .phonons import plan_phonons
+
+        options = dict(phonon_options or {})
+        options.update(method="displacement", relaxation=False)
+        plans["phonons"] = plan_phonons(mean, list(references), **options, **kw)
+    return plans
+
+
+def member_elastic_plans(mean: Any, references: Sequence[Atoms], v0_members: Sequence[Sequence[float]], *,
+                         strains: Sequence[float] = (-0.01, -0.005, 0.005, 0.01), dtype: Any = None,
+                         device: Any = None) -> list[Any]:
+    """One elastic plan per member: each reference scaled isotropically to that member's EOS volume
+    ``v0_members[structure][member]`` (A^3/atom; a failed fit, non-finite or non-positive, keeps
+    the reference's own volume), strained, ions clamped. Plan m is read with member m's column."""
+    n_members = len(v0_members[0])
+    plans = []
+    for m in range(n_members):
+        cells = []
+        for ref, v0 in zip(references, v0_members):
+            v_ref = ref.get_volume() / len(ref)
+            v = float(v0[m]) if np.isfinite(v0[m]) and v0[m] > 0 else v_ref
+            cells.append(scaled_to_volume(ref, v / v_ref))
+        plans.append(plan_elastic(mean, cells, strains=strains, relaxation=AS_GIVEN, dtype=dtype, device=device))
+    return plans
+
+
+def _eos_fields(out: dict[str, Any], fits: list[Any]) -> bool:
+    """Committee EOS fields from the members' EOS results; True when every fit succeeded with its
+    minimum inside the sampled volumes."""
+    v0 = np.array([f.v0_A3_per_atom for f in fits])
+    b = np.array([f.bulk_modulus_GPa for f in fits])
+    bp = np.array([f.bulk_modulus_derivative for f in fits])
+    vols = np.asarray(fits[0].volumes_A3_per_atom)
+    out.update(eos_volumes_A3_per_atom=vols,
+               eos_energies_eV_per_atom_members=np.array([f.energies_eV_per_atom for f in fits]),
+               e0_eV_per_atom_members=np.array([f.e0_eV_per_atom for f in fits]),
+               v0_A3_per_atom=float(v0.mean()), v0_A3_per_atom_std=float(v0.std()), v0_A3_per_atom_members=v0,
+               bulk_modulus_GPa=float(b.mean()), bulk_modulus_GPa_std=float(b.std()), bulk_modulus_GPa_members=b,
+               bulk_modulus_derivative=float(bp.mean()), bulk_modulus_derivative_std=float(bp.std()))
+    return all(f.fits[f.eos].success and f.v0_inside_range for f in fits)
+
+
+def _phonon_fields(out: dict[str, Any], results: list[Any]) -> None:
+    """Committee phonon fields from the members' phonon results (bands on the reference's path)."""
+    first = results[0]
+    if first.band_qpoints:
+        bands = np.array([np.concatenate([np.asarray(b) for b in r.band_frequencies_THz]) for r in results])
+        mean, std = _stats(bands)
+        out.update(band_qpoints=np.concatenate([np.asarray(q) for q in first.band_qpoints]),
+                   band_frequencies_THz=mean, band_frequencies_THz_std=std,
+                   band_distances_inv_A=np.concatenate([np.asarray(d) for d in first.band_distances_inv_A]),
+                   band_segment_labels=[list(lab) for lab in first.band_labels],
+                   band_segment_sizes=[len(q) for q in first.band_qpoints])
+    hs = {label: np.array([r.high_symmetry_frequencies_THz[label] for r in results])
+          for label in first.high_symmetry_frequencies_THz}
+    out.update(high_symmetry_frequencies_THz={lab: v.mean(0) for lab, v in hs.items()},
+               high_symmetry_frequencies_THz_std={lab: v.std(0) for lab, v in hs.items()},
+               high_symmetry_frequencies_THz_members=hs)
 
 
 def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_std: float = 2.0):
@@ -451,136 +405,3 @@ def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_st
         axe.set_xlabel("volume (Å³/atom)")
         axe.set_ylabel("E - E0 (meV/atom), each member's own E0")
     return _save_or_return(fig, filename)
-
-
-def _high_symmetry_qpoints(pr: Any) -> dict[str, np.ndarray]:
-    """Labelled q-points (primitive reduced coordinates) at the ends of the band segments."""
-    out: dict[str, np.ndarray] = {}
-    if not pr.band_qpoints:
-        return out
-    for (l0, l1), q in zip(pr.band_labels, pr.band_qpoints):
-        q = np.asarray(q)
-        out.setdefault(l0, q[0])
-        out.setdefault(l1, q[-1])
-    return out
-
-
-@dataclass(frozen=True)
-class CalibrationResult(PropertyResult):
-    """Committee errors against an oracle, per property.
-
-    ``z``: |mean - oracle| / std per property; ``within_1_std``/``within_2_std``: fraction of
-    properties with z <= 1 / 2; ``scale_factor_ml``: alpha = sqrt(<z^2>), the maximum-likelihood
-    factor for the std (Musil et al. 2019; > 1: the committee is over-confident);
-    ``scale_factor_2std``: the smallest factor that puts every error within 2 (scaled) std.
-    ``structure_index``: which structure each entry belongs to (all 0 for one summary);
-    ``per_property``: ``{name: {"n", "scale_factor_ml", "within_1_std", "within_2_std"}}`` over
-    the structures (one structure: the factor is that property's own z, a noisy estimate).
-    """
-
-    names: list
-    mean: list
-    std: list
-    oracle: list
-    z: list
-    within_1_std: float
-    within_2_std: float
-    scale_factor_ml: float
-    scale_factor_2std: float
-    structure_index: list = field(default_factory=list)
-    per_property: dict = field(default_factory=dict)
-
-
-def calibration(summary: dict[str, tuple] | Sequence[dict[str, tuple]],
-                oracle: dict[str, float] | Sequence[dict[str, float]]) -> CalibrationResult:
-    """Calibration of committee std against oracle values for the properties both dicts share
-    (``summary`` from :meth:`CommitteePropertiesResult.summary`: name -> (mean, std, ...)).
-    Lists of summaries and oracle dicts (one pair per structure) pool all their properties
-    (and give per-property factors over the structures).
-    Raises ``ValueError`` when they share nothing, a std is zero or the lists differ in length."""
-    sums = [summary] if isinstance(summary, dict) else list(summary)
-    oras = [oracle] if isinstance(oracle, dict) else list(oracle)
-    if len(sums) != len(oras):
-        raise ValueError(f"{len(sums)} summaries but {len(oras)} oracle dicts")
-    names, sidx = [], []
-    for k, (s, o) in enumerate(zip(sums, oras)):
-        for name in s:
-            if name in o:
-                names.append(name)
-                sidx.append(k)
-    if not names:
-        raise ValueError("summary and oracle share no property names")
-    mean = np.array([sums[k][n][0] for n, k in zip(names, sidx)], dtype=float)
-    std = np.array([sums[k][n][1] for n, k in zip(names, sidx)], dtype=float)
-    ref = np.array([oras[k][n] for n, k in zip(names, sidx)], dtype=float)
-    if np.any(~(std > 0)):
-        bad = [f"{n} (structure {k})" if len(sums) > 1 else n for n, k, s in zip(names, sidx, std) if not s > 0]
-        raise ValueError(f"zero or undefined std for {bad}")
-    z = np.abs(mean - ref) / std
-    per: dict[str, dict] = {}
-    for name in dict.fromkeys(names):
-        zz = z[[i for i, n in enumerate(names) if n == name]]
-        per[name] = {"n": int(len(zz)), "scale_factor_ml": float(np.sqrt(np.mean(zz**2))),
-                     "within_1_std": float(np.mean(zz <= 1)), "within_2_std": float(np.mean(zz <= 2))}
-    return CalibrationResult(names=names, mean=mean.tolist(), std=std.tolist(), oracle=ref.tolist(), z=z.tolist(),
-                             within_1_std=float(np.mean(z <= 1)), within_2_std=float(np.mean(z <= 2)),
-                             scale_factor_ml=float(np.sqrt(np.mean(z**2))),
-                             scale_factor_2std=float(max(1.0, z.max() / 2.0)), structure_index=sidx,
-                             per_property=per)
-
-
-def store_calibration(model_path: Any, calibration_result: CalibrationResult, out_path: Any = None, *,
-                      factor: str = "ml", oracle: str = "", note: str = "") -> Path:
-    """Store a calibration with the model: ``metadata["calibration"]`` of the model file.
-
-    Written (JSON-like, loadable with ``weights_only=True``): ``factor`` (the std scale factor
-    to apply: ``scale_factor_ml`` for ``factor="ml"``, the default, or ``scale_factor_2std``
-    for ``"2std"``), ``factor_kind``, both factors, ``per_property`` ({name: ML factor over the
-    structures}), ``within_1_std``/``within_2_std``, ``n``, the names, z and oracle values,
-    ``oracle`` and ``note`` (free text), ``method``. The other metadata and the weights are kept.
-    ``out_path``: write a new model file there (default: replace ``model_path``, atomically).
-    The loaded potential exposes it as ``potential.metadata["calibration"]``;
-    :func:`committee_properties` offers it as ``calibration_factor``/``calibration_factors``
-    (never replacing the raw std). Returns the path written.
-    """
-    from ..potentials.serialization import load_model_file, save_potential
-
-    if factor not in ("ml", "2std"):
-        raise ValueError(f"factor must be 'ml' or '2std', got {factor!r}")
-    c = calibration_result
-    pot = load_model_file(model_path)
-    meta = dict(getattr(pot, "metadata", {}) or {})
-    meta["calibration"] = {
-        "factor": float(c.scale_factor_ml if factor == "ml" else c.scale_factor_2std),
-        "factor_kind": factor,
-        "scale_factor_ml": float(c.scale_factor_ml),
-        "scale_factor_2std": float(c.scale_factor_2std),
-        "per_property": {k: float(v["scale_factor_ml"]) for k, v in (c.per_property or {}).items()},
-        "within_1_std": float(c.within_1_std),
-        "within_2_std": float(c.within_2_std),
-        "n": len(c.names),
-        "names": [str(n) for n in c.names],
-        "z": [float(v) for v in c.z],
-        "oracle_values": [float(v) for v in c.oracle],
-        "oracle": str(oracle),
-        "note": str(note),
-        "method": "std scale factors from committee errors vs an oracle (mlip_props.properties.uncertainty."
-                  "calibration; ML factor sqrt(<z^2>), Musil et al., JCTC 15, 906 (2019))",
-    }
-    return save_potential(pot, Path(out_path if out_path is not None else model_path), metadata=meta)
-
-
-def stored_calibration(potential: Any) -> dict | None:
-    """The calibration stored with a loaded model (``potential.metadata["calibration"]``), or None."""
-    meta = getattr(potential, "metadata", None)
-    cal = meta.get("calibration") if isinstance(meta, dict) else None
-    return cal if isinstance(cal, dict) and "factor" in cal else None
-
-
-def is_committee(potential: Any) -> bool:
-    """Whether ``potential`` is a committee: it declares ``n_members`` > 1 (per-atom energies of
-    shape (N, M), as :class:`MemberMean` and :func:`committee_properties` expect)."""
-    try:
-        return int(getattr(potential, "n_members", 1) or 1) > 1
-    except (TypeError, ValueError):
-        return False
