@@ -93,79 +93,62 @@ def _check_target(target: str) -> None:
         raise ValueError(f"unknown target property {target!r}; choose from {TARGETS}")
 
 
-def _mean(model: Any) -> Any:
-    from ..properties.uncertainty import MemberMean
-
-    return MemberMean(model)
-
-
 def workflow_structures(model: Any, structure: Any, target: str, *, reference: str = "member",
                         strains: Sequence[float] = (-0.01, -0.005, 0.005, 0.01), volume_range: float = 0.08,
-                        n_points: int = 13, phonon_kwargs: dict | None = None, fmax: float = 1e-4,
-                        smax_GPa: float = 1e-3, max_steps: int = 3000) -> list[Atoms]:
+                        n_points: int = 13, phonon_options: dict | None = None,
+                        relaxation: Any = None) -> list[Atoms]:
     """The structures the ``target`` workflow of
     :func:`~mlip_props.properties.uncertainty.committee_properties` evaluates for ``model`` (a
-    committee) on ``structure`` (see the module docstring), each with ``info["config_type"]``
-    naming its role (``elastic:m<member>:e<voigt>:<strain>``, ``eos:<volume factor>``,
-    ``phonons:<k>``); strained cells carry their unstrained cell in ``info["reference"]``.
-    Units: A; strains engineering, volume factors relative."""
-    from ..properties.elastic import strained, voigt_strain_tensor
-    from ..properties.eos import fit_eos
-    from ..properties.relax import periodic_starting_points
+    committee) on ``structure``: the structures of its plans
+    (:func:`~mlip_props.properties.uncertainty.committee_plans`,
+    :func:`~mlip_props.properties.uncertainty.member_elastic_plans`), each with
+    ``info["config_type"]`` naming its role (``elastic:m<member>:e<voigt>:<strain>``,
+    ``eos:<volume factor>``, ``phonons:<k>``); strained cells carry their unstrained cell in
+    ``info["reference"]``. Units: A; strains engineering, volume factors relative."""
+    from ..potentials.committee import mean_over_members
+    from ..properties.plan import analyse_members, evaluate_plans
+    from ..properties.relax import periodic_starting_points, resolve_relaxation
+    from ..properties.uncertainty import committee_plans, member_elastic_plans
 
     _check_target(target)
     if reference not in ("member", "mean"):
         raise ValueError(f"reference must be 'member' or 'mean', got {reference!r}")
     kw = dict(dtype=torch.float64, device=None)
-    mean = _mean(model)
-    _, base, _ = periodic_starting_points(mean, [to_atoms(structure)], f"targeted {target}", relax_structure=True,
-                                          fmax=fmax, smax_GPa=smax_GPa, max_steps=max_steps, keep_symmetry=True,
-                                          **kw)
-    ref = base[0]
-    n = len(ref)
+    mean = mean_over_members(model)
+    _, refs, _ = periodic_starting_points(mean, [to_atoms(structure)], f"targeted {target}",
+                                          resolve_relaxation(relaxation), **kw)
+    wanted = {"elastic": ["elastic"] + (["eos"] if reference == "member" else []), "eos": ["eos"],
+              "phonons": ["phonons"]}[target]
+    plans = committee_plans(mean, refs, wanted, elastic_reference=reference, volume_range=volume_range,
+                            n_points=n_points, strains=strains, phonon_options=phonon_options, **kw)
+    if target == "eos":
+        pts = plans["eos"].structures
+        for f, p in zip(1.0 + np.linspace(-volume_range, volume_range, n_points), pts):
+            p.info["config_type"] = f"eos:{f:.4f}"
+        return pts
+    if target == "phonons":
+        cells = plans["phonons"].structures
+        for k, a in enumerate(cells):
+            a.info["config_type"] = f"phonons:{k}"
+        return cells
+    if reference == "member":
+        eos_members = analyse_members(plans["eos"], evaluate_plans(model, [plans["eos"]], **kw)[0])
+        elastic_plans = member_elastic_plans(mean, refs, [[m[0].v0_A3_per_atom for m in eos_members]],
+                                             strains=strains, **kw)
+    else:
+        elastic_plans = [plans["elastic"]]
     out: list[Atoms] = []
-
-    def scaled(f: float) -> Atoms:
-        s = ref.copy()
-        s.calc = None
-        s.set_cell(ref.cell[:] * f ** (1.0 / 3.0), scale_atoms=True)
-        return s
-
-    if target == "eos" or (target == "elastic" and reference == "member"):
-        factors = 1.0 + np.linspace(-volume_range, volume_range, n_points)
-        pts = [scaled(f) for f in factors]
-        if target == "eos":
-            for f, p in zip(factors, pts):
-                p.info["config_type"] = f"eos:{f:.4f}"
-            return pts
-        e = np.asarray(evaluate(model, pts, ("energy",), **kw).energies_eV, float).reshape(n_points, -1) / n
-        vols = np.array([p.get_volume() / n for p in pts])
-        v0 = np.array([fit_eos(vols, e[:, m], "birchmurnaghan").v0_A3_per_atom for m in range(e.shape[1])])
-        v0[~(np.isfinite(v0) & (v0 > 0))] = ref.get_volume() / n  # a failed EOS fit: the mean's cell
-        refs = [scaled(v / (ref.get_volume() / n)) for v in v0]
-    if target == "elastic":
-        if reference == "mean":
-            refs = [ref]
-        for m, r in enumerate(refs):
-            r0 = r.copy()
-            r0.info = {"config_type": f"elastic:m{m}:reference"}
-            for j in range(6):
-                for x in strains:
-                    a = strained(r, voigt_strain_tensor(j, float(x)))
-                    a.info["config_type"] = f"elastic:m{m}:e{j + 1}:{float(x):+.4f}"
-                    a.info["reference"] = r0  # the unstrained cell (for the stress-change score)
-                    a.info["voigt_strain"] = j + 1
-                    out.append(a)
-        return out
-    from ..properties.phonons import phonons, to_ase_atoms
-
-    pk = dict(phonon_kwargs or {})
-    pk.update(method="displacement", relax=False, band_structure=False)
-    ph = phonons(mean, ref, **pk, **kw).phonopy_object
-    cells = [to_ase_atoms(ph.supercell)] + [to_ase_atoms(sc) for sc in ph.supercells_with_displacements]
-    for k, a in enumerate(cells):
-        a.info["config_type"] = f"phonons:{k}"
-    return cells
+    for m, plan in enumerate(elastic_plans):
+        r0 = plan.references[0].copy()
+        r0.info = {"config_type": f"elastic:m{m}:reference"}
+        clamped = plan.structures[:6 * len(plan.strains)]  # the plan's strained cells, ions clamped
+        for k, a in enumerate(clamped):
+            j, x = divmod(k, len(plan.strains))
+            a.info["config_type"] = f"elastic:m{m}:e{j + 1}:{float(plan.strains[x]):+.4f}"
+            a.info["reference"] = r0  # the unstrained cell (for the stress-change score)
+            a.info["voigt_strain"] = j + 1
+            out.append(a)
+    return out
 
 
 def committee_scores(model: Any, frames: Sequence[Atoms], score: str,

@@ -68,8 +68,8 @@ def seeds(n: int = 6) -> list:
 
 DESC = preset(["Cu"], cutoff=4.5, n_radial=5, zetas=(1,), angular_etas=(0.01,)).to_dict()
 FAST = dict(committee=3, hidden=(8,), descriptor=DESC, initial_epochs=60, retrain_epochs=10, batch_size=8)
-QUICK = dict(workflow_kwargs={"reference": "mean", "max_steps": 300},
-             property_kwargs={"elastic_reference": "mean", "max_steps": 300})
+QUICK = dict(workflow_kwargs={"reference": "mean", "relaxation": {"max_steps": 300}},
+             property_kwargs={"elastic_reference": "mean", "relaxation": {"max_steps": 300}})
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -114,7 +114,7 @@ def test_eos_and_phonon_proposals():
     eos = workflow_structures(model, cu, "eos", volume_range=0.05, n_points=5)
     v = np.array([a.get_volume() for a in eos])
     np.testing.assert_allclose(v / v[2], 1 + np.linspace(-0.05, 0.05, 5), rtol=1e-10)
-    ph = workflow_structures(model, cu, "phonons", phonon_kwargs={"supercell": 2})
+    ph = workflow_structures(model, cu, "phonons", phonon_options={"supercell": 2})
     assert len(ph) >= 2 and all(len(a) == 8 for a in ph)  # perfect supercell + displaced ones
     d = np.linalg.norm(ph[1].positions - ph[0].positions, axis=1).max()
     assert d == pytest.approx(0.01, abs=1e-6)  # phonopy's default displacement amplitude
@@ -232,8 +232,8 @@ def test_eos_and_phonon_targets_score_and_monitor():
     mean, std = PropertyMonitor(cu, "eos").measure(model)
     b = committee_properties(model, cu, ["eos"]).bulk_modulus_GPa_members
     assert std == pytest.approx(b.std()) and std > 1.0
-    ph = workflow_structures(model, cu, "phonons", phonon_kwargs={"supercell": 2})
+    ph = workflow_structures(model, cu, "phonons", phonon_options={"supercell": 2})
     sf = committee_scores(model, ph, "forces")
     assert sf[0] < 1e-8 < sf[1]  # perfect supercell: no forces for any member
-    out = PropertyMonitor(cu, "phonons", tolerance=1e6, phonon_kwargs={"supercell": 2})(model, 0)
+    out = PropertyMonitor(cu, "phonons", tolerance=1e6, phonon_options={"supercell": 2})(model, 0)
     assert out["property_std"] > 0 and "stop" in out
