@@ -16,6 +16,7 @@ Oracles (ASE calculators, see :mod:`mlip_props.backend.oracle`) go through the s
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
@@ -33,6 +34,10 @@ PROPERTIES = ("energy", "forces", "stress", "hessian")
 #: forces and stress; False sends every potential through autograd (to compare the two routes).
 USE_CLOSED_FORM_EDGE_GRADIENTS = True
 _VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+#: How many times :func:`evaluate` (one call per set of structures) and :func:`evaluate_batch`
+#: (one per packed batch: every optimiser step of a relaxation, every chunk of an evaluation) ran
+#: in this process: what the campaign runner reports as its backend calls.
+CALL_COUNTS: Counter = Counter()
 
 
 def _check_properties(properties: Iterable[str]) -> tuple[str, ...]:
@@ -169,6 +174,7 @@ def evaluate_batch(
     keeps the autograd graph of forces/stress (for training on them).
     """
     props = _check_properties(properties)
+    CALL_COUNTS["evaluate_batch"] += 1
     if is_oracle(potential):
         return potential.evaluate_batch(batch, props)
     dev = module_device(potential)
@@ -435,6 +441,7 @@ def evaluate(
     positions, a singular cell, coincident atoms or an element the potential does not know.
     """
     props = _check_properties(properties)
+    CALL_COUNTS["evaluate"] += 1
     atoms_list, packed = _prepare(structures)
     n_atoms = packed.n_atoms.copy()
     if is_oracle(potential):

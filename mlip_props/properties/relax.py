@@ -14,8 +14,11 @@ with the input's space-group operations (spglib), ASE ``FixSymmetry`` semantics.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -392,5 +395,38 @@ def periodic_starting_points(
             raise ValueError(f"structure {k}: {purpose} need a cell periodic in all three directions")
     if not relaxation.enabled:
         return single, [a.copy() for a in atoms_list], [True] * len(atoms_list)
-    rel = relax(potential, atoms_list, settings=relaxation, dtype=dtype, device=device)
-    return single, [r.atoms for r in rel], [r.converged for r in rel]
+    cache = _SHARED_RELAXATIONS.get()
+    if cache is None:
+        rel = relax(potential, atoms_list, settings=relaxation, dtype=dtype, device=device)
+        return single, [r.atoms for r in rel], [r.converged for r in rel]
+    keys = [_relaxation_key(potential, a, relaxation, dtype, device) for a in atoms_list]
+    todo = [k for k, key in enumerate(keys) if key not in cache]
+    if todo:
+        rel = relax(potential, [atoms_list[k] for k in todo], settings=relaxation, dtype=dtype, device=device)
+        for k, r in zip(todo, rel):
+            cache[keys[k]] = (r.atoms, r.converged)
+    return single, [cache[key][0].copy() for key in keys], [cache[key][1] for key in keys]
+
+
+_SHARED_RELAXATIONS: ContextVar[dict | None] = ContextVar("mlip_props_shared_relaxations", default=None)
+
+
+@contextmanager
+def shared_relaxations() -> Iterator[None]:
+    """Within this block, the starting-point relaxation of a structure (same potential object,
+    same atoms, same :class:`RelaxSettings`, dtype and device) runs once and is reused by every
+    property that asks for it (a campaign computing EOS, elastic constants and phonons of the same
+    structures relaxes each structure once). The structures not yet relaxed are relaxed together,
+    batched, as without the block; each property receives its own copy."""
+    token = _SHARED_RELAXATIONS.set({})
+    try:
+        yield
+    finally:
+        _SHARED_RELAXATIONS.reset(token)
+
+
+def _relaxation_key(potential: Any, atoms: Atoms, settings: RelaxSettings, dtype: Any, device: Any) -> tuple:
+    h = hashlib.sha256()
+    for arr in (atoms.numbers, atoms.get_positions(), np.asarray(atoms.cell), atoms.pbc):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return id(potential), h.hexdigest(), settings, str(dtype), str(device)
