@@ -89,14 +89,18 @@ class WorkItem:
 
 @dataclass
 class BatchTask:
-    """Everything a worker needs for one batch (picklable)."""
+    """Everything a worker needs for one batch (picklable): rows of one or several
+    (property, parameters) requests, each ``(work key, label, atoms, load error, property, params)``."""
 
     potential: Any
-    prop: str
-    params: dict[str, Any]
-    entries: list[tuple[str, str, Atoms | None, str | None]]  # (work key, label, atoms, load error)
+    entries: list[tuple[str, str, Atoms | None, str | None, str, dict[str, Any]]]
     min_distance_A: float
     batch_id: str
+
+    @property
+    def props(self) -> list[str]:
+        """The properties of this batch's rows, in order of first appearance."""
+        return list(dict.fromkeys(e[4] for e in self.entries))
 
 
 @dataclass
@@ -119,16 +123,22 @@ def plan_work(camp: Campaign, items: list[StructureItem], potential_hash: str) -
     return work
 
 
-def make_batches(work: list[WorkItem], batch_size: int) -> list[list[WorkItem]]:
-    """Fixed batches: consecutive runs of ``batch_size`` items of the same (property, params)."""
+def make_batches(work: list[WorkItem], batch_size: int, joint: bool = True) -> list[list[WorkItem]]:
+    """Fixed batches of ``batch_size`` consecutive structures (campaign order). ``joint``: a batch
+    holds every (property, params) request of its structures, planned together and evaluated in
+    as few backend calls as possible (:func:`run_batch`); otherwise one batch per request and
+    structure chunk. Boundaries depend only on the campaign, never on what is already done."""
     by_group: dict[int, list[WorkItem]] = {}
     for w in work:
         by_group.setdefault(w.group, []).append(w)
-    out = []
-    for g in sorted(by_group):
-        ws = by_group[g]
-        out.extend(ws[i:i + batch_size] for i in range(0, len(ws), batch_size))
-    return out
+    if not joint:
+        out = []
+        for g in sorted(by_group):
+            ws = by_group[g]
+            out.extend(ws[i:i + batch_size] for i in range(0, len(ws), batch_size))
+        return out
+    n = max((len(ws) for ws in by_group.values()), default=0)
+    return [[w for g in sorted(by_group) for w in by_group[g][i:i + batch_size]] for i in range(0, n, batch_size)]
 
 
 # ------------------------------------------------------------------------------------- worker side
@@ -206,19 +216,51 @@ def _run_isolating(func: Callable, potential: Any, atoms: list[Atoms], labels: l
                 + _run_isolating(func, potential, atoms[h:], labels[h:], params))
 
 
+def _run_planned(plans: dict[tuple[str, str], tuple[Any, list[str]]], potential: Any,
+                 outcomes: dict[str, tuple[str, dict | None, str | None]]) -> set[tuple[str, str]]:
+    """Evaluate the plans of several requests in one :func:`~mlip_props.properties.plan.evaluate_plans`
+    call and analyse each; returns the requests that must be recomputed one by one (their joint
+    evaluation or their analysis raised)."""
+    from ..properties.plan import evaluate_plans
+
+    groups = list(plans)
+    try:
+        answers = evaluate_plans(potential, [plans[g][0] for g in groups])
+    except Exception:  # noqa: BLE001 - recomputed request by request, with isolation
+        return set(groups)
+    redo = set()
+    for g, ans in zip(groups, answers):
+        plan, keys = plans[g]
+        try:
+            results = plan.analyse(ans.member_mean())
+            for key, r in zip(keys, results, strict=True):
+                outcomes[key] = ("done", _result_dict(r), None)
+        except Exception:  # noqa: BLE001
+            redo.add(g)
+    return redo
+
+
 def run_batch(task: BatchTask) -> list[Outcome]:
-    """Compute one batch (in-process or on a Dask worker); never raises for a bad structure."""
+    """Compute one batch (in-process or on a Dask worker); never raises for a bad structure.
+
+    Rows are grouped by request (property, params). Requests whose property has a plan
+    (:mod:`mlip_props.properties.plan`) are planned together (starting-point relaxations shared,
+    :func:`~mlip_props.properties.relax.shared_relaxations`) and answered by one joint evaluation;
+    the others, and any request whose joint route fails, run through the property function with
+    failures isolated by bisection."""
+    from ..properties.relax import shared_relaxations
+
     t0 = time.perf_counter()
     host = socket.gethostname()
     outcomes: dict[str, tuple[str, dict | None, str | None]] = {}
     try:
         potential = _potential(task.potential)
-        func = get_property(task.prop).func
+        specs = {p: get_property(p) for p in task.props}
     except Exception as exc:  # noqa: BLE001
         e = f"{type(exc).__name__}: {exc}"
         return [Outcome(k, "failed", None, e, host, 0.0) for k, *_ in task.entries]
-    good_atoms, good_keys, good_labels = [], [], []
-    for key, label, atoms, error in task.entries:
+    groups: dict[tuple[str, str], tuple[str, dict[str, Any], list[tuple[str, str, Atoms]]]] = {}
+    for key, label, atoms, error, prop, params in task.entries:
         if error is not None or atoms is None:
             outcomes[key] = ("failed", None, error or "no structure")
             continue
@@ -227,12 +269,25 @@ def run_batch(task: BatchTask) -> list[Outcome]:
         except Exception as exc:  # noqa: BLE001
             outcomes[key] = ("failed", None, _err(exc, label))
             continue
-        good_atoms.append(atoms)
-        good_keys.append(key)
-        good_labels.append(label)
-    if good_atoms:
-        for key, (res, err) in zip(good_keys, _run_isolating(func, potential, good_atoms, good_labels, task.params)):
-            outcomes[key] = ("done", res, None) if err is None else ("failed", None, err)
+        groups.setdefault((prop, params_hash(params)), (prop, params, []))[2].append((key, label, atoms))
+    with shared_relaxations():
+        plans: dict[tuple[str, str], tuple[Any, list[str]]] = {}
+        for g, (prop, params, rows) in groups.items():
+            plan_func = getattr(specs[prop], "plan", None)
+            if plan_func is None:
+                continue
+            try:
+                plans[g] = (plan_func(potential, [a.copy() for _, _, a in rows], **params), [k for k, _, _ in rows])
+            except Exception:  # noqa: BLE001 - planned again, with isolation, below
+                pass
+        redo = _run_planned(plans, potential, outcomes) if plans else set()
+        for g, (prop, params, rows) in groups.items():
+            if g in plans and g not in redo:
+                continue
+            keys, labels, atoms = zip(*rows)
+            for key, (res, err) in zip(keys, _run_isolating(specs[prop].func, potential, list(atoms), list(labels),
+                                                            params)):
+                outcomes[key] = ("done", res, None) if err is None else ("failed", None, err)
     dt = (time.perf_counter() - t0) / max(1, len(task.entries))
     return [Outcome(k, *outcomes[k], host, dt) for k, *_ in task.entries]
 
@@ -302,11 +357,12 @@ def run_campaign(
     present = rdb.keys()
     failed_present = rdb.keys("failed") if retry else set()
     todo_keys = {w.key for w in work if w.key not in present or w.key in failed_present}
+    joint = bool(camp.options.get("joint_batches", True))
     batches = []
-    for bi, b in enumerate(make_batches(work, bs)):
+    for bi, b in enumerate(make_batches(work, bs, joint=joint)):
         todo = [w for w in b if w.key in todo_keys]
         if todo:
-            batches.append((f"{b[0].prop}:{bi}", todo))
+            batches.append((f"{'+'.join(dict.fromkeys(w.prop for w in b))}:{bi}", todo))
     by_key = {w.key: w for w in work}
     plan_s = time.perf_counter() - t0
     compute_s = 0.0
@@ -317,8 +373,7 @@ def run_campaign(
     log.info("campaign %s: %d structures x %d properties = %d rows; %d present, %d to compute in %d batches",
              camp.name, len(items), len(camp.properties), len(work), len(work) - n_todo, n_todo, len(batches))
 
-    tasks = [BatchTask(pot_spec, b[0].prop, b[0].params,
-                       [(w.key, w.item.label, w.item.atoms, w.item.error) for w in b],
+    tasks = [BatchTask(pot_spec, [(w.key, w.item.label, w.item.atoms, w.item.error, w.prop, w.params) for w in b],
                        float(camp.options.get("min_distance_A", 0.5)), bid) for bid, b in batches]
 
     bar = None
@@ -329,7 +384,8 @@ def run_campaign(
         bar = tqdm(total=n_todo, desc=f"{camp.name} (all)", unit="row", position=0)
         per_prop: dict[str, int] = {}
         for t in tasks:
-            per_prop[t.prop] = per_prop.get(t.prop, 0) + len(t.entries)
+            for e in t.entries:
+                per_prop[e[4]] = per_prop.get(e[4], 0) + 1
         if len(per_prop) > 1:
             for k, (p, n) in enumerate(per_prop.items()):
                 prop_bars[p] = tqdm(total=n, desc=f"  {p}", unit="row", position=k + 1, leave=False)
@@ -352,10 +408,11 @@ def run_campaign(
         n_done += sum(o.status == "done" for o in outcomes)
         n_failed += sum(o.status == "failed" for o in outcomes)
         if bar is not None:
-            bar.set_postfix_str(f"{task.prop} failed={n_failed}")
+            bar.set_postfix_str(f"{'+'.join(task.props)} failed={n_failed}")
             bar.update(len(outcomes))
-        if task.prop in prop_bars:
-            prop_bars[task.prop].update(len(outcomes))
+        for o in outcomes:
+            if by_key[o.key].prop in prop_bars:
+                prop_bars[by_key[o.key].prop].update(1)
         if on_batch is not None:
             on_batch(n_done + n_failed, n_todo)
 
