@@ -144,11 +144,11 @@ def test_warm_start_float32_trains_and_returns_float64():
 
 def test_frame_reduce_max_vs_rms():
     """One atom of four disagrees (members +-0.4 eV/A in x): max = 0.4, rms over atoms = 0.2."""
-    from mlip_props.fitting.active import _member_disagreement
+    from mlip_props.fitting.active import member_disagreement
 
     f = np.zeros((2, 4, 3))
     f[0, 0, 0], f[1, 0, 0] = 0.4, -0.4
-    assert _member_disagreement(f, "max") == pytest.approx(0.4)
-    assert _member_disagreement(f, "rms") == pytest.approx(0.2)
+    assert member_disagreement(f, "max") == pytest.approx(0.4)
+    assert member_disagreement(f, "rms") == pytest.approx(0.2)
     with pytest.raises(ValueError, match="frame_reduce"):
         ActiveLearningConfig(frame_reduce="median")
