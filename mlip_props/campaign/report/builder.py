@@ -1,0 +1,292 @@
+"""``build_report``: a results database against experiment, as report.md, report.html, report.json
+and figures/*.png, section by section.
+
+Sections, in order: summary (rows per property, done, failed); one comparison per quantity that
+has pairs (statistics, parity plot, table of pairs with sources); E(V), Cv(T) and phonon
+dispersion curves; committee bands; binary convex hulls; a table of the main scalar results per
+property (committee rows as mean ± std); the failed rows with their errors. report.json holds
+every number shown, at full precision.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..database import ResultsDB, to_dataframe
+from ..reference import ReferenceTable, load_all_references, load_reference
+from . import figures as fig
+from .comparison import parity_stats, phonon_pairs, quantity_pairs, vibration_pairs
+from .document import Document, format_value, format_with_std
+from .hulls import binary_hulls
+from .quantities import (PHONON_FREQUENCIES, QUANTITIES, VIBRATION_FREQUENCIES, Quantity, collect_predictions,
+                         is_cv298_column, is_number, split_label)
+
+__all__ = ["build_report", "Report"]
+
+
+@dataclass
+class Report:
+    """Paths written by :func:`build_report` and its comparisons (quantity key -> label, unit,
+    stats, pairs; as in report.json)."""
+
+    out_dir: Path
+    markdown: Path
+    html: Path
+    json: Path
+    figures: list[Path]
+    comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class _Sections:
+    """The document, the figures folder and list, and report.json's data, filled section by section."""
+
+    def __init__(self, out: Path) -> None:
+        self.doc = Document()
+        self.figdir = out / "figures"
+        self.figdir.mkdir(parents=True, exist_ok=True)
+        self.figures: list[Path] = []
+        self.data: dict[str, Any] = {}
+
+    def figure_path(self, name: str) -> Path:
+        path = self.figdir / name
+        self.figures.append(path)
+        return path
+
+    def image(self, path: Path, alt: str) -> None:
+        self.doc.image(f"figures/{path.name}", alt)
+
+    def comparison(self, q: Quantity, pairs: list[dict], potential: str, note: str = "") -> None:
+        """Statistics, parity plot and table of one quantity's pairs."""
+        doc = self.doc
+        stats = parity_stats(np.array([p["predicted"] for p in pairs]), np.array([p["reference"] for p in pairs]))
+        path = self.figure_path(f"parity_{q.key}.png")
+        fig.write_parity_plot(path, q, pairs, stats, potential)
+        self.data["comparisons"][q.key] = {"label": q.label, "unit": q.unit, "stats": stats, "pairs": pairs}
+        doc.heading(2, f"{q.label} ({q.unit})")
+        if note:
+            doc.paragraph(note)
+        r2 = "n/a" if not math.isfinite(stats["R2"]) else f"{stats['R2']:.4f}"
+        doc.paragraph(f"n = {stats['n']}, MAE = {stats['MAE']:.4g} {q.unit}, RMSE = {stats['RMSE']:.4g} {q.unit}, "
+                      f"mean signed error = {stats['ME']:.4g} {q.unit}, R² = {r2}, MAPE = {stats['MAPE_pct']:.3g} %.")
+        if any("predicted_std" in p for p in pairs):
+            doc.paragraph("Predicted values of committee potentials are shown as mean ± committee standard deviation "
+                          "(over members, ddof 0), drawn as error bars; the std measures the members' spread around "
+                          "their training oracle, not the distance to experiment.")
+        self.image(path, f"parity plot {q.label}")
+        doc.table(["structure", f"predicted ({q.unit})", f"experimental ({q.unit})", f"difference ({q.unit})",
+                   "difference (%)", "source", "from"],
+                  [[p["label"], format_with_std(p["predicted"], p.get("predicted_std")), format_value(p["reference"]),
+                    format_value(p["difference"]), format_value(p["relative_difference_pct"]),
+                    f"{p['source']} ({p['reference_file']})", p["via"]] for p in pairs])
+
+    def curves(self, done, tables: list[ReferenceTable]) -> None:
+        """E(V) curves, Cv(T) curves (with 3R and the experimental Cv at 298 K) and phonon
+        dispersions (with the measured frequencies at high-symmetry points) of the done rows."""
+        eos = done[done["property"] == "eos"]
+        if len(eos):
+            curves = [(lab, r["volumes_A3_per_atom"], r["energies_eV_per_atom"], r["v0_A3_per_atom"])
+                      for lab, r in zip(eos["label"], eos["_result"])
+                      if isinstance(r.get("volumes_A3_per_atom"), list)
+                      and isinstance(r.get("energies_eV_per_atom"), list) and r.get("v0_A3_per_atom")]
+            path = self.figure_path("eos_curves.png")
+            fig.write_eos_curves(path, curves)
+            self.doc.heading(2, "Equation-of-state curves")
+            self.image(path, "EOS curves")
+        th = done[done["property"] == "thermal"]
+        if len(th):
+            curves = [(lab, r.get("temperatures_K"), r.get("cv_J_molK_atoms")) for lab, r in zip(th["label"], th["_result"])
+                      if isinstance(r.get("temperatures_K"), list) and isinstance(r.get("cv_J_molK_atoms"), list)]
+            measured = []
+            for tb in tables:
+                col = next((c for c in tb.units if is_cv298_column(c)), None)
+                if col is None:
+                    continue
+                for lab in th["label"]:
+                    got = tb.value(split_label(lab)[0], col)
+                    if got:
+                        measured.append(got[0])
+            path = self.figure_path("cv_curves.png")
+            fig.write_cv_curves(path, curves, measured)
+            self.doc.heading(2, "Heat capacity Cv(T)")
+            self.image(path, "Cv(T) curves")
+        ph = done[done["property"] == "phonons"]
+        if len(ph):
+            self.doc.heading(2, "Phonon dispersions")
+        for lab, r in zip(ph["label"], ph["_result"]):
+            d, fr = r.get("band_distances_inv_A"), r.get("band_frequencies_THz")
+            if not (isinstance(d, list) and isinstance(fr, list) and d):
+                continue
+            safe = "".join(ch if ch.isalnum() else "_" for ch in lab)
+            path = self.figure_path(f"phonons_{safe}.png")
+            fig.write_phonon_dispersion(path, lab, d, fr, r.get("band_labels"),
+                                        _measured_at_points(tables, split_label(lab)[0]))
+            self.image(path, f"{lab} phonon dispersion")
+
+    def committee_curves(self, done, n_std: float = 2.0) -> None:
+        """Per committee row: phonon dispersion, Cv(T) and E(V) with their committee bands."""
+        rows = done[done["property"] == "committee"]
+        first = True
+        for lab, r in zip(rows["label"], rows["_result"]):
+            if all(r.get(k) is None for k in ("band_frequencies_THz", "heat_capacity_J_molK",
+                                              "eos_energies_eV_per_atom_members")):
+                continue
+            safe = "".join(ch if ch.isalnum() else "_" for ch in lab)
+            path = self.figure_path(f"committee_{safe}.png")
+            fig.write_committee_figure(path, lab, r, n_std=n_std)
+            if first:
+                self.doc.heading(2, "Committee uncertainty: phonon dispersions, Cv(T) and E(V)")
+                self.doc.paragraph(f"Committee mean with a shaded band of ± {n_std:g} standard deviations; Cv(T) per "
+                                   "mole of atoms and E(V) − E0 (each member's own minimum energy) with the member "
+                                   "curves (grey).")
+                first = False
+            self.image(path, f"{lab} committee phonons and Cv")
+
+    def hulls(self, df) -> None:
+        for a, b, prop, points in binary_hulls(df):
+            name = f"hull_{a}-{b}_{prop}"
+            self.data[name] = points
+            path = self.figure_path(f"{name}.png")
+            fig.write_hull_plot(path, points, a, b, prop)
+            self.doc.heading(2, f"Convex hull {a}-{b} (from the {prop!r} rows)")
+            self.image(path, f"{a}-{b} convex hull")
+            self.doc.table(["structure", "formula", f"x_{b}", "formation energy (eV/atom)", "E above hull (eV/atom)"],
+                           [[p["label"], p["formula"], format_value(p[f"x_{b}"]),
+                             format_value(p["formation_energy_eV_per_atom"]),
+                             format_value(p["e_above_hull_eV_per_atom"])] for p in points])
+
+    def result_table(self, prop: str, g) -> None:
+        """The first 8 scalar fields of a property's done rows (at most 500 rows)."""
+        fields: list[str] = []
+        for r in g["_result"]:
+            for k, v in r.items():
+                if k not in fields and isinstance(v, (int, float, str)) and not isinstance(v, bool) and len(fields) < 8:
+                    fields.append(k)
+        self.doc.heading(2, f"Results: {prop}")
+        self.doc.table(["structure"] + fields, [[lab] + [format_value(r.get(k)) for k in fields]
+                                                for lab, r in zip(g["label"], g["_result"])][:500])
+
+    def committee_table(self, g) -> None:
+        """Committee rows: every scalar that has a committee std, as ``mean ± std``."""
+        fields: list[str] = []
+        for r in g["_result"]:
+            for k, v in r.items():
+                if (k not in fields and k not in _COMMITTEE_SKIP and is_number(v) and is_number(r.get(f"{k}_std"))
+                        and len(fields) < 14):
+                    fields.append(k)
+        cal = any(is_number(r.get("calibration_factor")) for r in g["_result"])
+        self.doc.heading(2, "Results: committee")
+        self.doc.paragraph("Committee mean ± standard deviation over members (ddof 0); per-member values are in the "
+                           "database (`*_members`)."
+                           + (" Calibrated std = std × the calibration factor stored with the model." if cal else ""))
+        hdr = ["structure", "members"] + fields + (["calibration factor"] if cal else [])
+        self.doc.table(hdr, [[lab, format_value(r.get("n_members"))]
+                             + [format_with_std(r.get(k), r.get(f"{k}_std")) for k in fields]
+                             + ([format_value(r.get("calibration_factor"))] if cal else [])
+                             for lab, r in zip(g["label"], g["_result"])][:500])
+
+    def failed_rows(self, failed) -> None:
+        self.doc.heading(2, f"Failed rows ({len(failed)})")
+        self.doc.table(["structure", "property", "error"], [[r["label"], r["property"], r["error"][:300]]
+                                                           for _, r in failed.head(200).iterrows()])
+        self.data["failed"] = [{"label": r["label"], "property": r["property"], "error": r["error"]}
+                               for _, r in failed.iterrows()]
+
+
+_COMMITTEE_SKIP = {"B_GPa"}  # the same number as bulk_modulus_GPa
+
+
+def _measured_at_points(tables: list[ReferenceTable], key: str) -> list[tuple[str, float]]:
+    """(point, frequency in THz) of every measured row of ``key`` in the tables with a ``point`` column."""
+    out = []
+    for tb in tables:
+        if "point" not in tb.frame.columns:
+            continue
+        col = next((c for c in tb.units if c.endswith("_THz")), None)
+        if col is None:
+            continue
+        for _, row in tb.frame[tb.frame[tb.key] == key].iterrows():
+            if row[col] == row[col]:
+                out.append((str(row["point"]), float(row[col])))
+    return out
+
+
+def _reference_tables(reference: list[str | Path] | None) -> list[ReferenceTable]:
+    if reference is None:
+        return [t for t in load_all_references().values() if isinstance(t, ReferenceTable)]
+    return [load_reference(r) for r in reference]
+
+
+def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: list[str | Path] | None = None,
+                 title: str | None = None) -> Report:
+    """Write the report of a results database into ``out_dir``; returns the paths written.
+
+    ``reference``: CSV files to compare with, paths or names of shipped tables (default: every
+    valid table shipped in ``mlip_props/data/reference/``).
+    """
+    out = Path(out_dir)
+    s = _Sections(out)
+    rdb = db if isinstance(db, ResultsDB) else ResultsDB(db)
+    df = to_dataframe(rdb, expand_results=False)
+    results_by_id = {row.id: (row.data.get("result") or {}) for row in rdb.db.select()}
+    df["_result"] = [results_by_id[i] for i in df["id"]] if len(df) else []
+    s.data.update({"db": str(rdb.url), "comparisons": {}, "properties": {}})
+    potentials = sorted(set(df["potential"].dropna())) if len(df) else []
+    pot = ", ".join(potentials) or "?"
+    campaigns = sorted(set(df["campaign"].dropna())) if "campaign" in df and len(df) else []
+    s.doc.heading(1, title or f"mlip-props report: {', '.join(campaigns) or Path(str(rdb.url)).stem}")
+    s.doc.paragraph(f"Database: {rdb.url}. Potential(s): {pot}. Rows: {len(df)}.")
+
+    s.doc.heading(2, "Summary")
+    summary = []
+    for prop, g in (df.groupby("property") if len(df) else []):
+        n_done = int((g["status"] == "done").sum())
+        n_failed = int((g["status"] == "failed").sum())
+        s.data["properties"][prop] = {"rows": len(g), "done": n_done, "failed": n_failed}
+        summary.append([prop, len(g), n_done, n_failed])
+    s.doc.table(["property", "rows", "done", "failed"], summary)
+
+    tables = _reference_tables(reference)
+    preds = collect_predictions(df) if len(df) else {}
+    for q in QUANTITIES:
+        pairs = quantity_pairs(q, preds, tables)
+        if pairs:
+            s.comparison(q, pairs, pot)
+    pairs = phonon_pairs(preds, tables)
+    if pairs:
+        s.comparison(PHONON_FREQUENCIES, pairs, pot,
+                     note="Distinct predicted frequencies at each point (degenerate branches merged), ascending, "
+                          "paired with the measured branches, ascending. Measurements at the temperatures given in "
+                          "the reference file; predictions are harmonic at 0 K.")
+    pairs = vibration_pairs(preds, tables)
+    if pairs:
+        s.comparison(VIBRATION_FREQUENCIES, pairs, pot,
+                     note="Harmonic frequencies vs experimental (anharmonic) fundamentals, paired in ascending "
+                          "order per molecule (degenerate modes repeated); harmonic values are expected a few % higher.")
+
+    if len(df):
+        done = df[df["status"] == "done"]
+        s.curves(done, tables)
+        s.committee_curves(done)
+        s.hulls(df)
+        for prop, g in done.groupby("property"):
+            if prop == "committee":
+                s.committee_table(g)
+            else:
+                s.result_table(prop, g)
+        failed = df[df["status"] == "failed"]
+        if len(failed):
+            s.failed_rows(failed)
+
+    md = out / "report.md"
+    md.write_text(s.doc.markdown())
+    ht = out / "report.html"
+    ht.write_text(s.doc.html(title or "mlip-props report"))
+    js = out / "report.json"
+    js.write_text(json.dumps(s.data, indent=1,
+                             default=lambda o: None if isinstance(o, float) and not math.isfinite(o) else str(o)))
+    return Report(out, md, ht, js, s.figures, s.data["comparisons"])

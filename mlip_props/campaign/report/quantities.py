@@ -1,0 +1,245 @@
+"""What a report reads from each result: the predicted quantities, their units and reference columns.
+
+A :class:`Quantity` names the reference-table columns it is compared with (``a_A``, ``B_GPa``,
+``C11_GPa`` ...) and a predictor that reads the value, from the results of one structure, out of
+the property rows of a results database. First available source wins:
+
+* lattice constant a (Å): EOS ``v0_A3_per_atom``; else a cell-relaxed ``relax``/``energy`` row's
+  ``volume_A3_per_atom``; a = (n V)^(1/3) with n atoms per cubic cell (fcc 4, bcc 2, sc 1, diamond 8);
+* bulk modulus B (GPa): EOS ``bulk_modulus_GPa``; else (C11 + 2 C12)/3 of the elastic ``C_GPa``;
+* C11, C12, C44 (GPa): elastic ``C_GPa`` (6x6 Voigt);
+* r_e (Å), ω_e (cm⁻¹), D_0 and D_e (eV): ``bond_length_A``, ``omega_e_cm1``, ``D0_eV``,
+  ``dissociation_energy_eV`` of ``diatomic`` rows;
+* Cv at 298.15 K (J/(mol K), per mole of atoms): thermal ``cv_J_molK_atoms`` interpolated in
+  ``temperatures_K``; Debye temperature (K): thermal ``debye_temperature_K``.
+
+A predictor returns ``(value, where from)`` or ``(value, where from, committee std)``; the std
+comes from ``<field>_std`` or, for derived values, from the per-member values ``<field>_members``
+(ddof 0). A ``committee`` row is read through :func:`committee_views`, which shows its committee
+means under the single-potential field names.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Quantity", "QUANTITIES", "PHONON_FREQUENCIES", "VIBRATION_FREQUENCIES", "CELL_ATOMS",
+           "committee_views", "collect_predictions", "split_label", "is_number", "is_cv298_column"]
+
+#: atoms per conventional cubic cell of the cubic lattices the lattice constant is derived for
+CELL_ATOMS = {"fcc": 4, "bcc": 2, "sc": 1, "diamond": 8}
+
+#: results of one structure: property -> list of {"params", "result"[, "from"]}
+StructureResults = dict[str, list[dict]]
+#: (value, where from) or (value, where from, committee std)
+Prediction = tuple
+
+
+@dataclass
+class Quantity:
+    """One compared quantity: ``key`` (report.json), ``label`` and ``unit`` (tables, axes), the
+    reference columns it matches (first present wins), and ``predict(results, crystal)``."""
+
+    key: str
+    label: str
+    unit: str
+    ref_columns: tuple[str, ...]
+    predict: Callable[[StructureResults, str], Prediction | None]
+    match: Callable[[str], bool] | None = None  # fallback: any reference column this accepts
+    conditions: dict[str, Any] = field(default_factory=dict)  # row filters applied where the column exists
+
+
+def is_number(v: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _rows(results: StructureResults, prop: str) -> list[dict]:
+    return results.get(prop, [])
+
+
+def _first_row(results: StructureResults, prop: str, fieldname: str,
+               cond: Callable[[dict], bool] = lambda r: True) -> tuple[float, dict] | None:
+    for r in _rows(results, prop):
+        v = r["result"].get(fieldname)
+        if is_number(v) and cond(r):
+            return float(v), r
+    return None
+
+
+def _first(results: StructureResults, prop: str, fieldname: str,
+           cond: Callable[[dict], bool] = lambda r: True) -> Prediction | None:
+    """(value, where from) of the first row with the field; (value, where from, std) when the
+    row carries a committee std ``<field>_std``."""
+    got = _first_row(results, prop, fieldname, cond)
+    if got is None:
+        return None
+    v, r = got
+    std = r["result"].get(f"{fieldname}_std")
+    via = f"{r.get('from', prop)}.{fieldname}"
+    return (v, via, float(std)) if is_number(std) else (v, via)
+
+
+def _members_std(values: Any) -> float | None:
+    """Committee std (ddof 0) of per-member values, None when there are none."""
+    if not isinstance(values, list) or not values:
+        return None
+    try:
+        x = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return float(x.std()) if np.all(np.isfinite(x)) else None
+
+
+def _cell_relaxed(r: dict) -> bool:
+    return bool(r["params"].get("relax_cell"))
+
+
+def _lattice_constant_A(results: StructureResults, structure: str) -> Prediction | None:
+    n = CELL_ATOMS.get(structure or "fcc")
+    if n is None:
+        return None
+    for prop, fname, cond in (("eos", "v0_A3_per_atom", lambda r: True),
+                              ("relax", "volume_A3_per_atom", _cell_relaxed),
+                              ("energy", "volume_A3_per_atom", _cell_relaxed)):
+        got = _first(results, prop, fname, cond)
+        if got:
+            out = ((n * got[0]) ** (1 / 3), f"({n} x {got[1]})^(1/3)")
+            members = _first_row(results, prop, fname, cond)[1]["result"].get(f"{fname}_members")
+            std = _members_std([(n * v) ** (1 / 3) for v in members]) if isinstance(members, list) else None
+            return out + (std,) if std is not None else out
+    return None
+
+
+def _elastic_constant_GPa(results: StructureResults, i: int, j: int) -> Prediction | None:
+    for r in _rows(results, "elastic"):
+        c = r["result"].get("C_GPa")
+        if isinstance(c, list) and len(c) == 6:
+            v = c[i][j]
+            if v is not None:
+                out = (float(v), f"{r.get('from', 'elastic')}.C_GPa[{i}][{j}]")
+                sd = r["result"].get("C_GPa_std")
+                if isinstance(sd, list) and len(sd) == 6 and is_number(sd[i][j]):
+                    out += (float(sd[i][j]),)
+                return out
+    return None
+
+
+def _bulk_modulus_GPa(results: StructureResults, structure: str) -> Prediction | None:
+    got = _first(results, "eos", "bulk_modulus_GPa")
+    if got:
+        return got
+    c11, c12 = _elastic_constant_GPa(results, 0, 0), _elastic_constant_GPa(results, 0, 1)
+    if c11 and c12:
+        out = ((c11[0] + 2 * c12[0]) / 3, f"(C11 + 2 C12)/3 of {c11[1].split('.')[0]}.C_GPa")
+        cm = next((r["result"].get("C_GPa_members") for r in _rows(results, "elastic")
+                   if isinstance(r["result"].get("C_GPa"), list)), None)
+        std = _members_std([(c[0][0] + 2 * c[0][1]) / 3 for c in cm]) if isinstance(cm, list) else None
+        return out + (std,) if std is not None else out
+    return None
+
+
+def _cv_298K_J_molK(results: StructureResults, structure: str) -> Prediction | None:
+    for r in _rows(results, "thermal"):
+        t, cv = r["result"].get("temperatures_K"), r["result"].get("cv_J_molK_atoms")
+        if isinstance(t, list) and isinstance(cv, list) and len(t) == len(cv) and min(t) <= 298.15 <= max(t):
+            out = (float(np.interp(298.15, t, cv)),
+                   f"{r.get('from', 'thermal')}.cv_J_molK_atoms at 298.15 K (harmonic Cv)")
+            members = r["result"].get("cv_J_molK_atoms_members")
+            std = _members_std([float(np.interp(298.15, t, c)) for c in members]) if isinstance(members, list) else None
+            return out + (std,) if std is not None else out
+    return None
+
+
+def is_cv298_column(col: str) -> bool:
+    """A reference column holding a heat capacity in J/(mol K) (``Cv_...``/``Cp_..._J_mol_K``)."""
+    c = col.lower()
+    return c.startswith(("cv", "cp")) and (c.endswith("_j_mol_k") or c.endswith("_j_molk"))
+
+
+QUANTITIES: list[Quantity] = [
+    Quantity("lattice_constant", "lattice constant a", "Å", ("a_A", "lattice_constant_A"), _lattice_constant_A),
+    Quantity("bulk_modulus", "bulk modulus B", "GPa", ("B_GPa", "bulk_modulus_GPa"), _bulk_modulus_GPa),
+    Quantity("C11", "C11", "GPa", ("C11_GPa",), lambda r, s: _elastic_constant_GPa(r, 0, 0)),
+    Quantity("C12", "C12", "GPa", ("C12_GPa",), lambda r, s: _elastic_constant_GPa(r, 0, 1)),
+    Quantity("C44", "C44", "GPa", ("C44_GPa",), lambda r, s: _elastic_constant_GPa(r, 3, 3)),
+    Quantity("bond_length", "bond length r_e", "Å", ("r_e_A", "re_A", "bond_length_A"),
+             lambda r, s: _first(r, "diatomic", "bond_length_A")),
+    Quantity("omega_e", "harmonic frequency ω_e", "cm⁻¹", ("omega_e_cm1",),
+             lambda r, s: _first(r, "diatomic", "omega_e_cm1")),
+    Quantity("D0", "dissociation energy D_0", "eV", ("D0_eV", "D_0_eV"), lambda r, s: _first(r, "diatomic", "D0_eV")),
+    Quantity("De", "well depth D_e", "eV", ("De_eV", "D_e_eV", "De_derived_eV"),
+             lambda r, s: _first(r, "diatomic", "dissociation_energy_eV")),
+    Quantity("cv298", "heat capacity at 298 K", "J/(mol K)", ("Cv_298K_J_mol_K", "Cp_298K_J_mol_K"), _cv_298K_J_molK,
+             match=is_cv298_column, conditions={"temperature_K": 298.15}),
+    Quantity("debye_temperature", "Debye temperature", "K", ("debye_temperature_K", "theta_D_K"),
+             lambda r, s: _first(r, "thermal", "debye_temperature_K")),
+]
+
+#: phonon frequencies at high-symmetry points, paired branch by branch (see comparison.phonon_pairs)
+PHONON_FREQUENCIES = Quantity("phonon_frequencies", "phonon frequency at high-symmetry points", "THz", (),
+                              lambda r, s: None)
+#: molecular vibrational frequencies, paired mode by mode (see comparison.vibration_pairs)
+VIBRATION_FREQUENCIES = Quantity("vibrations", "vibrational frequency", "cm⁻¹", (), lambda r, s: None)
+
+
+#: committee result field -> (property, field) of the single-potential results the report reads
+_COMMITTEE_FIELDS = {
+    "eos": ("v0_A3_per_atom", "bulk_modulus_GPa", "bulk_modulus_derivative"),
+    "elastic": ("C_GPa",),
+    "phonons": ("high_symmetry_frequencies_THz",),
+    "thermal": ("temperatures_K", ("heat_capacity_J_molK", "cv_J_molK_atoms")),
+}
+
+
+def committee_views(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A ``committee`` row's result seen as ``eos``/``elastic``/``phonons``/``thermal`` results:
+    the committee means under the single-potential field names, with ``<field>_std`` and
+    ``<field>_members`` next to them (only properties the row computed)."""
+    views: dict[str, dict[str, Any]] = {}
+    for prop, names in _COMMITTEE_FIELDS.items():
+        v: dict[str, Any] = {}
+        for name in names:
+            src, dst = (name, name) if isinstance(name, str) else name
+            if result.get(src) is None:
+                continue
+            v[dst] = result[src]
+            for suffix in ("_std", "_members"):
+                if result.get(src + suffix) is not None:
+                    v[dst + suffix] = result[src + suffix]
+        if any(k in v for k in ("v0_A3_per_atom", "C_GPa", "high_symmetry_frequencies_THz", "cv_J_molK_atoms")):
+            views[prop] = v
+    return views
+
+
+def collect_predictions(df) -> dict[str, StructureResults]:
+    """label -> property -> list of {"params", "result"} for the done rows of a results frame.
+
+    A ``committee`` row also appears, FIRST, under ``eos``/``elastic``/``phonons``/``thermal``
+    (see :func:`committee_views`; ``"from": "committee"``), so its committee means, with their
+    std as error bars, are the values compared with experiment."""
+    out: dict[str, StructureResults] = {}
+    for _, row in df[df["status"] == "done"].iterrows():
+        params = json.loads(row["params"] or "{}")
+        out.setdefault(row["label"], {}).setdefault(row["property"], []).append(
+            {"params": params, "result": row["_result"]})
+    views: dict[tuple[str, str], list[dict]] = {}
+    for _, row in df[(df["status"] == "done") & (df["property"] == "committee")].iterrows():
+        for prop, view in committee_views(row["_result"]).items():
+            views.setdefault((row["label"], prop), []).append(
+                {"params": json.loads(row["params"] or "{}"), "result": view, "from": "committee"})
+    for (label, prop), vs in views.items():
+        out[label][prop] = vs + out[label].get(prop, [])
+    return out
+
+
+def split_label(label: str) -> tuple[str, str | None]:
+    """(reference key, crystal structure or None) of a structure label: ``"Cu:bcc@2"`` -> ``("Cu", "bcc")``."""
+    base = label.split("@")[0].split("#")[0]
+    parts = base.split(":")
+    crystal = parts[1] if len(parts) > 1 and "=" not in parts[1] else None
+    return parts[0], crystal
