@@ -24,8 +24,8 @@ Method
    minimum, which overestimates D_e badly for stiff covalent bonds); zero-point energy
    ZPE = omega_e / 2 - omega_e x_e / 4 and D_0 = D_e - ZPE.
 
-Reduced masses use the most abundant isotopes (table below, NIST/AME values) unless ``masses``
-overrides them. Checks reported (never fixed): ``repulsive_wall_ok`` (energy rises monotonically
+Reduced masses use the most abundant isotopes (:mod:`~mlip_props.properties.diatomic_species`,
+NIST/AME values) unless ``masses`` overrides them. Checks reported (never fixed): ``repulsive_wall_ok`` (energy rises monotonically
 toward short range and ends above the dissociation limit), ``n_spurious_minima`` (local minima
 besides the global one, prominence > 1e-5 eV), ``smooth`` (no kink: second differences of the
 uniform scan agree with the average of their neighbours), ``long_range_flat``. Oracle points
@@ -34,48 +34,25 @@ then ends at ``max_converged_distance_A``.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from ase import Atoms, units
-from ase.data import atomic_masses, atomic_numbers, covalent_radii
+from ase.data import atomic_numbers, covalent_radii
 
-from ..backend.evaluate import evaluate, is_oracle
+from ..backend.evaluate import EvaluationResult, evaluate, is_oracle
+from ..backend.inputs import is_single_structure
 from ..backend.oracle import OracleError
+from .diatomic_curve import (MinimumSearch, coarse_minimum, long_range_flat, repulsive_wall_ok, smoothness_ratio,
+                             spectroscopic_constants, spurious_minima)
+from .diatomic_species import (MOST_ABUNDANT_ISOTOPE_AMU, NAMED_ISOTOPES_AMU, isotope_mass,  # noqa: F401
+                               pair_masses, pair_name, parse_pair)
+from .plan import EvaluationPlan, analyse_members
 from .result import PropertyResult
-
-#: symbol -> mass (amu) of the most abundant isotope (NIST "Atomic Weights and Isotopic
-#: Compositions", AME2016 masses). Elements not listed fall back to the standard atomic weight.
-MOST_ABUNDANT_ISOTOPE_AMU: dict[str, float] = {
-    "H": 1.00782503223, "He": 4.00260325413, "Li": 7.0160034366, "Be": 9.012183065,
-    "B": 11.00930536, "C": 12.0, "N": 14.00307400443, "O": 15.99491461957, "F": 18.99840316273,
-    "Ne": 19.9924401762, "Na": 22.9897692820, "Mg": 23.985041697, "Al": 26.98153853,
-    "Si": 27.97692653465, "P": 30.97376199842, "S": 31.9720711744, "Cl": 34.968852682,
-    "Ar": 39.9623831237, "K": 38.9637064864, "Ca": 39.962590863, "Br": 78.9183376,
-    "Kr": 83.9114977282, "I": 126.9044719, "Xe": 131.9041550856, "Cs": 132.905451961,
-}
-#: named isotopes accepted in ``masses`` (amu).
-NAMED_ISOTOPES_AMU: dict[str, float] = {
-    "D": 2.01410177812, "T": 3.0160492779, "13C": 13.00335483507, "15N": 15.00010889888,
-    "18O": 17.99915961286, "37Cl": 36.965902602,
-}
-
-_HBAR = units._hbar * units.J * units.second  # eV * (ASE time)
-_PROMINENCE_EV = 1e-5
-
-
-def isotope_mass(symbol: str) -> tuple[float, bool]:
-    """Mass (amu) of the most abundant isotope of ``symbol`` (or of a named isotope such as "D")
-    and whether it came from the isotope table (``False``: standard atomic weight)."""
-    if symbol in NAMED_ISOTOPES_AMU:
-        return NAMED_ISOTOPES_AMU[symbol], True
-    if symbol in MOST_ABUNDANT_ISOTOPE_AMU:
-        return MOST_ABUNDANT_ISOTOPE_AMU[symbol], True
-    if symbol not in atomic_numbers:
-        raise ValueError(f"unknown element {symbol!r}")
-    return float(atomic_masses[atomic_numbers[symbol]]), False
 
 
 @dataclass(frozen=True)
@@ -129,35 +106,6 @@ class DiatomicResult(PropertyResult):
     D0_eV_std: float | None = None
 
 
-# ------------------------------------------------------------------------------ input parsing
-_TOKEN = re.compile(r"([A-Z][a-z]?)(\d*)")
-
-
-def parse_pair(spec: Any, index: int = 0) -> tuple[str, str]:
-    """"N2", "CO", "HCl", "H-F" or ("C", "O") -> a pair of element symbols; ValueError otherwise."""
-    if isinstance(spec, (tuple, list)) and len(spec) == 2 and all(isinstance(s, str) for s in spec):
-        syms = [s.strip() for s in spec]
-    elif isinstance(spec, str):
-        text = spec.replace("-", "").replace(" ", "")
-        if not text or _TOKEN.sub("", text):
-            raise ValueError(f"pair {index}: cannot parse {spec!r} as a diatomic (e.g. 'N2', 'CO', ('H', 'Cl'))")
-        syms = []
-        for sym, count in _TOKEN.findall(text):
-            syms += [sym] * (int(count) if count else 1)
-    else:
-        raise ValueError(f"pair {index}: expected a formula like 'N2' or a tuple of two symbols, got {spec!r}")
-    if len(syms) != 2:
-        raise ValueError(f"pair {index}: {spec!r} has {len(syms)} atoms, a diatomic needs 2")
-    for s in syms:
-        if s not in atomic_numbers or atomic_numbers[s] == 0:
-            raise ValueError(f"pair {index}: unknown element {s!r} in {spec!r}")
-    return syms[0], syms[1]
-
-
-def _pair_name(a: str, b: str) -> str:
-    return f"{a}2" if a == b else f"{a}{b}"
-
-
 def _dimer(a: str, b: str, r: float) -> Atoms:
     return Atoms([a, b], positions=[[0.0, 0.0, 0.0], [0.0, 0.0, float(r)]])
 
@@ -166,24 +114,21 @@ def _dimer(a: str, b: str, r: float) -> Atoms:
 _STRUCT_RE = re.compile(r"structure (\d+)")
 
 
-def _energies(potential: Any, structures: list[Atoms], may_fail: np.ndarray,
-              members: list | None = None) -> tuple[np.ndarray, list[int]]:
-    """Energies (eV) of all structures in one backend call. For oracles, a failed point whose
-    ``may_fail`` flag is set is recorded (NaN) and the call is repeated for the remaining points
-    (oracles cache or are cheap to rerun for done points); any other failure is raised.
-    Committees (energies (B, M)): the mean curve is returned and, when ``members`` is a list, the
-    (B, M) member energies are appended to it."""
+def _energies(potential: Any, structures: list[Atoms], may_fail: np.ndarray, *, dtype: Any = None,
+              device: Any = None) -> tuple[np.ndarray, list[int]]:
+    """Energies (eV) of all structures in one backend call: (B,), or (B, M) for a committee. For
+    oracles, a failed point whose ``may_fail`` flag is set is recorded (NaN), together with the
+    farther points of its pair, and the call is repeated for the remaining points; any other
+    failure is raised. Returns the energies and the indices of the failed points."""
+    kw = dict(dtype=dtype or torch.float64, device=device)
     if not is_oracle(potential):
-        e = evaluate(potential, structures, ("energy",)).energies_eV
-        if e.ndim == 2 and members is not None:
-            members.append(np.asarray(e, dtype=float))
-        return (e.mean(axis=1) if e.ndim == 2 else e), []  # committees: the mean curve
+        return np.asarray(evaluate(potential, structures, ("energy",), **kw).energies_eV, dtype=float), []
     todo = list(range(len(structures)))
     out = np.full(len(structures), np.nan)
     failed: list[int] = []
     while todo:
         try:
-            e = evaluate(potential, [structures[k] for k in todo], ("energy",)).energies_eV
+            e = evaluate(potential, [structures[k] for k in todo], ("energy",), **kw).energies_eV
         except OracleError as exc:
             m = _STRUCT_RE.search(str(exc))
             if m is None:
@@ -204,73 +149,269 @@ def _energies(potential: Any, structures: list[Atoms], may_fail: np.ndarray,
     return out, sorted(failed)
 
 
-# ------------------------------------------------------------------------------ analysis
-def _poly_fit(r: np.ndarray, e: np.ndarray, center: float, width: float, deg: int):
-    """Polynomial fit in u = (r - center) / width; returns the coefficient array (low to high)."""
-    u = (r - center) / width
-    return np.polynomial.polynomial.polyfit(u, e, deg)
+# ------------------------------------------------------------------------------ plan and analysis
+#: two refinement windows of one pair are the same window when their centres and half-widths
+#: agree to this (A): far below any window's spacing, far above the round-off of a refit
+_WINDOW_MATCH_A = 1e-8
 
 
-def _fit_minimum(r: np.ndarray, e: np.ndarray, center: float, width: float, deg: int) -> tuple[float, list[float]] | None:
-    """Minimum of a polynomial fit and the energy derivatives 0..4 (eV/A^n) there, or None."""
-    c = _poly_fit(r, e, center, width, deg)
-    P = np.polynomial.Polynomial(c)
-    d1, d2 = P.deriv(1), P.deriv(2)
-    roots = [x.real for x in d1.roots() if abs(x.imag) < 1e-9 and -1.2 <= x.real <= 1.2 and d2(x.real) > 0]
-    if not roots:
+@dataclass
+class DiatomicPlan(EvaluationPlan):
+    """The scans of every pair: the uniform coarse grids (``grids[i]``, points that failed for an
+    oracle left out: ``failed[i]``), the isolated atoms of every element, and every refinement
+    window planning visited (``windows[i]``: (centre, half-width, distances, index of the first
+    structure)); for a committee the windows of the mean curve and of each member's curve.
+
+    ``analyse(answers)`` repeats the refinement of each pair's minimum on the answers' curve,
+    reading each pass's window from the plan: the answers of the planned potential (or of one
+    committee member, or of the committee mean) follow a path the plan holds. ``scan_answers``:
+    the energies planning measured, in the order of ``structures`` (evaluating the plan again
+    gives the same numbers)."""
+
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    masses_amu: list[tuple[float, float]] = field(default_factory=list)
+    grids: list[np.ndarray] = field(default_factory=list)
+    coarse_index: list[list[int]] = field(default_factory=list)  # structure index of each grid point, -1 failed
+    failed: list[list[float]] = field(default_factory=list)
+    atom_index: dict[str, int] = field(default_factory=dict)
+    windows: list[list[tuple[float, float, np.ndarray, int]]] = field(default_factory=list)
+    pair_notes: list[list[str]] = field(default_factory=list)
+    tol_A: float = 1e-4
+    max_passes: int = 4
+    deg: int = 8
+    smooth_threshold: float = 0.5
+    potential_name: str = ""
+    scan_answers: EvaluationResult | None = None
+
+    def analyse(self, answers: EvaluationResult) -> list[DiatomicResult]:
+        energies = np.asarray(answers.energies_eV, dtype=float)
+        return [self._analyse_pair(i, energies) for i in range(len(self.pairs))]
+
+    def binding_curve(self, i: int, energies: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """Coarse-grid binding energies (eV; NaN where the point failed) of pair ``i`` and the two
+        isolated-atom energies, from one potential's energies of ``structures``."""
+        a, b = self.pairs[i]
+        e_a, e_b = float(energies[self.atom_index[a]]), float(energies[self.atom_index[b]])
+        idx = np.asarray(self.coarse_index[i])
+        e = np.full(len(idx), np.nan)
+        e[idx >= 0] = energies[idx[idx >= 0]] - e_a - e_b
+        return e, e_a, e_b
+
+    def start_search(self, i: int, curve: np.ndarray) -> MinimumSearch:
+        """The refinement of pair ``i``'s minimum from its coarse binding curve."""
+        if np.isfinite(curve).sum() < 5:
+            raise ValueError(f"pair {i} ({pair_name(*self.pairs[i])}): fewer than 5 scan points converged")
+        center, width, bound = coarse_minimum(self.grids[i], curve)
+        return MinimumSearch(center, width, bound, self.tol_A, self.deg)
+
+    def find_window(self, i: int, center: float, width: float) -> tuple[float, float, np.ndarray, int] | None:
+        """The planned window of pair ``i`` with this centre and half-width (A), or ``None``."""
+        for w in self.windows[i]:
+            if abs(w[0] - center) < _WINDOW_MATCH_A and abs(w[1] - width) < _WINDOW_MATCH_A:
+                return w
         return None
-    u0 = min(roots, key=lambda x: (P(x), abs(x)))
-    derivs = [float(P.deriv(n)(u0)) / width**n if n else float(P(u0)) for n in range(5)]
-    return center + u0 * width, derivs
+
+    def _window(self, i: int, center: float, width: float) -> tuple[float, float, np.ndarray, int]:
+        w = self.find_window(i, center, width)
+        if w is None:
+            raise ValueError(f"pair {i} ({pair_name(*self.pairs[i])}): the answers lead the refinement to a "
+                             f"window (r = {center:.6f} +- {width:.6f} A) this plan did not evaluate; analyse the "
+                             "answers of the potential the plan was made with (or of one of its committee members)")
+        return w
+
+    def _analyse_pair(self, i: int, energies: np.ndarray) -> DiatomicResult:
+        a, b = self.pairs[i]
+        m1, m2 = self.masses_amu[i]
+        mu = m1 * m2 / (m1 + m2)
+        g = self.grids[i]
+        curve, e_a, e_b = self.binding_curve(i, energies)
+        search = self.start_search(i, curve)
+        rr, ee = list(g), list(curve)
+        while not search.done and search.n_passes < self.max_passes:
+            center, width, r, start = self._window(i, search.center, search.width)
+            search.center, search.width = center, width
+            e = energies[start : start + len(r)] - e_a - e_b
+            rr.extend(r.tolist())
+            ee.extend(e.tolist())
+            search.update(r, e)
+        notes = list(self.pair_notes[i])
+        if search.fit_failed:
+            notes.append("refinement fit found no minimum in the window")
+        if search.bound and search.derivs is not None:
+            r_e = search.history[-1]
+            v0, _, k, f3, f4 = search.derivs
+            w, wx = spectroscopic_constants(k, f3, f4, mu)
+            change = search.bond_length_change_A
+        else:
+            r_e, v0, k, f3, f4, w, wx, change = (float("nan"),) * 8
+            if not search.bound:
+                notes.append("no bound minimum inside the scan")
+        de = -v0
+        zpe = (w / 2.0 - wx / 4.0) * units.invcm
+        # checks on the coarse uniform grid
+        ok = np.isfinite(curve)
+        gk, ek = g[ok], curve[ok]
+        ref_r = r_e if np.isfinite(r_e) else (gk[np.argmin(ek)] if len(ek) else np.nan)
+        flat = long_range_flat(ek, de)
+        ratio = smoothness_ratio(gk, ek, ref_r, k if np.isfinite(k) else 0.0)
+        if np.isfinite(r_e) and 3.0 * r_e > g[-1] and not flat:
+            notes.append(f"scan ends at {g[-1]:.2f} A < 3 r_e and the curve is not flat there; pass r_max_A")
+        if self.failed[i]:
+            notes.append(f"{len(self.failed[i])} scan point(s) failed from {min(self.failed[i]):.3f} A on; "
+                         f"scan ends at {gk.max():.3f} A")
+        order = np.argsort(rr)
+        return DiatomicResult(
+            name=pair_name(a, b), symbols=(a, b), masses_amu=(m1, m2), reduced_mass_amu=mu,
+            bound=bool(search.bound), bond_length_A=float(r_e), bond_length_converged=bool(change < self.tol_A),
+            bond_length_change_A=float(change), dissociation_energy_eV=float(de), D0_eV=float(de - zpe),
+            zero_point_energy_eV=float(zpe), omega_e_cm1=float(w), omega_e_x_e_cm1=float(wx),
+            force_constant_eV_A2=float(k), third_derivative_eV_A3=float(f3), fourth_derivative_eV_A4=float(f4),
+            energy_at_minimum_eV=float(v0 + e_a + e_b), isolated_atom_energies_eV=(e_a, e_b),
+            distances_A=np.asarray(rr)[order].tolist(), energies_eV=np.asarray(ee)[order].tolist(),
+            scan_range_A=(float(g[0]), float(g[-1])), max_converged_distance_A=float(gk.max()),
+            failed_distances_A=sorted(self.failed[i]), long_range_flat=flat,
+            repulsive_wall_ok=repulsive_wall_ok(gk, ek, ref_r), n_spurious_minima=spurious_minima(ek),
+            smooth=bool(ratio < self.smooth_threshold), smoothness_ratio=ratio, n_refinement_passes=search.n_passes,
+            potential=self.potential_name, notes=notes,
+        )
 
 
-def _spurious_minima(e: np.ndarray) -> int:
-    from scipy.signal import find_peaks
-
-    peaks, _ = find_peaks(-e, prominence=_PROMINENCE_EV)
-    return max(0, len(peaks) - 1) if len(peaks) else 0
-
-
-def _smoothness(r: np.ndarray, e: np.ndarray, r_e: float, k: float) -> float:
-    """Largest |second difference - mean of its two neighbours| / (local scale) for r >= 0.9 r_e
-    on the uniform coarse grid: ~ (V''''/V'') h^2 << 1 for a smooth curve, ~ 1 at a kink."""
-    if len(r) < 5:
-        return float("nan")
-    h = float(np.median(np.diff(r)))
-    d2 = e[2:] - 2 * e[1:-1] + e[:-2]
-    rr = r[1:-1]
-    res = d2[1:-1] - 0.5 * (d2[:-2] + d2[2:])
-    scale = np.maximum.reduce([np.abs(d2[:-2]), np.abs(d2[1:-1]), np.abs(d2[2:])]) + 0.1 * abs(k) * h * h + 1e-9
-    sel = rr[1:-1] >= 0.9 * r_e
-    return float((np.abs(res) / scale)[sel].max()) if sel.any() else 0.0
+def _curve(energies: np.ndarray, c: int) -> np.ndarray:
+    """Curve ``c`` of a scan's energies: 0 the potential's (a committee's mean), m + 1 member m's."""
+    if energies.ndim == 1:
+        return energies
+    return energies.mean(axis=1) if c == 0 else energies[:, c - 1]
 
 
-def _spectroscopic(k: float, f3: float, f4: float, mu_amu: float) -> tuple[float, float]:
-    """omega_e and omega_e x_e in cm^-1 from V'', V''', V'''' (eV/A^n) and mu (amu)."""
-    if not k > 0:
-        return float("nan"), float("nan")
-    omega_eV = _HBAR * np.sqrt(k / mu_amu)
-    wx_eV = _HBAR**2 / (16.0 * mu_amu * k) * (5.0 * f3 * f3 / (3.0 * k) - f4)
-    return float(omega_eV / units.invcm), float(wx_eV / units.invcm)
+def plan_diatomic(
+    potential: Any,
+    pairs: Any,
+    *,
+    masses: Sequence[Any] | None = None,
+    r_min_A: float | None = None,
+    r_max_A: float | None = None,
+    n_points: int | None = None,
+    n_refine: int | None = None,
+    tol_A: float = 1e-4,
+    max_passes: int = 4,
+    smooth_threshold: float = 0.5,
+    dtype: Any = None,
+    device: Any = None,
+) -> DiatomicPlan:
+    """Plan the scans of one pair or many (see :func:`diatomic`): the coarse grids and isolated
+    atoms in one backend call, then the refinement windows of every minimum, one call per pass
+    for all pairs (for a committee: the mean curve's and every member's minimum, in the same
+    calls). Returns the plan with every geometry and the energies measured (``scan_answers``)."""
+    single = isinstance(pairs, (str, tuple)) or is_single_structure(pairs)
+    specs = [pairs] if single else list(pairs)
+    if not specs:
+        raise ValueError("no pairs given")
+    syms = [parse_pair(s, i) for i, s in enumerate(specs)]
+    oracle = is_oracle(potential)
+    n_points = n_points or (24 if oracle else 400)
+    n_refine = n_refine or (9 if oracle else 15)
+    deg = min(8, n_refine - 3) if not oracle else min(6, n_refine - 3)
+    if n_points < 8 or n_refine < 6:
+        raise ValueError("n_points must be >= 8 and n_refine >= 6")
+    masses_amu, pair_notes = pair_masses(syms, masses, single)
+    kw = dict(dtype=dtype, device=device)
+
+    # coarse grids and isolated atoms: one call
+    cutoff = getattr(potential, "cutoff", None)
+    grids = []
+    for a, b in syms:
+        rg = covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]
+        lo = r_min_A if r_min_A is not None else max(0.3, 0.4 * rg)
+        hi = r_max_A if r_max_A is not None else max(3.0 * rg, rg + 2.5)
+        if r_max_A is None and not oracle and cutoff:
+            hi = max(hi, min(float(cutoff) + 0.5, 25.0))
+        if not hi > lo > 0:
+            raise ValueError(f"bad scan range [{lo}, {hi}] A")
+        grids.append(np.linspace(lo, hi, n_points))
+    elements = sorted({s for p in syms for s in p}, key=lambda s: atomic_numbers[s])
+    scan: list[Atoms] = []
+    for i, ((a, b), g) in enumerate(zip(syms, grids)):
+        for r in g:
+            at = _dimer(a, b, r)
+            at.info["pair"] = i
+            scan.append(at)
+    n_scan = len(scan)
+    scan += [Atoms([s], positions=[[0.0, 0.0, 0.0]]) for s in elements]
+    e_scan, failed_idx = _energies(potential, scan, np.arange(len(scan)) < n_scan, **kw)
+    failed = set(failed_idx)
+    keep = [k for k in range(len(scan)) if k not in failed]
+    structures = [scan[k] for k in keep]
+    answers = [e_scan[keep]]
+    position = {k: j for j, k in enumerate(keep)}
+    coarse_index = [[position.get(i * n_points + p, -1) for p in range(n_points)] for i in range(len(syms))]
+    failed_r = [sorted(float(grids[k // n_points][k % n_points]) for k in failed_idx if k // n_points == i)
+                for i in range(len(syms))]
+    plan = DiatomicPlan(
+        structures=structures, quantities=("energy",), single=single, pairs=syms, masses_amu=masses_amu,
+        grids=grids, coarse_index=coarse_index, failed=failed_r,
+        atom_index={s: position[n_scan + k] for k, s in enumerate(elements)}, windows=[[] for _ in syms],
+        pair_notes=pair_notes, tol_A=tol_A, max_passes=max_passes, deg=deg, smooth_threshold=smooth_threshold,
+        potential_name=getattr(potential, "name", type(potential).__name__))
+
+    # the curves whose minima are refined: the potential's (the committee mean's) and each member's
+    n_curves = 1 + (e_scan.shape[1] if e_scan.ndim == 2 else 0)
+    curves = [_curve(e_scan[keep], c) for c in range(n_curves)]
+    searches = []  # (pair, curve, isolated-atom energies, search)
+    for c, energies in enumerate(curves):
+        for i in range(len(syms)):
+            coarse, e_a, e_b = plan.binding_curve(i, energies)
+            searches.append((i, c, (e_a, e_b), plan.start_search(i, coarse)))
+
+    # refinement passes: every unfinished search of every pair and curve in one call per pass
+    for _ in range(max_passes):
+        active = [s for s in searches if not s[3].done]
+        if not active:
+            break
+        new: list[Atoms] = []
+        for i, _c, _atoms, search in active:
+            if plan.find_window(i, search.center, search.width) is None:
+                r = search.window(n_refine)
+                plan.windows[i].append((search.center, search.width, r, len(plan.structures) + len(new)))
+                new += [_dimer(*syms[i], x) for x in r]
+        e_new = _energies(potential, new, np.zeros(len(new), bool), **kw)[0] if new else e_scan[:0]
+        plan.structures.extend(new)
+        answers.append(e_new)
+        e_all = np.concatenate(answers)
+        for i, c, (e_a, e_b), search in active:
+            search.center, search.width, r, start = plan._window(i, search.center, search.width)
+            e = _curve(e_all[start : start + len(r)], c)
+            search.update(r, e - e_a - e_b)
+    e_all = np.concatenate(answers)
+    plan.scan_answers = EvaluationResult(energies_eV=e_all, n_atoms=np.array([len(s) for s in plan.structures]))
+    return plan
 
 
-def _member_spread(tracks: list[dict[str, Any]], mu: float) -> dict[str, Any]:
-    """Committee std (ddof 0) and per-member values of r_e, D_e, omega_e, omega_e x_e and D_0
-    from each member's own refined minimum (``tracks``: the members' refinement states)."""
-    vals = []
-    for t in tracks:
-        v0, _, k, f3, f4 = t["derivs"]
-        om, wx = _spectroscopic(k, f3, f4, mu)
-        vals.append((t["history"][-1], -v0, om, wx, -v0 - (om / 2.0 - wx / 4.0) * units.invcm))
-    v = np.array(vals)
-    sd = v.std(axis=0)
-    return dict(bond_length_A_std=float(sd[0]), bond_length_A_members=v[:, 0].tolist(),
-                dissociation_energy_eV_std=float(sd[1]), dissociation_energy_eV_members=v[:, 1].tolist(),
-                omega_e_cm1_std=float(sd[2]), omega_e_cm1_members=v[:, 2].tolist(),
-                omega_e_x_e_cm1_std=float(sd[3]), D0_eV_std=float(sd[4]))
+_SPREAD_FIELDS = ("bond_length_A", "dissociation_energy_eV", "omega_e_cm1", "omega_e_x_e_cm1", "D0_eV")
 
 
-# ------------------------------------------------------------------------------ public API
+def committee_spread(mean: DiatomicResult, members: Sequence[DiatomicResult], tol_A: float,
+                     max_passes: int) -> DiatomicResult:
+    """The committee result of one pair: the mean curve's constants (``mean``) with the members'
+    values (``*_members``) and their standard deviation over members (``*_std``, ddof 0) of r_e,
+    D_e, omega_e, omega_e x_e and D_0, each member's from its own refined minimum (``members``:
+    each member's result on the same plan). Without a bound minimum in every member the spread is
+    left out and a note says which member has none."""
+    notes = list(mean.notes)
+    spread: dict[str, Any] = {"n_members": len(members)}
+    if mean.bound:
+        unbound = [m for m, r in enumerate(members) if not (r.bound and np.isfinite(r.bond_length_A))]
+        if unbound:
+            notes.append(f"committee std not available: member(s) {unbound} have no bound minimum")
+        else:
+            values = {name: np.array([getattr(r, name) for r in members]) for name in _SPREAD_FIELDS}
+            spread.update({f"{name}_std": float(v.std()) for name, v in values.items()})
+            spread.update({f"{name}_members": values[name].tolist()
+                           for name in ("bond_length_A", "dissociation_energy_eV", "omega_e_cm1")})
+            if not all(r.bond_length_converged for r in members):
+                notes.append(f"committee: a member's r_e did not converge to {tol_A} A in {max_passes} passes")
+    return dataclasses.replace(mean, notes=notes, **spread)
+
+
 def diatomic(
     potential: Any,
     pairs: Any,
@@ -283,254 +424,33 @@ def diatomic(
     tol_A: float = 1e-4,
     max_passes: int = 4,
     smooth_threshold: float = 0.5,
+    dtype: Any = None,
+    device: Any = None,
 ) -> DiatomicResult | list[DiatomicResult]:
     """Scan the energy of diatomic pair(s) and derive r_e (A), D_e, D_0 (eV), omega_e and
     omega_e x_e (cm^-1) -- see the module docstring for the method and references.
 
-    ``pairs``: "N2", "CO", ("C", "O"), or a list of those (-> list of results). ``masses``: per
+    ``pairs``: "N2", "CO", ("C", "O"), a two-atom ``Atoms``/pymatgen ``Molecule`` (its elements),
+    or a list of those (-> list of results). ``masses``: per
     pair (or, for a single pair, directly) two masses in amu or isotope names ("D", "13C");
     default the most abundant isotopes. ``n_points``: coarse scan points per pair (default 400
     for torch potentials, 24 for oracles); ``n_refine``: points per refinement pass (15 / 9).
     All scan points of all pairs and the isolated atoms go through one backend call, each
-    refinement pass through one more.
+    refinement pass through one more (:func:`plan_diatomic`); the analysis
+    (:meth:`DiatomicPlan.analyse`) reads the energies planning measured. A committee's result
+    holds the mean curve's constants and, from each member's own curve analysed on the same plan
+    (:func:`~mlip_props.properties.plan.analyse_members`), the per-member values and their std
+    (:func:`committee_spread`). ``dtype`` (default float64) and ``device``: the backend's.
     """
-    single = isinstance(pairs, (str, tuple))
-    specs = [pairs] if single else list(pairs)
-    if not specs:
-        raise ValueError("no pairs given")
-    syms = [parse_pair(s, i) for i, s in enumerate(specs)]
-    oracle = is_oracle(potential)
-    n_points = n_points or (24 if oracle else 400)
-    n_refine = n_refine or (9 if oracle else 15)
-    deg = min(8, n_refine - 3) if not oracle else min(6, n_refine - 3)
-    if n_points < 8 or n_refine < 6:
-        raise ValueError("n_points must be >= 8 and n_refine >= 6")
-
-    # masses
-    if masses is None:
-        mass_list = [None] * len(syms)
-    elif single:
-        mass_list = [masses]
-    else:
-        mass_list = list(masses)
-        if len(mass_list) != len(syms):
-            raise ValueError(f"masses: got {len(mass_list)} entries for {len(syms)} pairs")
-    pair_masses, notes_all = [], []
-    for i, ((a, b), m) in enumerate(zip(syms, mass_list)):
-        notes: list[str] = []
-        if m is None:
-            ms = []
-            for s in (a, b):
-                v, ok = isotope_mass(s)
-                if not ok:
-                    notes.append(f"no isotope mass for {s}: standard atomic weight {v:.4f} amu used")
-                ms.append(v)
-        else:
-            if len(m) != 2:
-                raise ValueError(f"pair {i}: masses need two entries, got {m!r}")
-            ms = [isotope_mass(x)[0] if isinstance(x, str) else float(x) for x in m]
-            if min(ms) <= 0:
-                raise ValueError(f"pair {i}: masses must be positive, got {ms}")
-        pair_masses.append(tuple(ms))
-        notes_all.append(notes)
-
-    # coarse grids
-    cutoff = getattr(potential, "cutoff", None)
-    grids = []
-    for a, b in syms:
-        rg = covalent_radii[atomic_numbers[a]] + covalent_radii[atomic_numbers[b]]
-        lo = r_min_A if r_min_A is not None else max(0.3, 0.4 * rg)
-        hi = r_max_A if r_max_A is not None else max(3.0 * rg, rg + 2.5)
-        if r_max_A is None and not oracle and cutoff:
-            hi = max(hi, min(float(cutoff) + 0.5, 25.0))
-        if not hi > lo > 0:
-            raise ValueError(f"bad scan range [{lo}, {hi}] A")
-        grids.append(np.linspace(lo, hi, n_points))
-
-    elements = sorted({s for p in syms for s in p}, key=lambda s: atomic_numbers[s])
-    structures: list[Atoms] = []
-    may_fail: list[bool] = []
-    for i, ((a, b), g) in enumerate(zip(syms, grids)):
-        for r in g:
-            at = _dimer(a, b, r)
-            at.info["pair"] = i
-            structures.append(at)
-            may_fail.append(True)
-    for s in elements:
-        structures.append(Atoms([s], positions=[[0.0, 0.0, 0.0]]))
-        may_fail.append(False)
-    member_e: list[np.ndarray] = []
-    e_all, failed = _energies(potential, structures, np.array(may_fail), member_e)
-    n_scan = len(syms) * n_points
-    e_atom = dict(zip(elements, e_all[n_scan:]))
-    committee = bool(member_e) and member_e[0].shape[1] > 1
-    e_atom_m = dict(zip(elements, member_e[0][n_scan:])) if committee else {}  # (M,) per element
-
-    curves_r = [list(g) for g in grids]
-    curves_e = []
-    failed_r: list[list[float]] = [[] for _ in syms]
-    for i in range(len(syms)):
-        e = e_all[i * n_points : (i + 1) * n_points] - e_atom[syms[i][0]] - e_atom[syms[i][1]]
-        curves_e.append(list(e))
-    for k in failed:
-        if k < n_scan:
-            failed_r[k // n_points].append(float(grids[k // n_points][k % n_points]))
-
-    # coarse minima
-    centers, widths, bound = [], [], []
-    for i, g in enumerate(grids):
-        e = np.asarray(curves_e[i])
-        ok = np.isfinite(e)
-        if ok.sum() < 5:
-            raise ValueError(f"pair {i} ({_pair_name(*syms[i])}): fewer than 5 scan points converged")
-        idx = np.where(ok)[0]
-        j = idx[np.argmin(e[ok])]
-        h = float(g[1] - g[0])
-        is_bound = 0 < j < len(g) - 1 and ok[j - 1] and ok[j + 1] and e[j] < 0
-        bound.append(is_bound)
-        centers.append(float(g[j]))
-        widths.append(1.5 * h)
-
-    # committees: every member's own minimum is refined with the same protocol as the mean curve,
-    # its window points riding in the same backend calls (no extra call)
-    tracks: dict[tuple[int, int], dict[str, Any]] = {}
-    if committee:
-        for i, g in enumerate(grids):
-            a, b = syms[i]
-            em = member_e[0][i * n_points:(i + 1) * n_points] - e_atom_m[a] - e_atom_m[b]  # (n_points, M)
-            for m in range(em.shape[1]):
-                j = int(np.argmin(em[:, m]))
-                ok_m = bool(bound[i] and 0 < j < len(g) - 1 and em[j, m] < 0)
-                tracks[(i, m)] = {"center": float(g[j]), "width": 1.5 * float(g[1] - g[0]), "done": not ok_m,
-                                  "bound": ok_m, "history": [], "derivs": None}
-
-    # refinement passes: all unfinished pairs in one call per pass
-    history: list[list[float]] = [[] for _ in syms]
-    derivs: list[list[float] | None] = [None] * len(syms)
-    done = [not b for b in bound]
-    n_pass = [0] * len(syms)
-    for _pass in range(max_passes):
-        active = [i for i in range(len(syms)) if not done[i]]
-        active_m = [key for key, t in tracks.items() if not t["done"]]
-        if not active and not active_m:
-            break
-        structs, owners = [], []
-        for i in active:
-            rr = np.linspace(centers[i] - widths[i], centers[i] + widths[i], n_refine)
-            for r in rr:
-                structs.append(_dimer(*syms[i], r))
-                owners.append((i, r))
-        for key in active_m:
-            t = tracks[key]
-            for r in np.linspace(t["center"] - t["width"], t["center"] + t["width"], n_refine):
-                structs.append(_dimer(*syms[key[0]], r))
-                owners.append((key, r))
-        pass_m: list[np.ndarray] = []
-        e_ref, _ = _energies(potential, structs, np.zeros(len(structs), bool), pass_m if committee else None)
-        for key in active_m:
-            i, m = key
-            t = tracks[key]
-            sel = [k for k, (o, _) in enumerate(owners) if o == key]
-            rr = np.array([owners[k][1] for k in sel])
-            fit = _fit_minimum(rr, pass_m[0][sel, m] - e_atom_m[syms[i][0]][m] - e_atom_m[syms[i][1]][m],
-                               t["center"], t["width"], deg)
-            if fit is None:
-                t.update(done=True, bound=False)
-                continue
-            t["history"].append(fit[0])
-            t["derivs"] = fit[1]
-            if len(t["history"]) > 1 and abs(t["history"][-1] - t["history"][-2]) < tol_A:
-                t["done"] = True
-            else:
-                shift = abs(fit[0] - t["center"])
-                t["center"] = fit[0]
-                t["width"] = max(min(t["width"], max(0.05 * fit[0], 4 * shift)), 20 * tol_A)
-        for i in active:
-            n_pass[i] += 1
-            sel = [k for k, (o, _) in enumerate(owners) if o == i]
-            rr = np.array([owners[k][1] for k in sel])
-            ee = e_ref[sel] - e_atom[syms[i][0]] - e_atom[syms[i][1]]
-            curves_r[i].extend(rr.tolist())
-            curves_e[i].extend(ee.tolist())
-            fit = _fit_minimum(rr, ee, centers[i], widths[i], deg)
-            if fit is None:
-                done[i] = True
-                bound[i] = False
-                notes_all[i].append("refinement fit found no minimum in the window")
-                continue
-            r_e, d = fit
-            history[i].append(r_e)
-            derivs[i] = d
-            converged = len(history[i]) > 1 and abs(history[i][-1] - history[i][-2]) < tol_A
-            if converged:
-                done[i] = True
-            else:
-                shift = abs(r_e - centers[i])
-                centers[i] = r_e
-                widths[i] = max(min(widths[i], max(0.05 * r_e, 4 * shift)), 20 * tol_A)
-
-    results = []
-    for i, (a, b) in enumerate(syms):
-        m1, m2 = pair_masses[i]
-        mu = m1 * m2 / (m1 + m2)
-        order = np.argsort(curves_r[i])
-        rr = np.asarray(curves_r[i])[order]
-        ee = np.asarray(curves_e[i])[order]
-        g = grids[i]
-        e_coarse = np.asarray(curves_e[i][: len(g)])
-        ok = np.isfinite(e_coarse)
-        gk, ek = g[ok], e_coarse[ok]
-        notes = notes_all[i]
-        if bound[i] and derivs[i] is not None:
-            r_e = history[i][-1]
-            v0, _, k, f3, f4 = derivs[i]
-            w, wx = _spectroscopic(k, f3, f4, mu)
-            change = abs(history[i][-1] - history[i][-2]) if len(history[i]) > 1 else float("inf")
-        else:
-            r_e, v0, k, f3, f4, w, wx, change = (float("nan"),) * 8
-            if not bound[i]:
-                notes.append("no bound minimum inside the scan")
-        de = -v0
-        zpe = (w / 2.0 - wx / 4.0) * units.invcm
-        # checks on the coarse uniform grid
-        ref_r = r_e if np.isfinite(r_e) else (gk[np.argmin(ek)] if len(ek) else np.nan)
-        wall = ek[gk <= ref_r]
-        wall_ok = bool(len(wall) >= 2 and np.all(np.diff(wall) < 0) and wall[0] > 0)
-        tail = ek[-1] if len(ek) else np.nan
-        flat = bool(np.isfinite(tail) and abs(tail) < max(1e-3, 1e-3 * abs(de) if np.isfinite(de) else 1e-3)
-                    and len(ek) > 2 and abs(ek[-1] - ek[-2]) < 1e-4)
-        ratio = _smoothness(gk, ek, ref_r, k if np.isfinite(k) else 0.0)
-        if np.isfinite(r_e) and 3.0 * r_e > g[-1] and not flat:
-            notes.append(f"scan ends at {g[-1]:.2f} A < 3 r_e and the curve is not flat there; pass r_max_A")
-        if failed_r[i]:
-            notes.append(f"{len(failed_r[i])} scan point(s) failed from {min(failed_r[i]):.3f} A on; "
-                         f"scan ends at {gk.max():.3f} A")
-        spread: dict[str, Any] = {}
-        if committee:
-            mine = [tracks[(i, m)] for m in range(member_e[0].shape[1])]
-            spread["n_members"] = len(mine)
-            if bound[i] and all(t["bound"] and t["derivs"] is not None for t in mine):
-                spread.update(_member_spread(mine, mu))
-                if not all(t["done"] for t in mine):
-                    notes.append(f"committee: a member's r_e did not converge to {tol_A} A in {max_passes} passes")
-            elif bound[i]:
-                notes.append("committee std not available: member(s) "
-                             f"{[m for m, t in enumerate(mine) if not t['bound']]} have no bound minimum")
-        results.append(DiatomicResult(
-            name=_pair_name(a, b), symbols=(a, b), masses_amu=(m1, m2), reduced_mass_amu=mu,
-            bound=bool(bound[i]), bond_length_A=float(r_e), bond_length_converged=bool(change < tol_A),
-            bond_length_change_A=float(change), dissociation_energy_eV=float(de), D0_eV=float(de - zpe),
-            zero_point_energy_eV=float(zpe), omega_e_cm1=float(w), omega_e_x_e_cm1=float(wx),
-            force_constant_eV_A2=float(k), third_derivative_eV_A3=float(f3), fourth_derivative_eV_A4=float(f4),
-            energy_at_minimum_eV=float(v0 + e_atom[a] + e_atom[b]),
-            isolated_atom_energies_eV=(float(e_atom[a]), float(e_atom[b])),
-            distances_A=rr.tolist(), energies_eV=ee.tolist(), scan_range_A=(float(g[0]), float(g[-1])),
-            max_converged_distance_A=float(gk.max()), failed_distances_A=sorted(failed_r[i]),
-            long_range_flat=flat, repulsive_wall_ok=wall_ok, n_spurious_minima=_spurious_minima(ek),
-            smooth=bool(ratio < smooth_threshold), smoothness_ratio=ratio, n_refinement_passes=n_pass[i],
-            potential=getattr(potential, "name", type(potential).__name__), notes=notes, **spread,
-        ))
-    return results[0] if single else results
+    plan = plan_diatomic(potential, pairs, masses=masses, r_min_A=r_min_A, r_max_A=r_max_A, n_points=n_points,
+                         n_refine=n_refine, tol_A=tol_A, max_passes=max_passes, smooth_threshold=smooth_threshold,
+                         dtype=dtype, device=device)
+    answers = plan.scan_answers
+    results = plan.analyse(answers.member_mean())
+    if answers.n_members:
+        per_member = analyse_members(plan, answers)
+        results = [committee_spread(r, [m[i] for m in per_member], tol_A, max_passes) for i, r in enumerate(results)]
+    return results[0] if plan.single else results
 
 
 def plot_diatomic_curves(results: DiatomicResult | Sequence[DiatomicResult], ax=None, path: str | None = None,

@@ -3,22 +3,25 @@
 Method (Wilson, Decius, Cross, *Molecular Vibrations* (1955); Ochterski, "Vibrational analysis in
 Gaussian" (1999)):
 
-1. Tight batched relaxation of all molecules (:func:`mlip_props.properties.relax.relax`, FIRE);
-   convergence is reported, not enforced.
-2. Cartesian Hessians H (eV/A^2) of all relaxed molecules in ONE backend call (autograd for torch
-   potentials, central finite differences of forces for oracles).
-3. Mass weighting H_mw = M^-1/2 H M^-1/2 (masses in amu from the ``Atoms``, i.e. ASE's standard
-   atomic weights unless the user sets other masses).
-4. Eckart projection: the three translations sqrt(m_i) e_a and three infinitesimal rotations
-   sqrt(m_i) (e_a x (x_i - x_com)) are orthonormalised (5 independent for linear molecules, 6
-   otherwise); H_mw is diagonalised in their orthogonal complement, which removes rigid-body
-   motion exactly.
-5. omega = sqrt(lambda) -> cm^-1 (imaginary modes as negative numbers, counted in
-   ``n_imaginary``), Cartesian normal modes (mass-weighted eigenvectors divided by sqrt(m),
-   normalised), zero-point energy sum(hbar omega)/2 over real modes.
-6. Ideal-gas thermochemistry with :class:`ase.thermochemistry.IdealGasThermo` (rigid rotor,
-   harmonic oscillator, ideal gas) at ``temperature_K`` and ``pressure_Pa``; the rotational
-   symmetry number comes from pymatgen's point-group analysis unless given.
+1. Plan (:func:`plan_vibrations`): tight batched relaxation of all molecules
+   (:func:`mlip_props.properties.relax.relax`, FIRE, then batched Newton steps for torch
+   potentials; :data:`VIBRATIONS_RELAXATION`); convergence is reported, not enforced.
+2. Evaluate: Cartesian Hessians H (eV/A^2) of all relaxed molecules in ONE backend call (autograd
+   for torch potentials, central finite differences of forces for oracles).
+3. Analyse (:meth:`VibrationsPlan.analyse`), per molecule:
+
+   a. Mass weighting H_mw = M^-1/2 H M^-1/2 (masses in amu from the ``Atoms``, i.e. ASE's
+      standard atomic weights unless the user sets other masses).
+   b. Eckart projection: the three translations sqrt(m_i) e_a and three infinitesimal rotations
+      sqrt(m_i) (e_a x (x_i - x_com)) are orthonormalised (5 independent for linear molecules, 6
+      otherwise); H_mw is diagonalised in their orthogonal complement, which removes rigid-body
+      motion exactly.
+   c. omega = sqrt(lambda) -> cm^-1 (imaginary modes as negative numbers, counted in
+      ``n_imaginary``), Cartesian normal modes (mass-weighted eigenvectors divided by sqrt(m),
+      normalised), zero-point energy sum(hbar omega)/2 over real modes.
+   d. Ideal-gas thermochemistry with :class:`ase.thermochemistry.IdealGasThermo` (rigid rotor,
+      harmonic oscillator, ideal gas) at ``temperature_K`` and ``pressure_Pa``; the rotational
+      symmetry number comes from pymatgen's point-group analysis unless given.
 
 ``rigid_body_frequencies_cm1`` are the frequencies of the projected Hessian in the rigid-body
 subspace (zero up to round-off when the projector is right); ``rigid_body_residual_cm1`` is the
@@ -27,13 +30,21 @@ structure is from a stationary point (and of rotational invariance of the potent
 """
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from ase import Atoms, units
+from ase.thermochemistry import IdealGasThermo
 
-from ..backend.evaluate import evaluate, is_oracle, prepare_structures
+from ..backend.evaluate import EvaluationResult, evaluate, is_oracle, prepare_structures
+from ..backend.inputs import structure_list
+from ..potentials.committee import mean_over_members
+from .plan import EvaluationPlan, compute
+from .relax import RelaxSettings, relax, resolve_relaxation
 from .result import PropertyResult
 
 _HBAR = units._hbar * units.J * units.second  # eV * (ASE time)
@@ -143,44 +154,47 @@ def analyse_hessian(hessian: np.ndarray, positions: np.ndarray, masses: np.ndarr
     return _freq_cm1(lam), modes, _freq_cm1(rb), float(np.abs(_freq_cm1(resid)).max()), linear
 
 
-def _newton_polish(potential: Any, geoms: list[Atoms], fmax: float, max_steps: int):
-    """Batched Newton-Raphson refinement (positions updated in place). Every iteration evaluates
-    energies, forces and Hessians of all unconverged molecules in ONE call; the final values
-    (at the returned geometries) are returned with the number of Newton steps per molecule."""
-    B = len(geoms)
-    energies = [0.0] * B
-    forces: list[np.ndarray] = [np.zeros((len(a), 3)) for a in geoms]
-    hessians: list[np.ndarray] = [np.zeros((3 * len(a), 3 * len(a))) for a in geoms]
-    steps = [0] * B
-    active = list(range(B))
-    for it in range(max_steps + 1):
-        res = evaluate(potential, [geoms[k] for k in active], ("energy", "forces", "hessian"))
-        nxt = []
-        for j, k in enumerate(active):
-            energies[k] = float(res.energies_eV[j])
-            forces[k] = res.forces_eV_A[j]
-            hessians[k] = res.hessians_eV_A2[j]
-            if np.linalg.norm(forces[k], axis=1).max() >= fmax and it < max_steps:
-                nxt.append(k)
-        for k in nxt:
-            a = geoms[k]
-            D = rigid_body_basis(a.get_positions(), np.ones(len(a)))
-            q, _ = np.linalg.qr(np.hstack([D, np.eye(3 * len(a))]))
-            Q = q[:, D.shape[1] : 3 * len(a)]
-            lam, v = np.linalg.eigh(Q.T @ (0.5 * (hessians[k] + hessians[k].T)) @ Q)
-            g = Q.T @ (-forces[k].ravel())
-            ok = np.abs(lam) > 1e-6
-            dx = Q @ (v[:, ok] @ ((v[:, ok].T @ g) / np.abs(lam[ok])))
-            dx = -dx.reshape(-1, 3)
-            big = np.linalg.norm(dx, axis=1).max()
-            if big > 0.2:
-                dx *= 0.2 / big
-            a.set_positions(a.get_positions() + dx)
-            steps[k] += 1
-        active = nxt
+def _newton_polish(potential: Any, geoms: list[Atoms], fmax: float, max_steps: int, *, dtype: Any,
+                   device: Any) -> list[int]:
+    """Batched Newton-Raphson refinement of ``geoms`` (positions updated in place) until every
+    atomic force is below ``fmax`` (eV/A) or ``max_steps`` steps: every iteration evaluates the
+    forces and Hessians of all unconverged molecules in ONE call. Returns the number of Newton
+    steps per molecule."""
+    steps = [0] * len(geoms)
+    active = list(range(len(geoms)))
+    for _ in range(max_steps):
         if not active:
             break
-    return energies, forces, hessians, steps
+        res = evaluate(potential, [geoms[k] for k in active], ("forces", "hessian"), dtype=dtype, device=device)
+        nxt = []
+        for j, k in enumerate(active):
+            forces, hessian = res.forces_eV_A[j], res.hessians_eV_A2[j]
+            if np.linalg.norm(forces, axis=1).max() < fmax:
+                continue
+            nxt.append(k)
+            a = geoms[k]
+            a.set_positions(a.get_positions() + _newton_step(a, forces, hessian))
+            steps[k] += 1
+        active = nxt
+    return steps
+
+
+def _newton_step(atoms: Atoms, forces: np.ndarray, hessian: np.ndarray) -> np.ndarray:
+    """One Newton-Raphson displacement (n, 3) in A: rigid-body motion projected out, the
+    |eigenvalues| of the Hessian used (so that negative curvature leads downhill), the largest
+    atomic step capped at 0.2 A."""
+    n = len(atoms)
+    D = rigid_body_basis(atoms.get_positions(), np.ones(n))
+    q, _ = np.linalg.qr(np.hstack([D, np.eye(3 * n)]))
+    Q = q[:, D.shape[1] : 3 * n]
+    lam, v = np.linalg.eigh(Q.T @ (0.5 * (hessian + hessian.T)) @ Q)
+    g = Q.T @ (-forces.ravel())
+    ok = np.abs(lam) > 1e-6
+    dx = -(Q @ (v[:, ok] @ ((v[:, ok].T @ g) / np.abs(lam[ok])))).reshape(-1, 3)
+    big = np.linalg.norm(dx, axis=1).max()
+    if big > 0.2:
+        dx *= 0.2 / big
+    return dx
 
 
 def _symmetry_number(atoms: Atoms) -> tuple[int, str | None]:
@@ -197,111 +211,187 @@ def _symmetry_number(atoms: Atoms) -> tuple[int, str | None]:
                    "1 assumed: pass symmetry_number=")
 
 
-def vibrations(
+#: The relaxation :func:`vibrations` starts from: ions only (molecules have no cell), no space-group
+#: constraint, 1e-4 eV/A and up to 5000 FIRE steps. The force threshold is tight because a residual
+#: force F leaks into the low frequencies: it biases a curvature by about F / (mode amplitude), and
+#: soft torsions and bends of 50-200 cm^-1 (curvatures ~0.01-0.1 eV/A^2 amu^-1) move by whole
+#: wavenumbers at 1e-3 eV/A. Torch potentials reach it with FIRE to :data:`NEWTON_FROM_FMAX_EV_A`
+#: and batched Newton steps on exact Hessians after that (FIRE converges slowly on such soft modes).
+VIBRATIONS_RELAXATION = RelaxSettings(cell=False, keep_symmetry=False, fmax_eV_A=1e-4, max_steps=5000)
+#: FIRE hands over to Newton-Raphson below this largest force (eV/A), where the quadratic model of
+#: the surface is good enough for full Newton steps (torch potentials; oracles use FIRE only).
+NEWTON_FROM_FMAX_EV_A = 1e-2
+
+
+@dataclass
+class VibrationsPlan(EvaluationPlan):
+    """The relaxed molecules (``structures``, masses kept) whose energies, forces and Hessians a
+    vibrational analysis needs, with the per-molecule settings; ``analyse`` diagonalises the
+    projected mass-weighted Hessians and adds the ideal-gas thermochemistry."""
+
+    symmetry_numbers: list[int | None] = field(default_factory=list)
+    spins: list[float] = field(default_factory=list)
+    temperature_K: float = 298.15
+    pressure_Pa: float = 101325.0
+    imaginary_tol_cm1: float = 1.0
+    fmax_eV_A: float = VIBRATIONS_RELAXATION.fmax_eV_A
+    newton_steps: list[int] = field(default_factory=list)
+
+    def analyse(self, answers: EvaluationResult) -> list[VibrationsResult]:
+        return [self._analyse_one(k, float(answers.energies_eV[k]), np.asarray(answers.forces_eV_A[k]),
+                                  np.asarray(answers.hessians_eV_A2[k])) for k in range(len(self.structures))]
+
+    def _analyse_one(self, k: int, energy: float, forces: np.ndarray, hessian: np.ndarray) -> VibrationsResult:
+        a = self.structures[k]
+        masses = a.get_masses()
+        fmax = float(np.linalg.norm(forces, axis=1).max())
+        converged = fmax < self.fmax_eV_A
+        freqs, modes, rb, resid, linear = analyse_hessian(hessian, a.get_positions(), masses)
+        n_imag = int((freqs < -self.imaginary_tol_cm1).sum())
+        notes = []
+        if n_imag:
+            notes.append(f"{n_imag} imaginary mode(s): {freqs[freqs < -self.imaginary_tol_cm1].round(2).tolist()} cm^-1")
+        if not converged:
+            notes.append(f"relaxation not converged (max force {fmax:.2e} eV/A)")
+        if self.newton_steps[k]:
+            notes.append(f"{self.newton_steps[k]} Newton step(s) after FIRE")
+        real = freqs[freqs > 0]
+        zpe = float(0.5 * (real * units.invcm).sum())
+        if self.symmetry_numbers[k] is not None:
+            sigma = int(self.symmetry_numbers[k])
+        else:
+            sigma, why = _symmetry_number(a)
+            if why:
+                notes.append(why)
+        spin = float(self.spins[k])
+        H = S = G = None
+        try:
+            vib_e = np.where(freqs >= 0, freqs, 1j * np.abs(freqs)) * units.invcm
+            T, p = float(self.temperature_K), float(self.pressure_Pa)  # IdealGasThermo takes Pa
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "imag modes removed": recorded in notes
+                thermo = IdealGasThermo(vib_energies=list(vib_e), geometry="linear" if linear else "nonlinear",
+                                        potentialenergy=energy, atoms=a, symmetrynumber=sigma, spin=spin,
+                                        ignore_imag_modes=True, vib_selection="exact")
+                H = float(thermo.get_enthalpy(T, verbose=False))
+                S = float(thermo.get_entropy(T, p, verbose=False) * _EV_TO_J_MOL)
+                G = float(thermo.get_gibbs_energy(T, p, verbose=False))
+        except Exception as exc:  # e.g. imaginary modes with strict settings
+            notes.append(f"thermochemistry not computed: {type(exc).__name__}: {exc}")
+        return VibrationsResult(
+            atoms=a, energy_eV=energy, relax_converged=bool(converged), max_force_eV_A=fmax, linear=bool(linear),
+            frequencies_cm1=freqs.tolist(), normal_modes=modes.tolist(), n_imaginary=n_imag,
+            imaginary_modes=bool(n_imag > 0), rigid_body_frequencies_cm1=rb.tolist(),
+            rigid_body_residual_cm1=resid, zero_point_energy_eV=zpe, symmetry_number=sigma, spin=spin,
+            temperature_K=float(self.temperature_K), pressure_Pa=float(self.pressure_Pa), enthalpy_eV=H,
+            entropy_J_mol_K=S, gibbs_energy_eV=G, masses_amu=masses.tolist(), notes=notes,
+        )
+
+
+def _per_molecule(value: Any, n: int, name: str) -> list[Any]:
+    """A scalar or one entry per molecule -> a list of ``n`` entries."""
+    values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value] * n
+    if len(values) != n:
+        raise ValueError(f"{name}: got {len(values)} entries for {n} molecules (one per molecule, or one value)")
+    return values
+
+
+def plan_vibrations(
     potential: Any,
-    structures: Any,
+    molecules: Any,
     *,
-    relax: bool = True,
-    fmax: float = 1e-4,
-    max_steps: int = 5000,
+    relaxation: RelaxSettings | dict | bool | None = None,
     temperature_K: float = 298.15,
     pressure_Pa: float = 101325.0,
     symmetry_number: int | Sequence[int] | None = None,
     spin: float | Sequence[float] = 0.0,
     imaginary_tol_cm1: float = 1.0,
-    newton_from_fmax: float = 1e-2,
+    newton_from_fmax: float = NEWTON_FROM_FMAX_EV_A,
     max_newton_steps: int = 30,
-) -> VibrationsResult | list[VibrationsResult]:
-    """Harmonic frequencies (cm^-1), normal modes, ZPE (eV) and ideal-gas thermochemistry of one
-    molecule (``Atoms``) or many (list -> list), batched; see the module docstring.
-
-    ``fmax`` (eV/A): relaxation threshold (tight by default, since residual forces leak into the
-    low frequencies); ``relax=False`` uses the input geometry. Torch potentials relax with FIRE to
-    ``newton_from_fmax`` and then with batched Newton steps (exact autograd Hessians, rigid-body
-    motion projected out, |eigenvalues| so that negative curvature leads downhill, steps capped
-    at 0.2 A); oracles relax with FIRE only. ``spin``: total electronic spin S
-    (0 singlet, 0.5 doublet, 1 triplet) for the thermochemistry. ``symmetry_number``: rotational
-    symmetry number (default from the point group). Modes below ``-imaginary_tol_cm1`` count as
-    imaginary (``n_imaginary``, ``imaginary_modes``); all negative ones are excluded from the ZPE
-    and thermochemistry. Raises ``ValueError`` naming the molecule
-    for a single atom, a periodic structure, or an element the potential does not know.
-    """
-    single = isinstance(structures, Atoms) or hasattr(structures, "lattice") or hasattr(structures, "sites")
-    atoms_list = prepare_structures([structures] if single else structures)
+    dtype: Any = None,
+    device: Any = None,
+) -> VibrationsPlan:
+    """Plan the vibrational analysis of one molecule or many (see :func:`vibrations`): validate,
+    relax (batched FIRE, then batched Newton steps for torch potentials; on the committee-mean
+    surface for a committee) and return the relaxed molecules, whose energies, forces and Hessians
+    are to be evaluated (autograd for torch potentials, central finite differences of forces for
+    oracles)."""
+    single, items = structure_list(molecules)
+    atoms_list = prepare_structures(items)
     for k, a in enumerate(atoms_list):
         if len(a) < 2:
             raise ValueError(f"structure {k}: a single atom ({a.get_chemical_formula()}) has no vibrations")
         if a.pbc.any():
             raise ValueError(f"structure {k}: vibrations() is for isolated molecules; use phonons for periodic cells")
-    B = len(atoms_list)
-    sym_n = list(symmetry_number) if isinstance(symmetry_number, (list, tuple)) else [symmetry_number] * B
-    spins = list(spin) if isinstance(spin, (list, tuple)) else [spin] * B
-    if len(sym_n) != B or len(spins) != B:
-        raise ValueError("symmetry_number / spin lists must have one entry per molecule")
-
+    n = len(atoms_list)
+    symmetry_numbers = _per_molecule(symmetry_number, n, "symmetry_number")
+    spins = _per_molecule(spin, n, "spin")
+    settings = resolve_relaxation(relaxation, VIBRATIONS_RELAXATION)
+    # a molecule has no cell, and spglib's space-group symmetrisation needs one
+    settings = dataclasses.replace(settings, cell=False, keep_symmetry=False)
+    kw = dict(dtype=dtype or torch.float64, device=device)
+    surface = mean_over_members(potential)
     oracle = is_oracle(potential)
-    if relax:
-        from .relax import relax as _relax
-
-        # FIRE gets torch potentials close; batched Newton steps with the exact Hessians finish
-        # the job (quadratic convergence). Oracles, whose Hessians cost 6N gradients, use FIRE only.
-        pre = fmax if oracle else max(fmax, newton_from_fmax)
-        rel = _relax(potential, atoms_list, fmax=pre, max_steps=max_steps)
-        relaxed = [r.atoms for r in rel]
+    newton_steps = [0] * n
+    if settings.enabled:
+        # FIRE gets torch potentials close; batched Newton steps with the exact Hessians finish the
+        # job (quadratic convergence). Oracles, whose Hessians cost 6N gradients, use FIRE only.
+        fire = settings if oracle else dataclasses.replace(
+            settings, fmax_eV_A=max(settings.fmax_eV_A, newton_from_fmax))
+        relaxed = [r.atoms for r in relax(surface, atoms_list, settings=fire, **kw)]
         for a0, a in zip(atoms_list, relaxed):
             a.set_masses(a0.get_masses())
+        if not oracle:
+            newton_steps = _newton_polish(surface, relaxed, settings.fmax_eV_A, max_newton_steps, **kw)
     else:
         relaxed = [a.copy() for a in atoms_list]
-    newton = 0 if (oracle or not relax) else max_newton_steps
-    energies, forces, hessians, n_newton = _newton_polish(potential, relaxed, fmax, newton)
-    fmaxs = [float(np.linalg.norm(f, axis=1).max()) for f in forces]
-    conv = [f < fmax for f in fmaxs]
+    return VibrationsPlan(structures=relaxed, quantities=("energy", "forces", "hessian"), single=single,
+                          symmetry_numbers=symmetry_numbers, spins=spins, temperature_K=float(temperature_K),
+                          pressure_Pa=float(pressure_Pa), imaginary_tol_cm1=float(imaginary_tol_cm1),
+                          fmax_eV_A=settings.fmax_eV_A, newton_steps=newton_steps)
 
-    from ase.thermochemistry import IdealGasThermo
 
-    out = []
-    for k, a in enumerate(relaxed):
-        masses = a.get_masses()
-        freqs, modes, rb, resid, linear = analyse_hessian(hessians[k], a.get_positions(), masses)
-        n_imag = int((freqs < -imaginary_tol_cm1).sum())
-        notes = []
-        if n_imag:
-            notes.append(f"{n_imag} imaginary mode(s): {freqs[freqs < -imaginary_tol_cm1].round(2).tolist()} cm^-1")
-        if not conv[k]:
-            notes.append(f"relaxation not converged (max force {fmaxs[k]:.2e} eV/A)")
-        if n_newton[k]:
-            notes.append(f"{n_newton[k]} Newton step(s) after FIRE")
-        real = freqs[freqs > 0]
-        zpe = float(0.5 * (real * units.invcm).sum())
-        if sym_n[k] is not None:
-            sigma = int(sym_n[k])
-        else:
-            sigma, why = _symmetry_number(a)
-            if why:
-                notes.append(why)
-        e = float(energies[k])
-        H = S = G = None
-        try:
-            import warnings
+def vibrations(
+    potential: Any,
+    molecules: Any,
+    *,
+    relaxation: RelaxSettings | dict | bool | None = None,
+    temperature_K: float = 298.15,
+    pressure_Pa: float = 101325.0,
+    symmetry_number: int | Sequence[int] | None = None,
+    spin: float | Sequence[float] = 0.0,
+    imaginary_tol_cm1: float = 1.0,
+    newton_from_fmax: float = NEWTON_FROM_FMAX_EV_A,
+    max_newton_steps: int = 30,
+    dtype: Any = None,
+    device: Any = None,
+) -> VibrationsResult | list[VibrationsResult]:
+    """Harmonic frequencies (cm^-1), normal modes, ZPE (eV) and ideal-gas thermochemistry of one
+    molecule (``Atoms`` or pymatgen ``Molecule``) or many (list -> list), batched; see the module
+    docstring.
 
-            vib_e = np.where(freqs >= 0, freqs, 1j * np.abs(freqs)) * units.invcm
-            p = float(pressure_Pa)  # IdealGasThermo takes Pa (reference pressure 1e5 Pa)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "imag modes removed": recorded in notes
-                thermo = IdealGasThermo(vib_energies=list(vib_e), geometry="linear" if linear else "nonlinear",
-                                        potentialenergy=e, atoms=a, symmetrynumber=sigma, spin=float(spins[k]),
-                                        ignore_imag_modes=True, vib_selection="exact")
-                H = float(thermo.get_enthalpy(temperature_K, verbose=False))
-                S = float(thermo.get_entropy(temperature_K, p, verbose=False) * _EV_TO_J_MOL)
-                G = float(thermo.get_gibbs_energy(temperature_K, p, verbose=False))
-        except Exception as exc:  # e.g. imaginary modes with strict settings
-            notes.append(f"thermochemistry not computed: {type(exc).__name__}: {exc}")
-        out.append(VibrationsResult(
-            atoms=a, energy_eV=e, relax_converged=bool(conv[k]), max_force_eV_A=fmaxs[k], linear=bool(linear),
-            frequencies_cm1=freqs.tolist(), normal_modes=modes.tolist(), n_imaginary=n_imag,
-            imaginary_modes=bool(n_imag > 0), rigid_body_frequencies_cm1=rb.tolist(),
-            rigid_body_residual_cm1=resid, zero_point_energy_eV=zpe, symmetry_number=sigma, spin=float(spins[k]),
-            temperature_K=float(temperature_K), pressure_Pa=float(pressure_Pa), enthalpy_eV=H, entropy_J_mol_K=S,
-            gibbs_energy_eV=G, masses_amu=masses.tolist(), notes=notes,
-        ))
-    return out[0] if single else out
+    ``relaxation`` (:class:`~mlip_props.properties.relax.RelaxSettings`, a dict of its fields, or
+    False for the input geometry): by default :data:`VIBRATIONS_RELAXATION`, 1e-4 eV/A (tight,
+    since residual forces leak into the low frequencies), at most 5000 FIRE steps; ``cell`` and
+    ``keep_symmetry`` do not apply to molecules. Torch potentials relax with FIRE to
+    ``newton_from_fmax`` (eV/A) and then with at most ``max_newton_steps`` batched Newton steps
+    (exact autograd Hessians, rigid-body motion projected out, |eigenvalues| so that negative
+    curvature leads downhill, steps capped at 0.2 A); oracles relax with FIRE only. A committee
+    relaxes on its mean surface and is analysed with the mean potential's Hessian (a member's
+    analysis: ``plan.analyse`` of that member's answers to the plan). ``spin``: total electronic
+    spin S (0 singlet, 0.5 doublet, 1 triplet) for the thermochemistry. ``symmetry_number``:
+    rotational symmetry number (default from the point group). Modes below ``-imaginary_tol_cm1``
+    count as imaginary (``n_imaginary``, ``imaginary_modes``); all negative ones are excluded from
+    the ZPE and thermochemistry. ``dtype`` (default float64) and ``device`` are those of the
+    backend. One plan (:func:`plan_vibrations`), one Hessian evaluation of all molecules, one
+    analysis (:meth:`VibrationsPlan.analyse`).
+
+    Raises ``ValueError`` naming the molecule for a single atom, a periodic structure, or an
+    element the potential does not know.
+    """
+    plan = plan_vibrations(potential, molecules, relaxation=relaxation, temperature_K=temperature_K,
+                           pressure_Pa=pressure_Pa, symmetry_number=symmetry_number, spin=spin,
+                           imaginary_tol_cm1=imaginary_tol_cm1, newton_from_fmax=newton_from_fmax,
+                           max_newton_steps=max_newton_steps, dtype=dtype, device=device)
+    # a committee's Hessian is its mean potential's (the backend evaluates Hessians member by member)
+    return compute(mean_over_members(potential), plan, dtype=dtype, device=device)

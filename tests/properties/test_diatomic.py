@@ -198,3 +198,56 @@ def test_single_potential_has_no_std_and_identical_members_zero_std():
     assert same.bond_length_A_std < 1e-12 and same.omega_e_cm1_std < 1e-8
     assert same.bond_length_A == pytest.approx(one.bond_length_A, abs=1e-9)
     assert same.omega_e_cm1 == pytest.approx(one.omega_e_cm1, rel=1e-9)
+
+
+def test_committee_members_equal_plain_diatomic_of_each_member():
+    """The committee's per-member values are each member's own diatomic (the member as a plain
+    potential, same scan), and its central values those of the committee-mean potential."""
+    from mlip_props.potentials.committee import CommitteeMean
+
+    params = [(9.9, 2.7, 1.090), (9.7, 2.65, 1.098), (10.1, 2.75, 1.105)]
+    committee = MorseCommittee(params)
+    res = diatomic(committee, ["N2", "CO"])
+    for i, pair in enumerate(["N2", "CO"]):
+        plain = [diatomic(m, pair) for m in committee.members]
+        for name in ("bond_length_A", "dissociation_energy_eV", "omega_e_cm1"):
+            np.testing.assert_allclose(getattr(res[i], f"{name}_members"), [getattr(p, name) for p in plain],
+                                       rtol=1e-10, atol=1e-10)
+        assert res[i].omega_e_x_e_cm1_std == pytest.approx(np.std([p.omega_e_x_e_cm1 for p in plain]), rel=1e-8)
+        assert res[i].D0_eV_std == pytest.approx(np.std([p.D0_eV for p in plain]), rel=1e-8)
+        mean = diatomic(CommitteeMean(committee), pair)
+        assert res[i].bond_length_A == pytest.approx(mean.bond_length_A, abs=1e-10)
+        assert res[i].omega_e_cm1 == pytest.approx(mean.omega_e_cm1, rel=1e-10)
+
+
+def test_plan_evaluated_again_gives_the_same_constants_and_wrong_answers_are_refused():
+    from mlip_props.backend import evaluate
+    from mlip_props.properties.diatomic import plan_diatomic
+    from mlip_props.properties.plan import compute
+
+    pot = load_potential("morse:D=4,a=1.8,r0=1.2+zbl")
+    plan = plan_diatomic(pot, ["N2", "HCl"])
+    once = diatomic(pot, ["N2", "HCl"])
+    again = compute(pot, plan)
+    for a, b in zip(once, again):
+        assert a.bond_length_A == pytest.approx(b.bond_length_A, abs=1e-10)
+        assert a.omega_e_x_e_cm1 == pytest.approx(b.omega_e_x_e_cm1, rel=1e-8)
+        assert a.n_refinement_passes == b.n_refinement_passes
+    # a different potential's curve leads to windows the plan never evaluated
+    other = evaluate(Morse(D=4, a=1.8, r0=1.5), plan.structures, ("energy",))
+    with pytest.raises(ValueError, match="pair 0 \\(N2\\).*did not evaluate"):
+        plan.analyse(other)
+
+
+def test_two_atom_structures_stand_for_their_pair():
+    from ase.build import molecule
+    from pymatgen.core import Molecule
+
+    pot = Morse(D=4, a=1.8, r0=1.2)
+    by_name = diatomic(pot, "CO")
+    co = molecule("CO")
+    by_atoms = diatomic(pot, co)
+    by_molecule = diatomic(pot, [Molecule(co.get_chemical_symbols(), co.positions)])[0]
+    assert by_atoms.bond_length_A == by_name.bond_length_A == by_molecule.bond_length_A
+    with pytest.raises(ValueError, match="pair 0: a structure of 3 atoms"):
+        diatomic(pot, molecule("H2O"))

@@ -109,3 +109,65 @@ def test_bad_input():
 
     with pytest.raises(OracleError, match="SCF did not converge"):
         vibrations(OraclePotential(Broken, name="broken"), molecule("H2O"))
+
+
+class MorseCommittee(Potential):
+    """Two Morse members with different wells: per-atom energies (N, 2)."""
+
+    def __init__(self):
+        super().__init__(cutoff=6.0)
+        self.members = torch.nn.ModuleList([Morse(D=2.0, a=1.5, r0=1.0, cutoff=6.0),
+                                            Morse(D=2.2, a=1.4, r0=1.05, cutoff=6.0)])
+        self.n_members = 2
+
+    def forward(self, graph):
+        return torch.stack([m(graph) for m in self.members], dim=-1)
+
+
+def test_committee_is_its_mean_potential_and_members_analyse_the_same_plan():
+    from mlip_props.backend import evaluate
+    from mlip_props.backend.evaluate import EvaluationResult
+    from mlip_props.potentials.committee import CommitteeMean
+    from mlip_props.properties.vibrations import plan_vibrations
+
+    committee, mols = MorseCommittee(), [molecule("H2O"), molecule("NH3")]
+    res = vibrations(committee, mols)
+    mean = vibrations(CommitteeMean(committee), mols)
+    for a, b in zip(res, mean):
+        np.testing.assert_allclose(a.frequencies_cm1, b.frequencies_cm1, rtol=1e-10, atol=1e-8)
+        assert a.relax_converged and a.zero_point_energy_eV == pytest.approx(b.zero_point_energy_eV, rel=1e-10)
+    # each member's Hessian at the committee-mean geometry; their mean is the committee's Hessian
+    plan = plan_vibrations(committee, mols)
+    answers = [evaluate(m, plan.structures, ("energy", "forces", "hessian")) for m in committee.members]
+    members = [plan.analyse(a) for a in answers]
+    averaged = EvaluationResult(
+        energies_eV=np.mean([a.energies_eV for a in answers], axis=0),
+        forces_eV_A=[np.mean(f, axis=0) for f in zip(*(a.forces_eV_A for a in answers))],
+        hessians_eV_A2=[np.mean(h, axis=0) for h in zip(*(a.hessians_eV_A2 for a in answers))],
+        n_atoms=answers[0].n_atoms)
+    for a, b in zip(plan.analyse(averaged), res):
+        np.testing.assert_allclose(a.frequencies_cm1, b.frequencies_cm1, rtol=1e-10, atol=1e-8)
+    # the members disagree, and the mean geometry is not a member's stationary point
+    assert abs(members[0][0].frequencies_cm1[-1] - members[1][0].frequencies_cm1[-1]) > 10
+    assert not members[0][0].relax_converged
+
+
+def test_relaxation_settings_molecules_and_dtype():
+    pot = Morse(D=2.0, a=1.5, r0=1.0)
+    h2o = molecule("H2O")
+    h2o.positions[0, 0] += 0.05
+    tight = vibrations(pot, h2o)
+    assert tight.relax_converged and tight.max_force_eV_A < 1e-4
+    loose = vibrations(pot, h2o, relaxation={"fmax_eV_A": 0.05}, max_newton_steps=0)
+    assert loose.relax_converged and 1e-4 < loose.max_force_eV_A < 0.05  # converged to its own threshold
+    as_is = vibrations(pot, h2o, relaxation=False)
+    assert np.allclose(as_is.atoms.positions, h2o.positions) and as_is.max_force_eV_A > 0.1
+    with pytest.raises(ValueError, match="fmaxx"):
+        vibrations(pot, h2o, relaxation={"fmaxx": 1e-3})
+
+    from pymatgen.core import Molecule
+
+    from_pmg = vibrations(pot, Molecule(h2o.get_chemical_symbols(), h2o.positions))
+    np.testing.assert_allclose(from_pmg.frequencies_cm1, tight.frequencies_cm1, rtol=1e-8)
+    single = vibrations(pot, h2o, dtype=torch.float32)
+    np.testing.assert_allclose(single.frequencies_cm1, tight.frequencies_cm1, rtol=1e-3)
