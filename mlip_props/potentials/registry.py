@@ -7,8 +7,11 @@ Specs:
   torch potentials with keyword parameters (eV, Angstrom);
 * ``"morse:...+zbl"`` — a sum of terms joined by ``+``;
 * a path to a model file (``*.pt``) written by :func:`mlip_props.potentials.save_potential`;
-* ``"chgnet"``, ``"sevenn"`` — pretrained universal potentials from the ``pretrained`` extra
-  (their weights ship inside their PyPI packages and load offline);
+* ``"sevenn"``, ``"sevenn:model=7net-l3i5"`` — SevenNet models as batched torch potentials
+  (:class:`~mlip_props.potentials.sevenn.SevenNetPotential`; ``sevenn`` extra; the checkpoints
+  ship inside the package and load offline); ``"sevenn-ase"`` — the same model through
+  SevenNet's own ASE calculator behind the oracle adapter (to compare the two routes);
+* ``"chgnet"`` — CHGNet's ASE calculator behind the oracle adapter (``pretrained`` extra);
 * any name added with :func:`register_potential` (e.g. the ``pyscf:`` oracle of the ``qm`` extra);
 * a dict ``{"name": "lj", "epsilon": ...}`` or an already-built potential (returned as is).
 """
@@ -140,4 +143,14 @@ register_potential("lennard-jones", LennardJones)
 register_potential("morse", Morse)
 register_potential("zbl", ZBL)
 register_potential("chgnet", lambda **kw: _pretrained("chgnet.model.dynamics", "CHGNetCalculator", "chgnet", **kw))
-register_potential("sevenn", lambda **kw: _pretrained("sevenn.calculator", "SevenNetCalculator", "sevenn", **{"model": "7net-0", **kw}))
+register_potential("sevenn-ase", lambda **kw: _pretrained("sevenn.calculator", "SevenNetCalculator", "sevenn-ase",
+                                                          **{"model": "7net-0", **kw}))
+
+
+def _sevenn(*args: Any, **kwargs: Any) -> Any:
+    from .sevenn import SevenNetPotential
+
+    return SevenNetPotential(*args, **kwargs)
+
+
+register_potential("sevenn", _sevenn)
