@@ -133,7 +133,11 @@ class ElasticResult(PropertyResult):
     eigenvalues of C positive; ``fit_residual_GPa``: largest deviation of a stress from its
     straight-line fit (non-linearity); ``residual_stress_GPa``: largest stress component of the
     unstrained reference cell; ``max_ion_displacement_A``: largest ion relaxation in a strained
-    cell; ``converged``: the structure and every strained cell relaxed within their limits.
+    cell; ``converged``: the structure and every strained cell relaxed within their limits;
+    ``residual_stress_ok``: the reference's residual stress is below the plan's
+    ``max_residual_stress_GPa`` (default 0.1 GPa). Above it the stress-strain slopes are those of
+    a pre-stressed crystal (they differ from the elastic constants by terms of the order of the
+    stress) and ``notes`` says so.
     """
 
     atoms: Atoms
@@ -167,6 +171,8 @@ class ElasticResult(PropertyResult):
     relax_converged: bool
     converged: bool
     formula: str = ""
+    residual_stress_ok: bool = True
+    notes: tuple[str, ...] = ()
 
 
 def _moduli(c: np.ndarray) -> dict[str, float]:
@@ -216,6 +222,7 @@ class ElasticPlan(EvaluationPlan):
     relax_converged: list[bool] = field(default_factory=list)
     ions_converged: list[bool] = field(default_factory=list)
     max_ion_displacement_A: list[float] = field(default_factory=list)
+    max_residual_stress_GPa: float = 0.1
 
     def analyse(self, answers: EvaluationResult) -> list[ElasticResult]:
         stress = np.asarray(answers.stress_eV_A3, dtype=float)
@@ -237,6 +244,11 @@ class ElasticPlan(EvaluationPlan):
             cs_rx = symmetrize_stiffness(c_rx, rots)
             asym = max(np.abs(c_rx - cs_rx).max(), np.abs(c_cl - cs_cl).max())
             eig = np.linalg.eigvalsh(cs_rx)
+            stress_ok = bool(s_ref[b] <= self.max_residual_stress_GPa)
+            notes = () if stress_ok else (
+                f"residual stress {s_ref[b]:.3g} GPa of the unstrained cell exceeds {self.max_residual_stress_GPa:g} GPa:"
+                " the slopes are stress-strain coefficients of a pre-stressed crystal, not its elastic constants"
+                " (relax the structure first)",)
             results.append(ElasticResult(
                 atoms=a, C_GPa=cs_rx, C_relaxed_ion_GPa=cs_rx, C_clamped_ion_GPa=cs_cl, C_raw_GPa=c_rx,
                 C_clamped_ion_raw_GPa=c_cl, asymmetry_GPa=float(asym),
@@ -247,7 +259,7 @@ class ElasticPlan(EvaluationPlan):
                 ions_relaxed=self.ions_relaxed[b], max_ion_displacement_A=self.max_ion_displacement_A[b],
                 relax_converged=self.relax_converged[b],
                 converged=bool(self.relax_converged[b] and self.ions_converged[b]),
-                formula=a.get_chemical_formula(), **_moduli(cs_rx)))
+                formula=a.get_chemical_formula(), residual_stress_ok=stress_ok, notes=notes, **_moduli(cs_rx)))
         return results
 
 
@@ -258,6 +270,7 @@ def plan_elastic(
     strains: Sequence[float] = (-0.01, -0.005, 0.005, 0.01),
     relaxation: RelaxSettings | dict | bool | None = None,
     symprec: float = 1e-5,
+    max_residual_stress_GPa: float = 0.1,
     dtype: Any = None,
     device: Any = None,
 ) -> ElasticPlan:
@@ -265,8 +278,10 @@ def plan_elastic(
     references (batched), strain each, relax the ions of every strained cell (one batched call),
     and return the cells whose stresses are needed."""
     x = np.asarray(strains, dtype=float)
-    if x.ndim != 1 or len(np.unique(x)) < 2 or np.any(np.abs(x) > 0.1):
+    if x.ndim != 1 or len(np.unique(x)) < 2 or np.any(np.abs(x) > 0.1) or not np.isfinite(x).all():
         raise ValueError(f"strains must hold at least two distinct magnitudes within +-0.1, got {list(strains)}")
+    if not max_residual_stress_GPa > 0:
+        raise ValueError(f"max_residual_stress_GPa must be positive, got {max_residual_stress_GPa}")
     settings = resolve_relaxation(relaxation)
     kw = dict(dtype=dtype or torch.float64, device=device)
     single, base, relax_ok = periodic_starting_points(potential, structures, "elastic constants", settings, **kw)
@@ -288,7 +303,8 @@ def plan_elastic(
             disp[b] = max(disp[b], float(np.linalg.norm(d, axis=1).max()))
     return ElasticPlan(structures=clamped + relaxed + list(base), quantities=("energy", "stress"), single=single,
                        references=base, strains=x, symprec=symprec, ions_relaxed=ions, relaxed_indices=to_relax,
-                       relax_converged=list(relax_ok), ions_converged=ion_ok, max_ion_displacement_A=disp)
+                       relax_converged=list(relax_ok), ions_converged=ion_ok, max_ion_displacement_A=disp,
+                       max_residual_stress_GPa=float(max_residual_stress_GPa))
 
 
 def elastic_tensor(
@@ -298,6 +314,7 @@ def elastic_tensor(
     strains: Sequence[float] = (-0.01, -0.005, 0.005, 0.01),
     relaxation: RelaxSettings | dict | bool | None = None,
     symprec: float = 1e-5,
+    max_residual_stress_GPa: float = 0.1,
     dtype: Any = None,
     device: Any = None,
 ) -> ElasticResult | list[ElasticResult]:
@@ -308,12 +325,14 @@ def elastic_tensor(
     (:class:`~mlip_props.properties.relax.RelaxSettings`, a dict of its fields, or False): the
     references are relaxed first (cell and ions, space group kept; 1e-4 eV/A, 1e-3 GPa by default)
     and the ions of every strained cell (``ions``; default: cells with more than one atom).
-    ``symprec``: spglib tolerance (A) for the point group used to symmetrise. Returns an
+    ``symprec``: spglib tolerance (A) for the point group used to symmetrise.
+    ``max_residual_stress_GPa``: above this residual stress of the unstrained cell the result is
+    flagged (``residual_stress_ok=False``, with a note). Returns an
     :class:`ElasticResult` (or a list); see the module docstring for the method
     (:func:`plan_elastic`, then :meth:`ElasticPlan.analyse`).
 
     Raises ``ValueError`` naming the structure index for structures not periodic in 3D.
     """
     plan = plan_elastic(potential, structures, strains=strains, relaxation=relaxation, symprec=symprec,
-                        dtype=dtype, device=device)
+                        max_residual_stress_GPa=max_residual_stress_GPa, dtype=dtype, device=device)
     return compute(potential, plan, dtype=dtype, device=device)

@@ -90,6 +90,12 @@ def fit_eos(volumes_A3: np.ndarray, energies_eV: np.ndarray, form: str = "birchm
     """Least-squares fit of E(V) (per atom: A^3, eV) to one of :data:`EOS_FORMS`.
 
     Starting point from a parabola through the data (V0 = -b/2a, B0 = V0 E''(V0), B' = 4).
+    ``success`` is True only for a physical fit of data with a minimum: the optimiser
+    converged, the parameters are finite, the data are convex (positive curvature of the
+    parabola through them), B0 > 0, B' > 0, and V0 lies inside the sampled volumes. Data with a
+    maximum, monotonic data or a minimum outside the range give ``success=False`` (never an
+    extrapolated V0 reported as good). Raises ``ValueError`` for fewer than 5 points,
+    non-finite values, or volumes that do not span a range.
     """
     if form not in EOS_FORMS:
         raise ValueError(f"unknown equation of state {form!r}; choose from {EOS_FORMS}")
@@ -97,6 +103,10 @@ def fit_eos(volumes_A3: np.ndarray, energies_eV: np.ndarray, form: str = "birchm
     e = np.asarray(energies_eV, dtype=float)
     if len(v) < 5:
         raise ValueError(f"need at least 5 volume points for a 4-parameter fit, got {len(v)}")
+    if v.shape != e.shape or not (np.isfinite(v).all() and np.isfinite(e).all()):
+        raise ValueError("volumes and energies must be finite arrays of the same length")
+    if not np.ptp(v) > 1e-6 * np.abs(v).max() or len(np.unique(v)) < 5:
+        raise ValueError(f"the volumes do not span a range (need >= 5 distinct volumes, got {np.unique(v)})")
     a, b, c = np.polyfit(v, e, 2)
     v0 = -b / (2 * a) if a > 0 else v[np.argmin(e)]
     if not (0.5 * v.min() < v0 < 2.0 * v.max()):
@@ -108,11 +118,13 @@ def fit_eos(volumes_A3: np.ndarray, energies_eV: np.ndarray, form: str = "birchm
     def resid(x):
         return (eos_energy(form, v, x[0], x[1] * vs, x[2], x[3]) - e) / es
 
-    sol = least_squares(resid, np.array([x0[0], x0[1] / vs, x0[2], x0[3]]), method="lm", xtol=1e-15, ftol=1e-15,
-                        gtol=1e-15, max_nfev=20000)
-    e0, v0, b0, bp = sol.x[0], sol.x[1] * vs, sol.x[2], sol.x[3]
-    rms = float(np.sqrt(np.mean((eos_energy(form, v, e0, v0, b0, bp) - e) ** 2)))
-    ok = bool(sol.success and np.isfinite(sol.x).all() and b0 > 0 and v0 > 0)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # trial steps of bad data; judged below
+        sol = least_squares(resid, np.array([x0[0], x0[1] / vs, x0[2], x0[3]]), method="lm", xtol=1e-15,
+                            ftol=1e-15, gtol=1e-15, max_nfev=20000)
+        e0, v0, b0, bp = sol.x[0], sol.x[1] * vs, sol.x[2], sol.x[3]
+        rms = float(np.sqrt(np.mean((eos_energy(form, v, e0, v0, b0, bp) - e) ** 2)))
+    ok = bool(sol.success and np.isfinite(sol.x).all() and a > 0 and b0 > 0 and bp > 0
+              and v.min() <= v0 <= v.max())
     return EOSFit(eos=form, e0_eV_per_atom=float(e0), v0_A3_per_atom=float(v0), bulk_modulus_GPa=float(b0 * EV_A3_TO_GPA),
                   bulk_modulus_derivative=float(bp), fit_residual_eV_per_atom=rms, success=ok)
 

@@ -200,3 +200,15 @@ def test_triclinic_pair_potential_general_cauchy_relations():
                            ((0, 3), (4, 5)), ((1, 4), (3, 5)), ((2, 5), (3, 4))]:
         assert abs(c[i, j] - c[k, m]) < 5e-3 * scale
     assert np.abs(c[:3, 3:]).max() > 0.05 * scale  # really triclinic: normal-shear couplings present
+
+
+def test_residual_stress_of_an_unrelaxed_cell_is_flagged():
+    """A compressed cell measured without relaxation reports its residual stress and is flagged."""
+    from mlip_props import load_potential
+
+    emt = load_potential("emt")
+    squeezed = elastic_tensor(emt, bulk("Cu", "fcc", a=3.40), relaxation=False)
+    assert squeezed.residual_stress_GPa > 10 and not squeezed.residual_stress_ok
+    assert "pre-stressed" in squeezed.notes[0]
+    relaxed = elastic_tensor(emt, bulk("Cu", "fcc", a=3.40))
+    assert relaxed.residual_stress_ok and relaxed.notes == () and relaxed.residual_stress_GPa < 0.01

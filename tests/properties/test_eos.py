@@ -123,3 +123,18 @@ def test_result_is_json_serialisable(emt_cu):
 
     d = json.loads(json.dumps(emt_cu.to_dict()))
     assert d["fits"]["vinet"]["eos"] == "vinet" and len(d["pressures_GPa"]) == 11
+
+
+def test_fit_eos_refuses_unphysical_data():
+    """A maximum instead of a minimum, monotonic data and a minimum outside the sampled volumes are
+    never reported as a successful fit; volumes without a range are an error."""
+    v = np.linspace(10.0, 13.0, 9)
+    good = eos_energy("birchmurnaghan", v, -3.5, 11.5, 0.8, 4.5)
+    assert fit_eos(v, good).success
+    assert not fit_eos(v, -good).success  # a maximum
+    assert not fit_eos(v, -0.2 * v).success  # monotonic
+    assert not fit_eos(v, eos_energy("birchmurnaghan", v, -3.5, 15.0, 0.8, 4.5)).success  # V0 outside the data
+    with pytest.raises(ValueError, match="span a range"):
+        fit_eos(np.full(9, 11.0), good)
+    with pytest.raises(ValueError, match="finite"):
+        fit_eos(v, np.where(v > 12, np.nan, good))
