@@ -36,7 +36,7 @@ from ase import Atoms
 
 from ..backend.evaluate import EvaluationResult
 from ..backend.units import EV_A3_TO_GPA
-from .plan import EvaluationPlan, compute
+from .plan import EvaluationPlan, one_call
 from .relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from .result import PropertyResult
 
@@ -307,17 +307,8 @@ def plan_elastic(
                        max_residual_stress_GPa=float(max_residual_stress_GPa))
 
 
-def elastic_tensor(
-    potential: Any,
-    structures: Any,
-    *,
-    strains: Sequence[float] = (-0.01, -0.005, 0.005, 0.01),
-    relaxation: RelaxSettings | dict | bool | None = None,
-    symprec: float = 1e-5,
-    max_residual_stress_GPa: float = 0.1,
-    dtype: Any = None,
-    device: Any = None,
-) -> ElasticResult | list[ElasticResult]:
+@one_call(plan_elastic)
+def elastic_tensor(potential: Any, structures: Any, **options: Any) -> ElasticResult | list[ElasticResult]:
     """Elastic stiffness tensor (6x6 Voigt, GPa) of one structure or many (batched).
 
     ``strains``: engineering strain magnitudes applied to each of the six Voigt components (at
@@ -333,6 +324,3 @@ def elastic_tensor(
 
     Raises ``ValueError`` naming the structure index for structures not periodic in 3D.
     """
-    plan = plan_elastic(potential, structures, strains=strains, relaxation=relaxation, symprec=symprec,
-                        max_residual_stress_GPa=max_residual_stress_GPa, dtype=dtype, device=device)
-    return compute(potential, plan, dtype=dtype, device=device)

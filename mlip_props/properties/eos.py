@@ -34,7 +34,7 @@ from scipy.optimize import brentq, least_squares
 
 from ..backend.evaluate import EvaluationResult
 from ..backend.units import EV_A3_TO_GPA
-from .plan import EvaluationPlan, compute
+from .plan import EvaluationPlan, one_call
 from .relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from .result import PropertyResult
 
@@ -305,17 +305,8 @@ def plan_eos(
                    ions_converged=ion_ok)
 
 
-def equation_of_state(
-    potential: Any,
-    structures: Any,
-    *,
-    volume_range: float = 0.06,
-    n_points: int = 11,
-    eos: str = "birchmurnaghan",
-    relaxation: RelaxSettings | dict | bool | None = None,
-    dtype: Any = None,
-    device: Any = None,
-) -> EOSResult | list[EOSResult]:
+@one_call(plan_eos)
+def equation_of_state(potential: Any, structures: Any, **options: Any) -> EOSResult | list[EOSResult]:
     """Equation of state of one structure (returns an :class:`EOSResult`) or many (a list).
 
     ``volume_range``: the volumes span V0 (1 - range) ... V0 (1 + range) in ``n_points`` steps
@@ -329,9 +320,6 @@ def equation_of_state(
     Raises ``ValueError`` naming the structure index for non-periodic structures and bad
     parameters.
     """
-    plan = plan_eos(potential, structures, volume_range=volume_range, n_points=n_points, eos=eos,
-                    relaxation=relaxation, dtype=dtype, device=device)
-    return compute(potential, plan, dtype=dtype, device=device)
 
 
 # ---------------------------------------------------------------------------------------------

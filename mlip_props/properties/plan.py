@@ -20,8 +20,10 @@ The one-call property functions (``equation_of_state(potential, structures)``) a
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -70,6 +72,22 @@ def evaluate_plans(potential: Any, plans: Sequence[EvaluationPlan], *, dtype: An
         else:
             groups["hessian" in p.quantities].append(k)
     for wants_hessian, members in groups.items():
+        row_plans = [k for k in members if wants_hessian and getattr(plans[k], "hessian_rows", None) is not None]
+        if row_plans:  # plans that need only some Hessian rows (phonons): the backend's row engine
+            from ..backend.hessian_rows import evaluate_hessian_rows
+
+            for k in row_plans:
+                if "stress" in plans[k].quantities:
+                    raise ValueError(f"plan {k}: Hessian rows come with energies and forces, not stress")
+            res = evaluate_hessian_rows(potential, [s for k in row_plans for s in plans[k].structures],
+                                        [r for k in row_plans for r in plans[k].hessian_rows],
+                                        dtype=kw["dtype"], device=device)
+            start = 0
+            for k in row_plans:
+                n = len(plans[k].structures)
+                out[k] = res.select(slice(start, start + n))
+                start += n
+            members = [k for k in members if k not in row_plans]
         if not members:
             continue
         quantities = tuple(q for q in ("energy", "forces", "stress", "hessian")
@@ -102,3 +120,27 @@ def analyse_members(plan: EvaluationPlan, answers: EvaluationResult) -> list[lis
     """``[member][structure]`` results: the plan analysed with each member's column of one
     committee evaluation (a single potential gives one member)."""
     return [plan.analyse(a) for a in answers.members()]
+
+
+def one_call(plan_function: Callable[..., EvaluationPlan]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: the one-call form of a property from its plan function.
+
+    ``@one_call(plan_eos) def equation_of_state(potential, structures, **options): "docs"`` makes
+    ``equation_of_state`` plan, evaluate and analyse (:func:`compute`), with ``plan_eos``'s
+    parameters (its signature is the one ``help()``, IDEs and the campaign schema see) and the
+    decorated function's docstring and return annotation; the decorated body is never run."""
+    plan_signature = inspect.signature(plan_function)
+
+    def decorate(documented: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(documented)
+        def run(potential: Any, structures: Any, *args: Any, **options: Any) -> Any:
+            bound = plan_signature.bind(potential, structures, *args, **options)
+            plan = plan_function(*bound.args, **bound.kwargs)
+            return compute(potential, plan, dtype=bound.arguments.get("dtype"), device=bound.arguments.get("device"))
+
+        returns = inspect.signature(documented).return_annotation
+        run.__signature__ = plan_signature.replace(return_annotation=returns)  # type: ignore[attr-defined]
+        del run.__wrapped__  # the signature is the plan's, not the documented stub's
+        return run
+
+    return decorate
