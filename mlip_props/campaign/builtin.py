@@ -1,5 +1,7 @@
-"""Built-in campaign properties: ``energy`` (static or relaxed energy per atom) and ``committee``
-(committee mean and std of EOS, elastic, phonon and thermal properties).
+"""The properties a campaign knows (:data:`BUILTIN_PROPERTIES`, read by
+:mod:`mlip_props.campaign.registry`) and the two that live here: ``energy`` (static or relaxed
+energy per atom) and ``committee`` (committee mean and std of EOS, elastic, phonon and thermal
+properties).
 
 A thin layer over :func:`mlip_props.evaluate` (one batched backend call for all structures) and,
 with ``relax=True``, over :func:`mlip_props.properties.relax.relax` (batched FIRE). Used as the
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..backend.evaluate import evaluate, prepare_structures
+from ..properties.relax import RelaxSettings
 from ..properties.result import PropertyResult
 from ..properties.uncertainty import CommitteePropertiesResult
 
@@ -132,12 +135,11 @@ def committee(
     strains: list = [-0.01, -0.005, 0.005, 0.01],  # noqa: B006 - read-only default, shown in the schema
     temperatures_K: list | None = None,
     thermal_mesh: float = 30.0,
-    phonon_kwargs: dict | None = None,
-    relax_structure: bool = True,
-    fmax: float = 1e-4,
+    phonon_options: dict | None = None,
+    relaxation: RelaxSettings | dict | bool | None = None,
     summary_temperature_K: float = 300.0,
     summary_points: list = ["X", "L"],  # noqa: B006
-) -> Any:
+) -> CommitteeRowResult | list[CommitteeRowResult]:
     """Committee mean and standard deviation of EOS, elastic, phonon and thermal properties:
     :func:`mlip_props.properties.uncertainty.committee_properties` over all structures of the
     batch (one committee evaluation per stage for every member and structure).
@@ -158,8 +160,89 @@ def committee(
     res = committee_properties(potential, structures if single else list(structures), tuple(properties),
                                elastic_reference=elastic_reference, volume_range=volume_range, n_points=n_points,
                                strains=tuple(strains), temperatures_K=temperatures_K, thermal_mesh=thermal_mesh,
-                               phonon_kwargs=phonon_kwargs, relax_structure=relax_structure, fmax=fmax)
+                               phonon_options=phonon_options, relaxation=relaxation)
     rows = [CommitteeRowResult(**{f.name: getattr(r, f.name) for f in dataclasses.fields(r)},
                                summary_temperature_K=float(summary_temperature_K), summary_points=tuple(summary_points))
             for r in ([res] if single else res)]
     return rows[0] if single else rows
+
+
+# ------------------------------------------------------------------------------ the property list
+@dataclass(frozen=True)
+class BuiltinProperty:
+    """One property of the campaign layer: ``load()`` imports it and returns the property function
+    (``func(potential, structures, **params)``) and its plan function (same parameters; ``None``
+    where the runner cannot plan it together with others). ``extra``: the optional dependency group
+    (pyproject ``[project.optional-dependencies]``) without which the property is unavailable;
+    ``None`` for properties built on the core dependencies, whose import errors are raised."""
+
+    name: str
+    load: Callable[[], tuple[Callable[..., Any], Callable[..., Any] | None]]
+    description: str
+    extra: str | None = None
+
+
+def _relax() -> tuple[Callable[..., Any], None]:
+    from ..properties.relax import relax
+
+    return relax, None
+
+
+def _eos() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    from ..properties.eos import equation_of_state, plan_eos
+
+    return equation_of_state, plan_eos
+
+
+def _elastic() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    from ..properties.elastic import elastic_tensor, plan_elastic
+
+    return elastic_tensor, plan_elastic
+
+
+def _phonons() -> tuple[Callable[..., Any], Callable[..., Any] | None]:
+    from ..properties import phonons as module
+
+    return module.phonons, getattr(module, "plan_phonons", None)
+
+
+def _thermal() -> tuple[Callable[..., Any], None]:
+    from ..properties.thermal import harmonic_thermal
+
+    return harmonic_thermal, None
+
+
+def _qha() -> tuple[Callable[..., Any], None]:
+    from ..properties.thermal import quasi_harmonic
+
+    return quasi_harmonic, None
+
+
+def _diatomic() -> tuple[Callable[..., Any], None]:
+    # no plan for the runner: planning a diatomic evaluates its scans (the refinement windows depend
+    # on them), and diatomic() analyses those answers, with the committee spread
+    from ..properties.diatomic import diatomic
+
+    return diatomic, None
+
+
+def _vibrations() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    from ..properties.vibrations import plan_vibrations, vibrations
+
+    return vibrations, plan_vibrations
+
+
+#: every property a campaign file may name, in the order ``mlip-props properties`` lists them
+BUILTIN_PROPERTIES: tuple[BuiltinProperty, ...] = (
+    BuiltinProperty("energy", lambda: (energy, None), "static or relaxed energy per atom (eV/atom)"),
+    BuiltinProperty("relax", _relax, "batched FIRE relaxation of positions (and cell)"),
+    BuiltinProperty("eos", _eos, "equation of state: V0, E0, B, B'"),
+    BuiltinProperty("elastic", _elastic, "6x6 elastic tensor (GPa)"),
+    BuiltinProperty("phonons", _phonons, "harmonic phonons (THz) with ASR checks"),
+    BuiltinProperty("thermal", _thermal, "harmonic Cv, S, F (J/(mol K))"),
+    BuiltinProperty("qha", _qha, "quasi-harmonic thermodynamics"),
+    BuiltinProperty("diatomic", _diatomic, "diatomic r_e, D_e, omega_e (cm^-1)"),
+    BuiltinProperty("vibrations", _vibrations, "molecular vibrations (cm^-1)"),
+    BuiltinProperty("committee", lambda: (committee, None),
+                    "committee mean and std of EOS, elastic, phonons, Cv (committee potentials)"),
+)

@@ -1,28 +1,39 @@
 """Property registry: property name -> callable + parameter schema.
 
-Every property module follows the convention ``prop(potential, structures, **params)`` returning
-one :class:`~mlip_props.properties.result.PropertyResult` per structure. The registry lists the
-properties the campaign layer knows about by *module path*, imports them lazily and registers
-what imports: a property whose module is not installed (or not written yet) is listed by
-:func:`unavailable_properties` with the import error, so that campaign validation can say
-clearly which properties are missing instead of failing halfway through a run.
+Every property follows the convention ``prop(potential, structures, **params)`` returning one
+:class:`~mlip_props.properties.result.PropertyResult` per structure. The properties the campaign
+layer knows are listed explicitly in :data:`mlip_props.campaign.builtin.BUILTIN_PROPERTIES`
+(name, the function that imports the property, its plan function where it has one); a property's
+module is imported the first time the property is asked for. An import error is a bug and is
+raised, except a missing optional dependency of a property that declares its extra
+(``pip install mlip-props[<extra>]``): that property is listed by :func:`unavailable_properties`
+with the extra to install, so that campaign validation says clearly what is missing.
 
 The parameter schema is read from the function signature: every keyword parameter after
 ``(potential, structures)`` with its default; runtime-only parameters (``dtype``, ``device``,
 ``progress``) are not campaign parameters. Values from a campaign file are checked against the
-default's type (an int is accepted where a float is expected).
+default's type (an int is accepted where a float is expected); a ``relaxation`` parameter
+(:class:`~mlip_props.properties.relax.RelaxSettings`) takes true/false or a mapping of
+RelaxSettings fields.
 """
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 __all__ = [
     "PropertySpec", "ParamSpec", "register_property", "get_property", "available_properties",
-    "unavailable_properties", "known_property_names", "PropertyUnavailable",
+    "unavailable_properties", "known_property_names", "PropertyUnavailable", "OPTIONAL_EXTRAS",
 ]
+
+#: optional dependency groups of pyproject.toml and the top-level modules each provides
+OPTIONAL_EXTRAS: dict[str, tuple[str, ...]] = {
+    "qm": ("pyscf",),
+    "dist": ("dask", "distributed"),
+    "pretrained": ("chgnet", "sevenn"),
+}
 
 RUNTIME_PARAMS = frozenset({"dtype", "device", "progress", "self"})
 _REQUIRED = object()
@@ -42,6 +53,7 @@ class ParamSpec:
     name: str
     default: Any
     annotation: str = ""
+    kind: str = ""  # "relaxation": RelaxSettings | dict | bool | None
 
     @property
     def required(self) -> bool:
@@ -49,6 +61,8 @@ class ParamSpec:
 
     def check(self, value: Any) -> str | None:
         """Return an error text if ``value`` does not fit this parameter, else ``None``."""
+        if self.kind == "relaxation":
+            return check_relaxation(value)
         d = self.default
         if d is _REQUIRED or d is None or value is None:
             return None
@@ -67,15 +81,46 @@ class ParamSpec:
         return None
 
 
+def check_relaxation(value: Any) -> str | None:
+    """Error text for a campaign ``relaxation`` value, or ``None``: true/false (the property's
+    default relaxation, or none) or a mapping of :class:`~mlip_props.properties.relax.RelaxSettings`
+    fields (each field type-checked, then validated by ``resolve_relaxation``)."""
+    from ..properties.relax import PROPERTY_RELAXATION, RelaxSettings, resolve_relaxation
+
+    if value is None or isinstance(value, bool):
+        return None
+    fields = [f.name for f in dataclasses.fields(RelaxSettings)]
+    if not isinstance(value, dict):
+        return f"expected true/false or a mapping of relaxation settings ({', '.join(fields)}), got {value!r}"
+    for key, v in value.items():
+        if key not in fields:
+            return f"unknown relaxation setting {key!r}; choose from {', '.join(fields)}"
+        default = getattr(PROPERTY_RELAXATION, key)
+        if isinstance(default, bool) or default is None:
+            if not (isinstance(v, bool) or (v is None and key == "ions")):
+                return f"relaxation setting {key!r}: expected true/false, got {v!r}"
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"relaxation setting {key!r}: expected a number, got {v!r}"
+    try:
+        resolve_relaxation(value, PROPERTY_RELAXATION)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
 @dataclass(frozen=True)
 class PropertySpec:
-    """A registered property: ``func(potential, structures, **params)`` and its parameter schema."""
+    """A registered property: ``func(potential, structures, **params)`` and its parameter schema;
+    ``plan`` (``plan(potential, structures, **params)`` -> an
+    :class:`~mlip_props.properties.plan.EvaluationPlan`, the same parameters) for properties the
+    campaign runner can plan and evaluate together with others, ``None`` otherwise."""
 
     name: str
     func: Callable[..., Any]
     params: dict[str, ParamSpec] = field(default_factory=dict)
     description: str = ""
     module: str = ""
+    plan: Callable[..., Any] | None = None
 
     def check_params(self, params: dict[str, Any]) -> list[tuple[str | None, str]]:
         """Problems with ``params``: list of (parameter name or None, message)."""
@@ -98,7 +143,10 @@ class PropertySpec:
 
 
 def schema_from_signature(func: Callable[..., Any]) -> dict[str, ParamSpec]:
-    """Campaign parameters of ``func``: keyword parameters after the first two positional ones."""
+    """Campaign parameters of ``func``: keyword parameters after the first two positional ones
+    (without the runtime-only ones). A parameter annotated ``RelaxSettings | dict | bool | None``
+    is a ``relaxation`` parameter (:func:`check_relaxation`); one that takes a ``RelaxSettings``
+    object only is left out."""
     sig = inspect.signature(func)
     params = list(sig.parameters.values())
     out: dict[str, ParamSpec] = {}
@@ -107,98 +155,88 @@ def schema_from_signature(func: Callable[..., Any]) -> dict[str, ParamSpec]:
             continue
         default = _REQUIRED if p.default is p.empty else p.default
         ann = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", str(p.annotation))
-        out[p.name] = ParamSpec(p.name, default, "" if p.annotation is p.empty else str(ann))
+        ann = "" if p.annotation is p.empty else str(ann)
+        kind = ""
+        if "RelaxSettings" in ann:
+            if "dict" not in ann:
+                continue  # takes a RelaxSettings object only: not a value a campaign file can hold
+            kind = "relaxation"
+        out[p.name] = ParamSpec(p.name, default, ann, kind)
     return out
 
 
-# name -> (module, candidate function names, description)
-_KNOWN: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "energy": ("mlip_props.campaign.builtin", ("energy",), "static or relaxed energy per atom (eV/atom)"),
-    "relax": ("mlip_props.properties.relax", ("relax",), "batched FIRE relaxation of positions (and cell)"),
-    "eos": ("mlip_props.properties.eos", ("equation_of_state", "eos"), "equation of state: V0, E0, B, B'"),
-    "elastic": ("mlip_props.properties.elastic", ("elastic_tensor", "elastic_constants", "elastic"), "6x6 elastic tensor (GPa)"),
-    "phonons": ("mlip_props.properties.phonons", ("phonons",), "harmonic phonons (THz) with ASR checks"),
-    "thermal": ("mlip_props.properties.thermal", ("thermal_properties", "harmonic_thermal", "thermal"), "harmonic Cv, S, F (J/(mol K))"),
-    "qha": ("mlip_props.properties.thermal", ("quasi_harmonic", "qha"), "quasi-harmonic thermodynamics"),
-    "diatomic": ("mlip_props.properties.diatomic", ("diatomic",), "diatomic r_e, D_e, omega_e (cm^-1)"),
-    "vibrations": ("mlip_props.properties.vibrations", ("vibrations",), "molecular vibrations (cm^-1)"),
-    "committee": ("mlip_props.campaign.builtin", ("committee",),
-                  "committee mean and std of EOS, elastic, phonons, Cv (committee potentials)"),
-}
-
-def _diatomic_adapter(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``diatomic`` takes pairs of symbols (it builds its own scan): a two-atom structure of a
-    campaign stands for the pair of its elements."""
-
-    def diatomic_from_structures(potential: Any, structures: Any, **params: Any) -> Any:
-        single = not isinstance(structures, (list, tuple))
-        pairs = []
-        for k, a in enumerate([structures] if single else structures):
-            syms = a.get_chemical_symbols() if hasattr(a, "get_chemical_symbols") else None
-            if syms is None or len(syms) != 2:
-                raise ValueError(f"structure {k}: diatomic needs a two-atom structure, got "
-                                 f"{len(syms) if syms is not None else type(a).__name__} atoms")
-            pairs.append(tuple(syms))
-        res = func(potential, pairs, **params)
-        return res[0] if single and isinstance(res, list) else res
-
-    diatomic_from_structures.__doc__ = func.__doc__
-    return diatomic_from_structures
-
-
-#: wrappers turning campaign structures into what a property function takes
-_ADAPTERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {"diatomic": _diatomic_adapter}
-
 _REGISTRY: dict[str, PropertySpec] = {}
 _UNAVAILABLE: dict[str, str] = {}
+_TRIED: set[str] = set()
 _LOADED = False
 
 
 def register_property(name: str, func: Callable[..., Any], params: dict[str, ParamSpec] | None = None,
-                      description: str = "") -> PropertySpec:
-    """Register ``func`` (``func(potential, structures, **params)``) under ``name``.
+                      description: str = "", plan: Callable[..., Any] | None = None) -> PropertySpec:
+    """Register ``func`` (``func(potential, structures, **params)``) under ``name``, with its plan
+    function ``plan`` where it has one.
 
     ``params`` defaults to the schema read from the signature (:func:`schema_from_signature`).
     The integrator or a plug-in calls this to add properties; re-registering replaces.
     """
     spec = PropertySpec(name, func, schema_from_signature(func) if params is None else params,
-                        description or (inspect.getdoc(func) or "").split("\n")[0], getattr(func, "__module__", ""))
+                        description or (inspect.getdoc(func) or "").split("\n")[0], getattr(func, "__module__", ""),
+                        plan)
     _REGISTRY[name] = spec
     _UNAVAILABLE.pop(name, None)
     return spec
 
 
-_TRIED: set[str] = set()
+def missing_extra(exc: ImportError, extra: str | None) -> str | None:
+    """The reason a property that needs optional dependency group ``extra`` is unavailable, when
+    ``exc`` is the import of one of that group's modules failing; ``None`` otherwise (a bug)."""
+    if extra is None:
+        return None
+    missing = (getattr(exc, "name", None) or "").split(".")[0]
+    if missing not in OPTIONAL_EXTRAS.get(extra, ()):
+        return None
+    return f"needs the optional dependency {missing!r}: pip install 'mlip-props[{extra}]' ({exc})"
+
+
+def load_builtin(entry: Any) -> None:
+    """Import and register one :class:`~mlip_props.campaign.builtin.BuiltinProperty`, or record it
+    as unavailable when only its optional extra is missing (any other error is raised)."""
+    try:
+        func, plan = entry.load()
+    except ImportError as exc:
+        why = missing_extra(exc, entry.extra)
+        if why is None:
+            raise
+        _UNAVAILABLE[entry.name] = why
+        _TRIED.add(entry.name)
+        return
+    _TRIED.add(entry.name)
+    register_property(entry.name, func, params=schema_from_signature(func), description=entry.description,
+                      plan=plan)
+
+
+def _builtin() -> dict[str, Any]:
+    from .builtin import BUILTIN_PROPERTIES
+
+    return {entry.name: entry for entry in BUILTIN_PROPERTIES}
 
 
 def _load_one(name: str) -> None:
-    """Import the module of known property ``name`` (once) and register it, or record why not."""
-    if name in _TRIED or name in _REGISTRY or name not in _KNOWN:
+    """Import the built-in property ``name`` (once) and register it."""
+    if name in _TRIED or name in _REGISTRY:
         return
-    _TRIED.add(name)
-    module, candidates, desc = _KNOWN[name]
-    try:
-        mod = importlib.import_module(module)
-    except Exception as exc:  # ImportError, or an error inside a module being written
-        _UNAVAILABLE[name] = f"module {module} cannot be imported ({type(exc).__name__}: {exc})"
-        return
-    func = next((getattr(mod, c) for c in candidates if callable(getattr(mod, c, None))), None)
-    if func is None:
-        _UNAVAILABLE[name] = f"module {module} has none of the functions {', '.join(candidates)}"
-        return
-    params = schema_from_signature(func)
-    if name in _ADAPTERS:
-        func = _ADAPTERS[name](func)
-    register_property(name, func, params=params, description=desc)
+    entry = _builtin().get(name)
+    if entry is not None:
+        load_builtin(entry)
 
 
 def _load_known() -> None:
     global _LOADED
     if _LOADED:
         return
-    _LOADED = True
-    for name in _KNOWN:
+    for name in _builtin():
         _load_one(name)
+    _LOADED = True
 
 
 def available_properties() -> dict[str, PropertySpec]:
@@ -214,7 +252,7 @@ def unavailable_properties() -> dict[str, str]:
 
 
 def known_property_names() -> list[str]:
-    return sorted(set(_REGISTRY) | set(_UNAVAILABLE) | set(_KNOWN))
+    return sorted(set(_REGISTRY) | set(_UNAVAILABLE) | set(_builtin()))
 
 
 def is_available(name: str) -> bool:

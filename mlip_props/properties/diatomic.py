@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -63,6 +63,12 @@ class DiatomicResult(PropertyResult):
     is the binding curve E(r) - E(A) - E(B) at ``distances_A`` (coarse and refinement points,
     sorted). ``D0_eV = dissociation_energy_eV - zero_point_energy_eV``.
     """
+
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "bond_length_A", "dissociation_energy_eV", "D0_eV", "zero_point_energy_eV", "omega_e_cm1",
+        "omega_e_x_e_cm1", "force_constant_eV_A2", "bound", "bond_length_converged", "repulsive_wall_ok",
+        "n_spurious_minima", "smooth", "long_range_flat", "bond_length_A_std", "dissociation_energy_eV_std",
+        "omega_e_cm1_std", "omega_e_x_e_cm1_std", "D0_eV_std")
 
     name: str
     symbols: tuple[str, str]

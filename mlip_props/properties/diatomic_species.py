@@ -53,7 +53,7 @@ def parse_pair(spec: Any, index: int = 0) -> tuple[str, str]:
     elif is_single_structure(spec):
         syms = to_atoms(spec).get_chemical_symbols()
         if len(syms) != 2:
-            raise ValueError(f"pair {index}: a structure of {len(syms)} atoms ({''.join(syms)}), a diatomic needs 2")
+            raise ValueError(f"structure {index}: {len(syms)} atoms ({''.join(syms)}); a diatomic needs 2")
     elif isinstance(spec, str):
         text = spec.replace("-", "").replace(" ", "")
         if not text or _TOKEN.sub("", text):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -45,7 +45,14 @@ def jsonable(value: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class PropertyResult:
-    """Base class: subclasses are frozen dataclasses whose field names carry their units."""
+    """Base class: subclasses are frozen dataclasses whose field names carry their units.
+
+    ``REPORT_FIELDS``: the names of the fields a report or a database column may read (scalars,
+    and per-mode lists such as ``frequencies_cm1``); a test checks that each is a field of its
+    class, so that a renamed field fails there instead of silently vanishing from reports.
+    """
+
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}

@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -60,6 +60,11 @@ class VibrationsResult(PropertyResult):
     norm); ``zero_point_energy_eV``; thermochemistry at ``temperature_K``/``pressure_Pa``:
     ``enthalpy_eV`` (H = E_elec + ZPE + thermal), ``entropy_J_mol_K``, ``gibbs_energy_eV``.
     """
+
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "energy_eV", "frequencies_cm1", "zero_point_energy_eV", "n_imaginary", "imaginary_modes",
+        "relax_converged", "max_force_eV_A", "rigid_body_residual_cm1", "enthalpy_eV", "entropy_J_mol_K",
+        "gibbs_energy_eV")
 
     atoms: Atoms
     energy_eV: float

@@ -93,3 +93,69 @@ def test_validation_happens_before_any_work(tmp_campaign, tmp_path):
         "batch_size: 4", f"batch_size: 4\n  db: {tmp_path / 'r.db'}")
     assert main(["run", str(tmp_campaign(text)), "-q"]) == 2
     assert not (tmp_path / "r.db").exists()
+
+
+@pytest.mark.parametrize("value, words", [
+    ("{fmaxx: 1}", ["fmaxx", "fmax_eV_A"]),
+    ("{fmax_eV_A: -1}", ["fmax_eV_A", "positive"]),
+    ("{cell: maybe}", ["cell", "true/false"]),
+    ("3", ["true/false or a mapping"]),
+])
+def test_relaxation_parameter_errors_name_the_setting(tmp_campaign, value, words):
+    text = GOOD.replace("  energy: {relax: false}", f"  eos:\n    relaxation: {value}")
+    with pytest.raises(CampaignError) as ei:
+        load_campaign(tmp_campaign(text))
+    msg = str(ei.value)
+    assert "c.yaml:10:" in msg and "relaxation" in msg, msg
+    for w in words:
+        assert w in msg, msg
+
+
+def test_relaxation_parameter_takes_a_bool_or_settings():
+    from mlip_props.properties.relax import resolve_relaxation
+
+    spec = registry.get_property("eos")
+    assert spec.params["relaxation"].kind == "relaxation"
+    for ok in (True, False, None, {"fmax_eV_A": 1e-3, "cell": False, "max_steps": 100}, {"ions": None}):
+        assert spec.check_params({"relaxation": ok}) == [], ok
+    assert resolve_relaxation({"fmax_eV_A": 1e-3}).fmax_eV_A == 1e-3
+
+
+def test_import_errors_are_bugs_unless_an_optional_extra_is_missing(monkeypatch):
+    from mlip_props.campaign.builtin import BuiltinProperty
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_UNAVAILABLE", dict(registry._UNAVAILABLE))
+    monkeypatch.setattr(registry, "_TRIED", set(registry._TRIED))
+
+    def missing(module):
+        def load():
+            raise ImportError(f"No module named {module!r}", name=module)
+        return load
+
+    registry.load_builtin(BuiltinProperty("quantum", missing("pyscf"), "needs pyscf", extra="qm"))
+    assert "mlip-props[qm]" in registry.unavailable_properties()["quantum"]
+    with pytest.raises(registry.PropertyUnavailable, match="mlip-props\\[qm\\]"):
+        registry.get_property("quantum")
+    # a module of the core dependencies, or a typo inside a property module: raised, not hidden
+    with pytest.raises(ImportError, match="scipyy"):
+        registry.load_builtin(BuiltinProperty("typo", missing("scipyy"), "bug", extra="qm"))
+    with pytest.raises(ImportError, match="pyscf"):
+        registry.load_builtin(BuiltinProperty("core", missing("pyscf"), "no extra declared"))
+
+    def buggy():
+        raise NameError("name 'np' is not defined")
+
+    with pytest.raises(NameError):
+        registry.load_builtin(BuiltinProperty("buggy", buggy, "bug"))
+    assert "typo" not in registry._UNAVAILABLE and "buggy" not in registry._REGISTRY
+
+
+def test_every_builtin_property_registers_with_its_plan():
+    from mlip_props.campaign.builtin import BUILTIN_PROPERTIES
+
+    available = registry.available_properties()
+    assert [e.name for e in BUILTIN_PROPERTIES if e.name not in available] == []
+    assert registry.unavailable_properties() == {}
+    assert available["vibrations"].plan.__name__ == "plan_vibrations"
+    assert available["eos"].plan.__name__ == "plan_eos" and available["diatomic"].plan is None

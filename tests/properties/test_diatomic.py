@@ -249,5 +249,5 @@ def test_two_atom_structures_stand_for_their_pair():
     by_atoms = diatomic(pot, co)
     by_molecule = diatomic(pot, [Molecule(co.get_chemical_symbols(), co.positions)])[0]
     assert by_atoms.bond_length_A == by_name.bond_length_A == by_molecule.bond_length_A
-    with pytest.raises(ValueError, match="pair 0: a structure of 3 atoms"):
+    with pytest.raises(ValueError, match="structure 0: 3 atoms"):
         diatomic(pot, molecule("H2O"))
