@@ -28,11 +28,26 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+import torch
+
 from ..backend import evaluate
 from ..backend.evaluate import prepare_structures
+from ..backend.inputs import structure_list
 from ..backend.units import EV_A3_TO_GPA
 from .phonons import reduced_formula
+from .relax import ENERGY_RELAXATION, RelaxSettings, relax, resolve_relaxation
 from .result import PropertyResult, jsonable
+
+#: The relaxation of the convex hull: cell and ions, symmetry kept, 1e-3 eV/A, 1e-3 GPa, 2000
+#: steps (:data:`~mlip_props.properties.relax.ENERGY_RELAXATION`): a hull compares energies,
+#: whose error is second order in the residual force.
+HULL_RELAXATION = ENERGY_RELAXATION
+#: The relaxation at each pressure of a P-T diagram: cell and ions, symmetry kept, 1e-4 eV/A and
+#: 1e-4 GPa, 3000 steps. The T = 0 transition pressure is the crossing of two nearly parallel
+#: enthalpy curves whose slopes are the volumes (dH/dP = V), and the QHA volumes come from these
+#: relaxations: 1e-4 GPa of residual stress keeps each volume within ~1e-6 of its value at the
+#: target pressure (bulk moduli ~10-100 GPa), far below what moves a crossing.
+PT_RELAXATION = RelaxSettings(smax_GPa=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,29 +87,28 @@ def convex_hull(
     potential: Any,
     structures: Sequence[Any],
     *,
-    relax: bool = True,
-    relax_cell: bool = True,
-    fmax: float = 1e-3,
-    smax_GPa: float = 1e-3,
-    max_steps: int = 2000,
+    relaxation: RelaxSettings | dict | bool | None = None,
+    dtype: Any = None,
+    device: Any = None,
 ) -> HullResult:
     """Composition convex hull of ``structures`` (ASE Atoms / pymatgen Structures of one
     chemical system, every element present as a pure structure too). One batched relaxation
-    (or one evaluate call with ``relax=False``); pymatgen ``PhaseDiagram`` for the hull."""
+    (``relaxation``: cell and ions, symmetry kept, 1e-3 eV/A, 1e-3 GPa, 2000 steps by default,
+    :data:`HULL_RELAXATION`), or one evaluate call with ``relaxation=False``; pymatgen
+    ``PhaseDiagram`` for the hull. ``dtype`` (default float64) and ``device`` go to the backend."""
     from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
     from pymatgen.core import Composition
 
-    atoms_list = prepare_structures(list(structures))
-    if relax:
-        from .relax import relax as _relax
-
-        rr = _relax(potential, atoms_list, fmax=fmax, relax_cell=relax_cell, smax_GPa=smax_GPa,
-                    keep_symmetry=True, max_steps=max_steps)
-        atoms_list = [r.atoms for r in rr]
-        energies = np.array([r.energy_eV for r in rr])
-        conv = [bool(r.converged) for r in rr]
+    settings = resolve_relaxation(relaxation, HULL_RELAXATION)
+    kw = dict(dtype=dtype or torch.float64, device=device)
+    atoms_list = prepare_structures(structure_list(structures)[1])
+    if settings.enabled:
+        relaxed = relax(potential, atoms_list, settings=settings, **kw)
+        atoms_list = [r.atoms for r in relaxed]
+        energies = np.array([r.energy_eV for r in relaxed])
+        conv = [bool(r.converged) for r in relaxed]
     else:
-        energies = np.asarray(evaluate(potential, atoms_list, ("energy",)).energies_eV, dtype=float)
+        energies = np.asarray(evaluate(potential, atoms_list, ("energy",), **kw).energies_eV, dtype=float)
         conv = [True] * len(atoms_list)
     elements = sorted({s for a in atoms_list for s in a.get_chemical_symbols()})
     pure = {a.get_chemical_symbols()[0] for a in atoms_list if len(set(a.get_chemical_symbols())) == 1}
@@ -199,15 +213,11 @@ class PTPhaseDiagram(PropertyResult):
         return plot_pt_diagram(self, filename)
 
 
-def _relax_at_pressures(potential, atoms_list, pressures, fmax, smax_GPa, max_steps):
-    """Relax every structure at every pressure: one batched relaxation per pressure."""
-    from .relax import relax as _relax
-
-    out = []  # [pressure][structure]
-    for p in pressures:
-        out.append(_relax(potential, atoms_list, fmax=fmax, relax_cell=True, pressure_GPa=float(p),
-                          smax_GPa=smax_GPa, keep_symmetry=True, max_steps=max_steps))
-    return out
+def _relax_at_pressures(potential, atoms_list, pressures, settings: RelaxSettings, kw) -> list:
+    """Relax every structure at every pressure: one batched relaxation per pressure
+    (``[pressure][structure]`` results)."""
+    return [relax(potential, atoms_list, settings=dataclasses.replace(settings, pressure_GPa=float(p)), **kw)
+            for p in pressures]
 
 
 def static_transitions(pressures_GPa: np.ndarray, enthalpy: np.ndarray, volume: np.ndarray,
@@ -276,12 +286,12 @@ def pt_phase_diagram(
     pressures_GPa: Sequence[float] = tuple(np.linspace(0.0, 20.0, 11)),
     temperatures_K: Sequence[float] | None = None,
     volume_pressures_GPa: Sequence[float] | None = None,
-    fmax: float = 1e-4,
-    smax_GPa: float = 1e-4,
-    max_steps: int = 3000,
+    relaxation: RelaxSettings | dict | bool | None = None,
     eos: str = "vinet",
     mesh: float | Sequence[int] = 30.0,
-    **phonon_kwargs: Any,
+    phonon_options: dict | None = None,
+    dtype: Any = None,
+    device: Any = None,
 ) -> PTPhaseDiagram:
     """P-T phase diagram of ``polymorphs`` ({name: structure}, same composition).
 
@@ -289,8 +299,13 @@ def pt_phase_diagram(
     for the static T = 0 analysis only; otherwise quasi-harmonic G(T, P) from phonons of every
     polymorph relaxed at ``volume_pressures_GPa`` (default: 8 pressures from about 4 % of volume
     below the lowest grid pressure, room for thermal expansion, to about 2 % above the highest,
-    using the bulk modulus estimated from the static relaxations).
-    ``phonon_kwargs`` go to :func:`~mlip_props.properties.phonons.phonons`.
+    using the bulk modulus estimated from the static relaxations). ``relaxation``: the cell and
+    ion relaxation at each pressure (:data:`PT_RELAXATION` by default: 1e-4 eV/A, 1e-4 GPa, 3000
+    steps; its ``pressure_GPa`` is set per grid point; it cannot be switched off). ``mesh``: the
+    thermal sampling mesh (3 ints or a length in A). ``phonon_options``: keywords of
+    :func:`~mlip_props.properties.phonons.plan_phonons` for the QHA phonons (``supercell``,
+    ``method``, ``asr_enforcement`` ...). ``dtype`` (default float64) and ``device`` go to every
+    backend call.
     """
     names = list(polymorphs)
     if len(names) < 2:
@@ -299,8 +314,13 @@ def pt_phase_diagram(
     comps = {reduced_formula(a) for a in atoms_list}
     if len(comps) != 1:
         raise ValueError(f"polymorphs must share one composition, got {sorted(comps)}")
+    settings = resolve_relaxation(relaxation, PT_RELAXATION)
+    if not settings.enabled or not settings.cell:
+        raise ValueError("a P-T phase diagram relaxes every polymorph's cell at every pressure: "
+                         "relaxation cannot be False or have cell=False")
+    kw = dict(dtype=dtype or torch.float64, device=device)
     p = np.asarray(sorted(pressures_GPa), dtype=float)
-    relaxed = _relax_at_pressures(potential, atoms_list, p, fmax, smax_GPa, max_steps)
+    relaxed = _relax_at_pressures(potential, atoms_list, p, settings, kw)
     vp = None
     if temperatures_K is not None:
         if volume_pressures_GPa is None:
@@ -309,7 +329,7 @@ def pt_phase_diagram(
             vp = np.asarray(sorted(volume_pressures_GPa), dtype=float)
         extra = np.array([x for x in vp if not np.any(np.isclose(x, p))])
         if len(extra):
-            more = _relax_at_pressures(potential, atoms_list, extra, fmax, smax_GPa, max_steps)
+            more = _relax_at_pressures(potential, atoms_list, extra, settings, kw)
             order = np.argsort(np.r_[p, extra])
             relaxed = [(relaxed + more)[k] for k in order]
             all_p = np.r_[p, extra][order]
@@ -334,7 +354,8 @@ def pt_phase_diagram(
     temps = np.asarray(temperatures_K, dtype=float)
     sets = [[relaxed[idx[float(x)]][i].atoms for x in vp] for i in range(len(names))]
     energies = [[relaxed[idx[float(x)]][i].energy_eV / len(atoms_list[i]) for x in vp] for i in range(len(names))]
-    qhas = qha_from_structures(potential, sets, energies, temperatures_K=temps, eos=eos, mesh=mesh, **phonon_kwargs)
+    qhas = qha_from_structures(potential, sets, energies, temperatures_K=temps, eos=eos, mesh=mesh,
+                               phonon_options=phonon_options, dtype=dtype, device=device)
     nt = min(len(q.temperatures_K) for q in qhas)
     temps = temps[:nt]
     g = np.array([q.gibbs(p)[:, :nt] for q in qhas])  # (phase, P, T)

@@ -58,7 +58,7 @@ def test_static_transition_pressure_matches_independent_scan(tmp_path):
     fcc = bulk("Ag", "fcc", a=a)
     hcp = bulk("Ag", "hcp", a=a / np.sqrt(2), c=a / np.sqrt(2) * 1.633)
     res = pt_phase_diagram(load_potential("emt"), {"fcc": fcc, "hcp": hcp}, pressures_GPa=[6.0, 8.0, 10.0, 12.0],
-                           smax_GPa=1e-3)
+                           relaxation={"smax_GPa": 1e-3})
     assert res.relax_converged
     assert len(res.transitions_T0) == 1
     t = res.transitions_T0[0]
@@ -79,7 +79,7 @@ def test_qha_pt_diagram_lj_fcc_hcp(tmp_path):
     fcc = bulk("Ar", "fcc", a=a)
     hcp = bulk("Ar", "hcp", a=a / np.sqrt(2), c=a / np.sqrt(2) * 1.633)
     res = pt_phase_diagram(lj, {"fcc": fcc, "hcp": hcp}, pressures_GPa=np.linspace(0.0, 2.0, 5),
-                           temperatures_K=np.arange(0, 61, 5.0), mesh=[8, 8, 8], smax_GPa=1e-3)
+                           temperatures_K=np.arange(0, 61, 5.0), mesh=[8, 8, 8], relaxation={"smax_GPa": 1e-3})
     assert res.gibbs_eV_per_atom.shape[:2] == (2, 5)
     assert np.isfinite(res.gibbs_eV_per_atom[:, :, 0]).all()
     # G(T=0, P) exceeds the static enthalpy by the zero-point energy (positive)

@@ -69,7 +69,7 @@ class FieldLJ(Potential):
 
 def test_broken_translational_invariance_is_reported_and_enforced():
     k = 0.02  # eV/A^2
-    r = phonons(FieldLJ(k), bulk("Ar", "fcc", a=5.26), relax=False)
+    r = phonons(FieldLJ(k), bulk("Ar", "fcc", a=5.26), relaxation=False)
     assert r.asr_violation_eV_A2 == pytest.approx(k, rel=1e-6)  # sum_j Phi_ij = k delta_ab
     # Gamma acoustic: nu = sqrt(k/m)/(2 pi), with k in eV/A^2 and m in amu -> THz
     from ase import units
@@ -117,12 +117,12 @@ def test_batched_analysis_equals_phonopys_own_loops(tmp_path):
     import phonopy
 
     ar = bulk("Ar", "fcc", a=5.26)
-    r = phonons(_lj(), ar, relax=False, mesh=[8, 8, 8], group_velocity_mesh=[5, 5, 5])
+    r = phonons(_lj(), ar, relaxation=False, mesh=[8, 8, 8], group_velocity_mesh=[5, 5, 5])
     assert r.method == "hessian"
     again = phonopy.load(r.write(tmp_path)["phonopy_params"])
     again.run_qpoints([X_FCC, L_FCC])
     assert np.allclose(again.qpoints.frequencies, r.frequencies_at([X_FCC, L_FCC]), atol=1e-8)
-    ph = r.phonopy
+    ph = r.phonopy_object
     ph.auto_band_structure(npoints=51)
     for mine, ref in zip(r.band_frequencies_THz, ph.band_structure.frequencies):
         assert np.allclose(mine, ref, atol=1e-6)
@@ -141,3 +141,41 @@ def test_batched_analysis_equals_phonopys_own_loops(tmp_path):
     v = np.linalg.norm(full.mesh.group_velocities, axis=-1)
     w = full.mesh.weights
     assert np.allclose(r.mean_group_velocity_m_s, (v * w[:, None]).sum(0) / w.sum() * 100.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["displacement", "hessian"])
+def test_plan_analysed_per_member_equals_member_alone(method):
+    """One plan, one committee evaluation: member m's column analysed by the plan gives the same
+    phonons as the ordinary workflow run with member m alone on the same cell."""
+    from pathlib import Path
+
+    import mlip_props
+    from mlip_props.properties.plan import evaluate_plans
+    from mlip_props.properties.phonons import plan_phonons
+    from mlip_props.potentials.committee import CommitteeMean
+
+    committee = load_potential(str(Path(mlip_props.__file__).parent / "data" / "cu_committee.pt"))
+    cu = bulk("Cu", "fcc", a=3.61)
+    opts = dict(method=method, supercell=2, mesh=[6, 6, 6], group_velocity_mesh=[3, 3, 3], band_npoints=11)
+    plan = plan_phonons(CommitteeMean(committee), [cu], relaxation=False, **opts)
+    answers = evaluate_plans(committee, [plan])[0]
+    assert answers.n_members == committee.n_members == 4
+    per_member = [plan.analyse(a)[0] for a in answers.members()]
+    def squared(f):  # sign(f) f^2, THz^2: the dynamical-matrix eigenvalue (at Gamma the acoustic
+        return np.sign(f) * np.asarray(f) ** 2  # frequencies are sqrt-amplified round-off)
+
+    spread = []
+    for m in (0, 3):
+        alone = phonons(committee.member(m), cu, relaxation=False, **opts)
+        mine = per_member[m]
+        assert mine.method == alone.method == method
+        np.testing.assert_allclose(mine.force_constants_eV_A2, alone.force_constants_eV_A2, rtol=0, atol=1e-10)
+        for a, b in zip(mine.band_frequencies_THz, alone.band_frequencies_THz):
+            np.testing.assert_allclose(squared(a), squared(b), rtol=0, atol=1e-10)
+        assert mine.band_labels == alone.band_labels
+        for lab, f in alone.high_symmetry_frequencies_THz.items():
+            np.testing.assert_allclose(squared(mine.high_symmetry_frequencies_THz[lab]), squared(f), rtol=0, atol=1e-10)
+        np.testing.assert_allclose(squared(mine.mesh_object.frequencies), squared(alone.mesh_object.frequencies),
+                                   rtol=0, atol=1e-10)  # the DOS mesh
+        spread.append(np.asarray(mine.high_symmetry_frequencies_THz["X"]))
+    assert np.abs(spread[0] - spread[1]).max() > 1e-3  # the members differ: the test can tell them apart

@@ -53,7 +53,7 @@ def test_debye_temperature_consistent_with_heat_capacity(emt_cu_thermal):
 def test_per_formula_unit_fields():
     lj = load_potential("lj:epsilon=0.0104,sigma=3.4")
     nacl = bulk("NaCl", "rocksalt", a=7.6)  # same LJ for both: an fcc-like lattice at this spacing
-    r = harmonic_thermal(lj, nacl, temperatures_K=[300.0], mesh=[8, 8, 8], check_mesh=False, relax=False)
+    r = harmonic_thermal(lj, nacl, temperatures_K=[300.0], mesh=[8, 8, 8], check_mesh=False, relaxation=False)
     assert r.formula == "NaCl" and r.atoms_per_formula_unit == 2 and r.n_atoms_primitive == 2
     assert r.cv_J_molK_fu[0] == pytest.approx(2 * r.cv_J_molK_atoms[0])
     assert r.free_energy_kJ_mol_fu[0] == pytest.approx(2 * r.free_energy_kJ_mol_atoms[0])
@@ -61,7 +61,8 @@ def test_per_formula_unit_fields():
 
 def test_qha_emt_cu_expansion_and_cp_above_cv():
     q = quasi_harmonic(load_potential("emt"), bulk("Cu", "fcc", a=3.6), volume_factors=np.linspace(0.97, 1.05, 5),
-                       temperatures_K=np.arange(0, 701, 10.0), asr_enforcement="phonopy", mesh=[16, 16, 16])
+                       temperatures_K=np.arange(0, 701, 10.0), mesh=[16, 16, 16],
+                       phonon_options={"asr_enforcement": "phonopy"})
     at = q.at(300.0)
     assert 3e-6 < at["linear_thermal_expansion_per_K"] < 5e-5  # order 1e-5 /K (Cu expt 1.65e-5)
     assert at["cp_J_molK_atoms"] > at["cv_J_molK_atoms"] > 0
