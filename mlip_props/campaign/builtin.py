@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 from ..backend.evaluate import evaluate, prepare_structures
+from ..backend.inputs import structure_list
 from ..properties.relax import RelaxSettings
 from ..properties.result import PropertyResult
 from ..properties.uncertainty import CommitteePropertiesResult
@@ -52,28 +54,33 @@ def energy(
     relax_cell: bool = False,
     fmax: float = 0.01,
     max_steps: int = 1000,
+    dtype: Any = None,
+    device: Any = None,
 ) -> EnergyResult | list[EnergyResult]:
-    """Energy per atom (eV/atom) of each structure, static or after a batched relaxation.
+    """Energy per atom (eV/atom) of each structure (ASE ``Atoms``, pymatgen ``Structure`` or
+    ``Molecule``, one or a list), static or after a batched relaxation.
 
     ``relax``: relax positions (FIRE, ``fmax`` eV/A, at most ``max_steps`` steps);
     ``relax_cell``: also relax the cell to zero pressure (implies ``relax``). The final energy,
-    forces and stress come from one :func:`mlip_props.evaluate` call over all structures.
+    forces and stress come from one :func:`mlip_props.evaluate` call over all structures, in
+    ``dtype`` (default float64) on ``device``.
     """
-    single = not isinstance(structures, (list, tuple))
-    atoms_list = [a.copy() for a in prepare_structures(structures)]
+    single, items = structure_list(structures)
+    kw = dict(dtype=dtype or torch.float64, device=device)
+    atoms_list = [a.copy() for a in prepare_structures(items)]
     steps = [0] * len(atoms_list)
     converged: list[bool | None] = [None] * len(atoms_list)
     do_relax = relax or relax_cell
     if do_relax:
         from ..properties.relax import relax as _relax  # explicit, documented dependency
 
-        res = _relax(potential, atoms_list, fmax=fmax, relax_cell=relax_cell, max_steps=max_steps)
+        res = _relax(potential, atoms_list, fmax=fmax, relax_cell=relax_cell, max_steps=max_steps, **kw)
         atoms_list = [r.atoms for r in res]
         steps = [int(r.n_steps) for r in res]
         converged = [bool(r.converged) for r in res]
     periodic = [bool(a.pbc.all()) for a in atoms_list]
     props = ("energy", "forces", "stress") if any(periodic) else ("energy", "forces")
-    ev = evaluate(potential, atoms_list, props)
+    ev = evaluate(potential, atoms_list, props, **kw)
     out = []
     for k, a in enumerate(atoms_list):
         n = len(a)
@@ -139,6 +146,8 @@ def committee(
     relaxation: RelaxSettings | dict | bool | None = None,
     summary_temperature_K: float = 300.0,
     summary_points: list = ["X", "L"],  # noqa: B006
+    dtype: Any = None,
+    device: Any = None,
 ) -> CommitteeRowResult | list[CommitteeRowResult]:
     """Committee mean and standard deviation of EOS, elastic, phonon and thermal properties:
     :func:`mlip_props.properties.uncertainty.committee_properties` over all structures of the
@@ -148,19 +157,22 @@ def committee(
     result (``bulk_modulus_GPa`` + ``bulk_modulus_GPa_std``, ``C_GPa`` + ``C_GPa_std``,
     ``high_symmetry_frequencies_THz`` + ``_std``, ``heat_capacity_J_molK`` + ``_std``, per-member
     values ``*_members``) and the flat summary ``B_GPa``/``C11_GPa``/... with ``*_std`` columns
-    (``summary_temperature_K`` for Cv, ``summary_points`` for the frequencies). Raises
-    ``ValueError`` when the potential is not a committee (``n_members`` > 1).
+    (``summary_temperature_K`` for Cv, ``summary_points`` for the frequencies). ``phonon_options``:
+    keyword options of the phonon calculation; ``relaxation``: how the structures are relaxed
+    first (true/false or :class:`~mlip_props.properties.relax.RelaxSettings` fields; default the
+    derivative properties' 1e-4 eV/A). Raises ``ValueError`` when the potential is not a committee
+    (``n_members`` > 1).
     """
     from ..properties.uncertainty import committee_properties, is_committee
 
     if not is_committee(potential):
         raise ValueError("property 'committee' needs a committee potential (per-atom energies with a member "
                          f"axis, n_members > 1); {type(potential).__name__} is not one")
-    single = not isinstance(structures, (list, tuple))
-    res = committee_properties(potential, structures if single else list(structures), tuple(properties),
+    single, items = structure_list(structures)
+    res = committee_properties(potential, items[0] if single else items, tuple(properties),
                                elastic_reference=elastic_reference, volume_range=volume_range, n_points=n_points,
                                strains=tuple(strains), temperatures_K=temperatures_K, thermal_mesh=thermal_mesh,
-                               phonon_options=phonon_options, relaxation=relaxation)
+                               phonon_options=phonon_options, relaxation=relaxation, dtype=dtype, device=device)
     rows = [CommitteeRowResult(**{f.name: getattr(r, f.name) for f in dataclasses.fields(r)},
                                summary_temperature_K=float(summary_temperature_K), summary_points=tuple(summary_points))
             for r in ([res] if single else res)]
