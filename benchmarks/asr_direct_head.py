@@ -1,5 +1,5 @@
-"""ASR-penalty ablation of the direct-force head (fitting issue: "the raw sum-rule violation must
-fall by at least 10x with the penalty").
+"""ASR-penalty ablation of the direct-force head: does the sum-rule penalty lower the raw
+sum-rule violation by at least 10x?
 
 For each run (``--runs``) a committee-1 model with a direct-force head is fitted to EMT-Cu data
 (the 300-structure set of ``benchmarks/fitting_cu_emt.py``, sampled if missing), then, for the

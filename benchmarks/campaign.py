@@ -6,13 +6,13 @@ Three ways to compute the same rows, with the same torch potential and structure
 * ``runner``  — :func:`mlip_props.campaign.runner.run_campaign` into a fresh SQLite database;
 * ``direct``  — ``prop(potential, chunk, **params)`` on the same batches, results kept in memory
   (what the runner would cost without its database and scheduling);
-* ``loop``    — ``prop(potential, structure, **params)`` one structure at a time (the baseline
-  named in issue 8).
+* ``loop``    — ``prop(potential, structure, **params)`` one structure at a time (the
+  baseline).
 
 Overhead = (runner - direct) / runner. Prints the machine, the command, the median of
-``--repeats`` runs of each mode and the ratios; the issue's target is < 10 % overhead.
+``--repeats`` runs of each mode and the ratios (target: < 10 % overhead).
 
-    python benchmarks/campaign.py --n 500 --properties eos,elastic,phonons   # the issue's size
+    python benchmarks/campaign.py --n 500 --properties eos,elastic,phonons   # full size
     python benchmarks/campaign.py --n 16 --properties energy,eos --repeats 3  # quick
 """
 from __future__ import annotations

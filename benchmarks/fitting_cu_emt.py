@@ -1,4 +1,4 @@
-"""Acceptance benchmark of the fitting issue: fit a Cu committee to EMT and compare properties.
+"""Fitting benchmark: fit a Cu committee to EMT and compare its properties with EMT's.
 
 Steps: sample <= 300 EMT-labelled structures (rattles, strains, MD at 300/800/1500 K, a few
 normal-mode frames; supercells <= 32 atoms), fit a Behler-Parrinello committee, then compute with

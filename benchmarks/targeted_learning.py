@@ -1,5 +1,5 @@
 """Property-targeted vs generic MD-driven active learning: oracle calls to halve the committee std
-of C44 of EMT Cu (issue 9 acceptance benchmark).
+of C44 of EMT Cu.
 
 Both loops start from the SAME labelled seed data and the SAME committee (one first fit in a base
 work directory, copied to both runs), use the same oracle (EMT), the same retraining (warm start,
