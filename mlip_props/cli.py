@@ -112,7 +112,7 @@ def _cmd_calc(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------- run
 def _configure_run(p: argparse.ArgumentParser) -> None:
-    p.add_argument("campaign", help="campaign YAML file")
+    p.add_argument("campaign", help="campaign YAML file, or the name of a shipped campaign (e.g. fcc_metals)")
     p.add_argument("--db", help="results database (file or ase.db URL; default from the campaign)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scheduler", help="Dask distributed scheduler address, e.g. tcp://10.0.0.5:8786")
@@ -124,11 +124,25 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", metavar="DIR", help="write the report into DIR after the run")
 
 
-def _load(path: str, skip_unavailable: bool):
+def campaign_path(spec: str) -> Path:
+    """A campaign given on the command line: an existing file, else the name of a shipped
+    campaign (``fcc_metals``, ``fcc_metals.yaml``, ``fcc-metals``; see :mod:`mlip_props.data`)."""
+    from .data import campaign_file
+
+    p = Path(spec).expanduser()
+    if p.is_file() or p.name != spec:
+        return p
+    try:
+        return campaign_file(spec)
+    except FileNotFoundError as exc:
+        raise UsageError(f"campaign file {spec!r} does not exist, and {exc}") from None
+
+
+def _load(spec: str, skip_unavailable: bool):
     from .campaign.schema import CampaignError, load_campaign
 
     try:
-        return load_campaign(path, skip_unavailable=skip_unavailable)
+        return load_campaign(campaign_path(spec), skip_unavailable=skip_unavailable)
     except (CampaignError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
 
@@ -163,7 +177,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _configure_validate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("campaign", help="campaign YAML file")
+    p.add_argument("campaign", help="campaign YAML file, or the name of a shipped campaign")
     p.add_argument("--skip-unavailable", action="store_true", help="accept properties not installed (listed)")
 
 
@@ -184,7 +198,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _configure_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("db", help="results database")
     p.add_argument("--out", "-o", default="report", help="output folder (default: report/)")
-    p.add_argument("--reference", action="append", help="reference CSV (repeatable; default: all in reference_data/)")
+    p.add_argument("--reference", action="append",
+                   help="reference CSV file or shipped table, e.g. elements_fcc (repeatable; default: all shipped)")
     p.add_argument("--title", help="report title")
 
 
@@ -246,7 +261,10 @@ def _cmd_properties(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------- demo
 def demo_campaign_path() -> Path:
-    return Path(__file__).resolve().parents[1] / "workflows" / "fcc_metals.yaml"
+    """The campaign ``mlip-props demo`` runs: the shipped ``fcc_metals.yaml``."""
+    from .data import campaign_file
+
+    return campaign_file("fcc_metals")
 
 
 def _configure_demo(p: argparse.ArgumentParser) -> None:
@@ -257,10 +275,7 @@ def _configure_demo(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    path = demo_campaign_path()
-    if not path.is_file():
-        raise UsageError(f"demo campaign {path} not found (the demo runs from a source checkout)")
-    camp = _load(str(path), skip_unavailable=True)
+    camp = _load(str(demo_campaign_path()), skip_unavailable=True)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _say(args, f"mlip-props demo: {camp.description or camp.name}")

@@ -1,7 +1,7 @@
 """Campaigns: many structures x properties, a results database, resume, Dask scale-out, reports.
 
 >>> from mlip_props.campaign import load_campaign, run_campaign, build_report, to_dataframe
->>> camp = load_campaign("workflows/fcc_metals.yaml")          # validated, errors name the line
+>>> camp = load_campaign("my_campaign.yaml")                    # validated, errors name the line
 >>> summary = run_campaign(camp, "results.db")                  # resumable; scheduler="tcp://..."
 >>> df = to_dataframe("results.db")                             # pandas, one row per result
 >>> build_report("results.db", "report/")                       # Markdown + HTML + PNG vs experiment

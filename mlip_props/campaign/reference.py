@@ -1,4 +1,9 @@
-"""Loader for ``reference_data/*.csv``: experimental values with their sources.
+"""Loader for the experimental reference tables (``mlip_props/data/reference/*.csv``, shipped
+inside the package) with their sources.
+
+A table is named by path or, for a shipped one, by name: ``load_reference("elements_fcc")``;
+:func:`reference_file` and :func:`reference_data_dir` (from :mod:`mlip_props.data`, the one place
+that finds the shipped files) give the paths.
 
 File format: ``#`` comment lines (units, temperatures, full citations), then a CSV header and rows.
 The first column among ``element, formula, molecule, species, system, name`` is the key. Checks
@@ -19,7 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ReferenceTable", "load_reference", "load_all_references", "UNIT_SUFFIXES", "unit_of"]
+from ..data import reference_data_dir, reference_file, reference_names
+
+__all__ = ["ReferenceTable", "load_reference", "load_all_references", "UNIT_SUFFIXES", "unit_of",
+           "reference_data_dir", "reference_file", "reference_names"]
 
 #: recognised unit suffixes -> unit text for axis labels (longest match wins)
 UNIT_SUFFIXES: dict[str, str] = {
@@ -90,12 +98,18 @@ class ReferenceTable:
 
 
 def load_reference(path: str | Path) -> ReferenceTable:
-    """Read and check one reference CSV (see the module docstring)."""
+    """Read and check one reference CSV (see the module docstring): a path, or the name of a
+    shipped table (``"elements_fcc"``, ``"elements_fcc.csv"``) when no such file exists."""
     import pandas as pd
 
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"reference file {str(p)!r} does not exist")
+        if p.name != str(path):
+            raise FileNotFoundError(f"reference file {str(p)!r} does not exist")
+        try:
+            p = reference_file(p.name)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"reference file {str(path)!r} does not exist, and {exc}") from None
     text = p.read_text()
     comments = [ln[1:].strip() for ln in text.splitlines() if ln.startswith("#")]
     df = pd.read_csv(p, comment=None, skip_blank_lines=True,
@@ -151,10 +165,9 @@ def load_reference(path: str | Path) -> ReferenceTable:
 
 
 def load_all_references(folder: str | Path | None = None) -> dict[str, ReferenceTable | Exception]:
-    """Every ``*.csv`` in ``folder`` (default the shipped ``reference_data/``), by file stem; a file
-    that fails its checks maps to the exception (so one bad file does not hide the others)."""
-    from .schema import reference_data_dir
-
+    """Every ``*.csv`` in ``folder`` (default :func:`reference_data_dir`, the shipped tables), by
+    file stem; a file that fails its checks maps to the exception (so one bad file does not hide
+    the others)."""
     out: dict[str, ReferenceTable | Exception] = {}
     for f in sorted(Path(folder or reference_data_dir()).glob("*.csv")):
         try:

@@ -1,6 +1,6 @@
 """Campaign files: YAML schema and validation that names the offending line.
 
-A campaign file (``workflows/*.yaml``)::
+A campaign file (the shipped ones: ``mlip_props/data/workflows/*.yaml``)::
 
     name: fcc-metals                      # required
     description: ...                      # optional
@@ -24,7 +24,7 @@ A campaign file (``workflows/*.yaml``)::
       report: report/                     #   report folder (relative to the current directory)
       min_distance_A: 0.5                 #   closer atoms: structure recorded as failed
       retry_failed: false                 #   recompute rows recorded as failed
-    reference: [elements_fcc.csv]         # reference_data/ CSV files for the report
+    reference: [elements_fcc.csv]         # reference CSV files for the report (paths or shipped names)
 
 Validation runs before any work: unknown keys, properties (and properties known but not
 available in this installation), parameters and their types, elements and names, missing files
@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from ..data import reference_data_dir
 from .registry import _UNAVAILABLE, PropertyUnavailable, get_property, is_available
 
 
@@ -107,14 +108,6 @@ class Campaign:
     def resolve(self, p: str | os.PathLike) -> Path:
         q = Path(os.path.expanduser(str(p)))
         return q if q.is_absolute() else self.base_dir / q
-
-
-def reference_data_dir() -> Path:
-    """Folder of the shipped reference CSV files (``$MLIP_PROPS_REFERENCE_DATA`` overrides)."""
-    env = os.environ.get("MLIP_PROPS_REFERENCE_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "reference_data"
 
 
 # --------------------------------------------------------------------------------- YAML + lines

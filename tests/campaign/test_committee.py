@@ -4,7 +4,6 @@ carry no error bars."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +12,10 @@ import ase.db
 from mlip_props.campaign import build_report, load_campaign, run_campaign, to_dataframe
 from mlip_props.campaign.report import QUANTITIES, Quantity, parity_figure
 from mlip_props.campaign.schema import CampaignError, parse_campaign, reference_data_dir
+from mlip_props.data import DATA_DIR, campaign_file
 
-ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW = ROOT / "workflows" / "cu_committee_uncertainty.yaml"
-MODEL = ROOT / "mlip_props" / "data" / "cu_committee.pt"
+WORKFLOW = campaign_file("cu_committee_uncertainty")
+MODEL = DATA_DIR / "cu_committee.pt"
 
 
 @pytest.fixture(scope="module")

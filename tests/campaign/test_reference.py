@@ -1,16 +1,20 @@
-"""reference_data loader: units and duplicates checked on load; the shipped fcc table is consistent."""
+"""Reference-table loader: units and duplicates checked on load; shipped tables found by name inside
+the package; the shipped fcc table is consistent."""
 from __future__ import annotations
 
 import pytest
 
-from mlip_props.campaign.reference import load_all_references, load_reference, unit_of
-from mlip_props.campaign.schema import reference_data_dir
+from pathlib import Path
+
+import mlip_props
+from mlip_props.campaign.reference import (load_all_references, load_reference, reference_data_dir, reference_file,
+                                           reference_names, unit_of)
 
 HEADER = "element,structure,a_A,a_source\n"
 
 
 def test_elements_fcc_loads_and_is_consistent():
-    t = load_reference(reference_data_dir() / "elements_fcc.csv")
+    t = load_reference("elements_fcc")
     df = t.frame.set_index("element")
     assert sorted(df.index) == sorted(["Al", "Cu", "Ni", "Ag", "Au", "Pd", "Pt"])
     assert t.units["a_A"] == "Å" and t.units["C44_GPa"] == "GPa"
@@ -61,5 +65,29 @@ def test_unit_suffixes():
 
 
 def test_all_shipped_reference_files_load():
-    bad = {k: v for k, v in load_all_references().items() if isinstance(v, Exception)}
-    assert "elements_fcc" not in bad
+    tables = load_all_references()
+    bad = {k: v for k, v in tables.items() if isinstance(v, Exception)}
+    assert not bad
+    assert sorted(tables) == reference_names() and "elements_fcc" in tables
+
+
+def test_shipped_tables_live_in_the_package_and_load_by_name():
+    shipped = Path(mlip_props.__file__).resolve().parent / "data" / "reference"
+    assert reference_data_dir() == shipped
+    by_path = load_reference(shipped / "elements_fcc.csv")
+    for name in ("elements_fcc", "elements_fcc.csv"):
+        assert reference_file(name) == shipped / "elements_fcc.csv"
+        t = load_reference(name)
+        assert t.path == by_path.path and t.frame.equals(by_path.frame)
+    with pytest.raises(FileNotFoundError, match="elements_fcc"):  # the message lists the shipped tables
+        load_reference("no_such_table")
+    with pytest.raises(FileNotFoundError, match="does not exist"):  # a path is not looked up by name
+        load_reference(shipped / "sub" / "elements_fcc.csv")
+
+
+def test_reference_folder_override(tmp_path, monkeypatch):
+    (tmp_path / "mine.csv").write_text(HEADER + "Cu,fcc,3.60,my measurement\n")
+    monkeypatch.setenv("MLIP_PROPS_REFERENCE_DATA", str(tmp_path))
+    assert reference_data_dir() == tmp_path and reference_names() == ["mine"]
+    assert load_reference("mine").value("Cu", "a_A") == (3.60, "my measurement")
+    assert list(load_all_references()) == ["mine"]

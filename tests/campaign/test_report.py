@@ -13,7 +13,8 @@ from PIL import Image
 import ase.db
 from mlip_props.campaign.report import build_report
 from mlip_props.campaign.runner import run_campaign
-from mlip_props.campaign.schema import load_campaign, reference_data_dir
+from mlip_props.campaign.reference import reference_file
+from mlip_props.campaign.schema import load_campaign
 
 METALS = ["Al", "Cu", "Ni", "Ag", "Au", "Pd", "Pt"]
 
@@ -27,12 +28,12 @@ def report(tmp_path_factory):
         "  - name: Fe\n"
         "properties:\n  energy: {relax: true, relax_cell: true, fmax: 0.001}\n")
     run_campaign(load_campaign(tmp / "c.yaml"), str(tmp / "r.db"), progress=False)
-    rep = build_report(tmp / "r.db", tmp / "out", reference=[reference_data_dir() / "elements_fcc.csv"])
+    rep = build_report(tmp / "r.db", tmp / "out", reference=["elements_fcc"])
     return tmp, rep
 
 
 def _experimental_a():
-    with open(reference_data_dir() / "elements_fcc.csv") as f:
+    with open(reference_file("elements_fcc")) as f:
         rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
     return {r["element"]: float(r["a_A"]) for r in rows}
 

@@ -1,7 +1,6 @@
 """pyscf oracle (qm extra). Budget: under 3 minutes on 2 cores; every test uses its own cache."""
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,10 +12,11 @@ pytest.importorskip("pyscf")
 
 from mlip_props import evaluate, load_potential  # noqa: E402
 from mlip_props.backend.oracle import OracleError  # noqa: E402
+from mlip_props.data import reference_data_dir  # noqa: E402
 from mlip_props.potentials import pyscf_oracle as po  # noqa: E402
 
 pytestmark = pytest.mark.qm
-REF = Path(__file__).resolve().parents[2] / "reference_data"
+REF = reference_data_dir()
 
 
 def test_package_imports_without_loading_pyscf():

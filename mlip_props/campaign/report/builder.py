@@ -99,7 +99,8 @@ class _Sections:
             self.image(path, "EOS curves")
         th = done[done["property"] == "thermal"]
         if len(th):
-            curves = [(lab, r.get("temperatures_K"), r.get("cv_J_molK_atoms")) for lab, r in zip(th["label"], th["_result"])
+            curves = [(lab, r.get("temperatures_K"), r.get("cv_J_molK_atoms"))
+                      for lab, r in zip(th["label"], th["_result"])
                       if isinstance(r.get("temperatures_K"), list) and isinstance(r.get("cv_J_molK_atoms"), list)]
             measured = []
             for tb in tables:
@@ -266,7 +267,8 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
     if pairs:
         s.comparison(VIBRATION_FREQUENCIES, pairs, pot,
                      note="Harmonic frequencies vs experimental (anharmonic) fundamentals, paired in ascending "
-                          "order per molecule (degenerate modes repeated); harmonic values are expected a few % higher.")
+                          "order per molecule (degenerate modes repeated); harmonic values are expected a few % "
+                          "higher.")
 
     if len(df):
         done = df[df["status"] == "done"]

@@ -1,13 +1,13 @@
 """Diatomic spectroscopic constants from a potential (default: a pyscf oracle) vs experiment.
 
 Runs :func:`mlip_props.properties.diatomic.diatomic` over the molecules of
-``reference_data/diatomics.csv`` and draws parity plots (r_e, omega_e, omega_e x_e, D_0) against
+the shipped reference table ``diatomics.csv`` and draws parity plots (r_e, omega_e, omega_e x_e, D_0) against
 the experimental values (Huber & Herzberg 1979), with the mean absolute error in each panel.
 
-    python workflows/diatomics_vs_experiment.py                     # B3LYP/def2-SVP (minutes)
-    python workflows/diatomics_vs_experiment.py --ccsdt             # CCSD(T)/cc-pVTZ (slow: ~3 s a point for N2)
-    python workflows/diatomics_vs_experiment.py --potential model.pt --pairs H2 N2 CO
-    python workflows/diatomics_vs_experiment.py --method mp2/cc-pvtz --out results/diatomics
+    python benchmarks/diatomics_vs_experiment.py                     # B3LYP/def2-SVP (minutes)
+    python benchmarks/diatomics_vs_experiment.py --ccsdt             # CCSD(T)/cc-pVTZ (slow: ~3 s a point for N2)
+    python benchmarks/diatomics_vs_experiment.py --potential model.pt --pairs H2 N2 CO
+    python benchmarks/diatomics_vs_experiment.py --method mp2/cc-pvtz --out results/diatomics
 
 Outputs in ``--out``: ``diatomics.json`` (all results), ``diatomics_table.csv`` (computed vs
 experiment), ``parity.png`` and ``curves.png``. Oracle results are cached on disk
@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
 QUANTITIES = [("bond_length_A", "r_e_A", "r_e (A)"), ("omega_e_cm1", "omega_e_cm1", "omega_e (cm^-1)"),
               ("omega_e_x_e_cm1", "omega_e_x_e_cm1", "omega_e x_e (cm^-1)"), ("D0_eV", "D0_eV", "D_0 (eV)")]
 
 
 def load_experiment() -> pd.DataFrame:
-    return pd.read_csv(ROOT / "reference_data" / "diatomics.csv", comment="#").set_index("molecule")
+    from mlip_props.data import reference_file
+
+    return pd.read_csv(reference_file("diatomics"), comment="#").set_index("molecule")
 
 
 def parity_plot(table: pd.DataFrame, label: str, path: Path) -> dict[str, float]:
