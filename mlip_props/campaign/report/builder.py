@@ -60,7 +60,7 @@ class _Sections:
     def image(self, path: Path, alt: str) -> None:
         self.doc.image(f"figures/{path.name}", alt)
 
-    def comparison(self, q: Quantity, pairs: list[dict], potential: str, note: str = "") -> None:
+    def comparison(self, q: Quantity, pairs: list[dict], potential: str) -> None:
         """Statistics, parity plot and table of one quantity's pairs."""
         doc = self.doc
         stats = parity_stats(np.array([p["predicted"] for p in pairs]), np.array([p["reference"] for p in pairs]))
@@ -68,8 +68,8 @@ class _Sections:
         fig.write_parity_plot(path, q, pairs, stats, potential)
         self.data["comparisons"][q.key] = {"label": q.label, "unit": q.unit, "stats": stats, "pairs": pairs}
         doc.heading(2, f"{q.label} ({q.unit})")
-        if note:
-            doc.paragraph(note)
+        if q.note:
+            doc.paragraph(q.note)
         r2 = "n/a" if not math.isfinite(stats["R2"]) else f"{stats['R2']:.4f}"
         doc.paragraph(f"n = {stats['n']}, MAE = {stats['MAE']:.4g} {q.unit}, RMSE = {stats['RMSE']:.4g} {q.unit}, "
                       f"mean signed error = {stats['ME']:.4g} {q.unit}, R² = {r2}, MAPE = {stats['MAPE_pct']:.3g} %.")
@@ -253,22 +253,12 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
 
     tables = _reference_tables(reference)
     preds = collect_predictions(df) if len(df) else {}
-    for q in QUANTITIES:
-        pairs = quantity_pairs(q, preds, tables)
+    comparisons = [(q, quantity_pairs(q, preds, tables)) for q in QUANTITIES]
+    comparisons += [(PHONON_FREQUENCIES, phonon_pairs(preds, tables)),
+                    (VIBRATION_FREQUENCIES, vibration_pairs(preds, tables))]
+    for q, pairs in comparisons:
         if pairs:
             s.comparison(q, pairs, pot)
-    pairs = phonon_pairs(preds, tables)
-    if pairs:
-        s.comparison(PHONON_FREQUENCIES, pairs, pot,
-                     note="Distinct predicted frequencies at each point (degenerate branches merged), ascending, "
-                          "paired with the measured branches, ascending. Measurements at the temperatures given in "
-                          "the reference file; predictions are harmonic at 0 K.")
-    pairs = vibration_pairs(preds, tables)
-    if pairs:
-        s.comparison(VIBRATION_FREQUENCIES, pairs, pot,
-                     note="Harmonic frequencies vs experimental (anharmonic) fundamentals, paired in ascending "
-                          "order per molecule (degenerate modes repeated); harmonic values are expected a few % "
-                          "higher.")
 
     if len(df):
         done = df[df["status"] == "done"]

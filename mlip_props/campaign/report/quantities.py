@@ -42,7 +42,8 @@ Prediction = tuple
 @dataclass
 class Quantity:
     """One compared quantity: ``key`` (report.json), ``label`` and ``unit`` (tables, axes), the
-    reference columns it matches (first present wins), and ``predict(results, crystal)``."""
+    reference columns it matches (first present wins), ``predict(results, crystal)``, and a
+    ``note`` printed above its table (how predictions and measurements are paired)."""
 
     key: str
     label: str
@@ -51,6 +52,7 @@ class Quantity:
     predict: Callable[[StructureResults, str], Prediction | None]
     match: Callable[[str], bool] | None = None  # fallback: any reference column this accepts
     conditions: dict[str, Any] = field(default_factory=dict)  # row filters applied where the column exists
+    note: str = ""
 
 
 def is_number(v: Any) -> bool:
@@ -181,10 +183,16 @@ QUANTITIES: list[Quantity] = [
 ]
 
 #: phonon frequencies at high-symmetry points, paired branch by branch (see comparison.phonon_pairs)
-PHONON_FREQUENCIES = Quantity("phonon_frequencies", "phonon frequency at high-symmetry points", "THz", (),
-                              lambda r, s: None)
+PHONON_FREQUENCIES = Quantity(
+    "phonon_frequencies", "phonon frequency at high-symmetry points", "THz", (), lambda r, s: None,
+    note="Distinct predicted frequencies at each point (degenerate branches merged), ascending, paired with the "
+         "measured branches, ascending. Measurements at the temperatures given in the reference file; predictions "
+         "are harmonic at 0 K.")
 #: molecular vibrational frequencies, paired mode by mode (see comparison.vibration_pairs)
-VIBRATION_FREQUENCIES = Quantity("vibrations", "vibrational frequency", "cm⁻¹", (), lambda r, s: None)
+VIBRATION_FREQUENCIES = Quantity(
+    "vibrations", "vibrational frequency", "cm⁻¹", (), lambda r, s: None,
+    note="Harmonic frequencies vs experimental (anharmonic) fundamentals, paired in ascending order per molecule "
+         "(degenerate modes repeated); harmonic values are expected a few % higher.")
 
 
 #: committee result field -> (property, field) of the single-potential results the report reads
