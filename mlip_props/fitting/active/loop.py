@@ -16,7 +16,7 @@ from ase import Atoms
 from ...backend.batch import to_atoms
 from ...backend.inputs import structure_list
 from ..data import dataset_from_frames, write_dataset
-from ..explore import Explorer, MDExplorer
+from ..explore import Explorer, MDExplorer, Proposal
 from ..model import BehlerParrinelloPotential
 from .checkpoint import RunState, append_pool, clear_run, write_decisions
 from .config import ActiveLearningConfig
@@ -61,6 +61,18 @@ def as_frames(data: Any) -> list[Atoms]:
     return [a if isinstance(a, Atoms) else to_atoms(a) for a in structure_list(data)[1]]
 
 
+@dataclass
+class _Selection:
+    """One round's frames, their force and virial spreads (eV/A, eV), classes, decisions and picks."""
+
+    frames: list[Atoms]
+    force_eV_A: np.ndarray
+    virial_eV: np.ndarray
+    classes: np.ndarray
+    decisions: list[str]
+    selected: list[int]
+
+
 @contextmanager
 def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     t0 = time.perf_counter()
@@ -76,7 +88,7 @@ class _Run:
                  tests: list[Atoms], monitor: Any, keep_pool: bool, progress: bool):
         self.cfg, self.journal, self.explorers, self.wd = cfg, journal, explorers, workdir
         self.tests, self.monitor, self.keep_pool, self.progress = tests, monitor, keep_pool, progress
-        self.score = score_rule(cfg)
+        self.rule = score_rule(cfg)
         self.picker = picker(cfg)
         self.fingerprint_cache: dict[str, np.ndarray] = {}  # by structure hash (pools, labelled data)
         self.state = RunState()
@@ -129,59 +141,65 @@ class _Run:
         self.state.save(self.wd, self.explorers, self.cfg.to_dict())
 
     # ---------------------------------------------------------------------------------- one round
-    def round(self, rnd: int) -> None:
+    def run_round(self, rnd: int) -> None:
         """Explore, score, select, label, retrain, record and checkpoint round ``rnd``."""
         cfg, st = self.cfg, self.state
-        rng = np.random.default_rng([cfg.seed, rnd])
+        rng = np.random.default_rng([cfg.seed, rnd])  # explorers first, then the random picker
         data = self.journal.frames(st.keys)
         with _timed(st.timings_s, "exploration"):
             proposals = [(ex.name, ex.propose(self.model, rnd, rng, (cfg.lower_eV_A, cfg.upper_eV_A)))
                          for ex in self.explorers]
             virial_by_id = score_proposals(self.model, [p for _, p in proposals], cfg.frame_reduce,
-                                           self.score.with_virial)
+                                           self.rule.with_virial)
         with _timed(st.timings_s, "selection"):
-            frames = [a for _, p in proposals for a in p.frames]
-            dis = (np.concatenate([p.disagreement_eV_A for _, p in proposals if p.frames]) if frames
-                   else np.zeros(0))
-            dvir = np.array([virial_by_id.get(id(a), 0.0) for a in frames])
-            score, cls = self.score(dis, dvir)
-            hashes = [structure_hash(a) for a in frames]
-            labelled = set(st.keys)
-            for k, h in enumerate(hashes):  # proposed again (fixed pools, scans): never labelled twice
-                if h in labelled:
-                    cls[k] = "duplicate"
-            decision = list(cls)
-            selected, duplicates = self.picker.pick(RoundFrames(
-                frames, hashes, score, cls, labelled, cfg.picks_allowed(rnd, len(st.keys)), rng, self.model, data,
-                self.fingerprint_cache))
-            for k in duplicates:
-                decision[k] = "duplicate"
-            for k in selected:
-                decision[k] = "selected"
-            write_decisions(self.wd / "decisions.jsonl", rnd, frames, [name for name, p in proposals for _ in p.frames],
-                            hashes, dis, dvir if self.score.with_virial else None, decision,
-                            {ex.name: getattr(ex, "score_unit", "eV/A") for ex in self.explorers},
-                            [p for _, p in proposals])
-            if self.keep_pool and frames:
-                append_pool(self.wd / "pool.extxyz", rnd, frames, dis)
+            sel = self.select(rnd, rng, proposals, virial_by_id, data)
         with _timed(st.timings_s, "oracle"):
-            new = self.journal.label([frames[k] for k in selected], rnd)
+            new = self.journal.label([sel.frames[k] for k in sel.selected], rnd)
         st.keys = st.keys + new
         with _timed(st.timings_s, "training"):
             if new:
                 self.retrain(rnd)
-        st.quiet = 0 if selected else st.quiet + 1
+        st.quiet = 0 if sel.selected else st.quiet + 1
+        dis, cls, props = sel.force_eV_A, sel.classes, [p for _, p in proposals]
         q_unc = float(np.quantile(dis, cfg.uncertainty_quantile)) if len(dis) else 0.0
-        props = [p for _, p in proposals]
-        rec = {"round": rnd, "n_explored": len(frames), "n_trusted": int((cls == "trusted").sum()),
+        rec = {"round": rnd, "n_explored": len(sel.frames), "n_trusted": int((cls == "trusted").sum()),
                "n_candidates": int((cls == "candidate").sum()),
                "n_wild": int((cls == "wild").sum()) + sum(len(p.wild) for p in props),
-               "n_duplicates": int(sum(d == "duplicate" for d in decision)), "n_selected": len(selected),
+               "n_duplicates": int(sum(d == "duplicate" for d in sel.decisions)), "n_selected": len(sel.selected),
                "md_steps": int(sum(p.n_steps for p in props)), "md_restarts": int(sum(p.n_restarts for p in props)),
                "uncertainty_q_eV_A": q_unc, "max_disagreement_eV_A": float(dis.max()) if len(dis) else 0.0,
                "n_labelled": len(st.keys), "oracle_calls": len(st.keys),
-               **self.score.round_summary(dis, dvir, selected, cfg.uncertainty_quantile)}
+               **self.rule.round_summary(dis, sel.virial_eV, sel.selected, cfg.uncertainty_quantile)}
         self.record_round(rnd, rec, q_unc)
+
+    def select(self, rnd: int, rng: np.random.Generator, proposals: list[tuple[str, Proposal]],
+               virial_by_id: dict[int, float], data: list[Atoms]) -> _Selection:
+        """Score and classify the round's frames, mark those labelled before as duplicates, let the
+        picker choose; log every decision (and the explored frames with ``keep_pool``)."""
+        frames = [a for _, p in proposals for a in p.frames]
+        dis = np.concatenate([p.disagreement_eV_A for _, p in proposals if p.frames]) if frames else np.zeros(0)
+        dvir = np.array([virial_by_id.get(id(a), 0.0) for a in frames])
+        score, cls = self.rule(dis, dvir)
+        hashes = [structure_hash(a) for a in frames]
+        labelled = set(self.state.keys)
+        for k, h in enumerate(hashes):  # proposed again (fixed pools, scans): never labelled twice
+            if h in labelled:
+                cls[k] = "duplicate"
+        decisions = list(cls)
+        limit = self.cfg.picks_allowed(rnd, len(self.state.keys))
+        selected, duplicates = self.picker.pick(RoundFrames(frames, hashes, score, cls, labelled, limit, rng,
+                                                            self.model, data, self.fingerprint_cache))
+        for k in duplicates:
+            decisions[k] = "duplicate"
+        for k in selected:
+            decisions[k] = "selected"
+        write_decisions(self.wd / "decisions.jsonl", rnd, frames, [name for name, p in proposals for _ in p.frames],
+                        hashes, dis, dvir if self.rule.with_virial else None, decisions,
+                        {ex.name: getattr(ex, "score_unit", "eV/A") for ex in self.explorers},
+                        [p for _, p in proposals])
+        if self.keep_pool and frames:
+            append_pool(self.wd / "pool.extxyz", rnd, frames, dis)
+        return _Selection(frames, dis, dvir, cls, decisions, selected)
 
     def retrain(self, rnd: int) -> None:
         """Warm start on all labelled data, or a full refit every ``refit_every`` rounds."""
@@ -282,5 +300,5 @@ def learn(
     for rnd in range(run.state.round + 1, cfg.max_rounds):
         if run.state.stop_reason:
             break
-        run.round(rnd)
+        run.run_round(rnd)
     return run.finish(t_start)
