@@ -1,0 +1,81 @@
+"""The result of a lattice thermal conductivity calculation of one structure."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ase import Atoms
+
+from ..result import PropertyResult
+
+
+@dataclass(frozen=True)
+class ConductivityResult(PropertyResult):
+    """Lattice thermal conductivity of one structure from three-phonon (and isotope) scattering.
+
+    Tensors are per temperature, in Voigt order xx, yy, zz, yz, xz, xy, W/(m K); averages are
+    one third of the trace. ``kappa_W_mK`` is the solution of the requested ``method``
+    (``"rta"``: relaxation-time approximation; ``"lbte"``: direct solution of the linearised
+    Boltzmann equation) with the sum rules enforced on fc2 and fc3; ``kappa_rta_W_mK`` the RTA
+    solution of the same run. ``kappa_no_sum_rule_W_mK``: the same method with the raw force
+    constants (no enforcement), so that ``sum_rule_kappa_change_rel`` (relative change of the
+    average at each temperature, enforced vs raw) shows what the violation does to the answer.
+
+    Sum rules (translational invariance) on the raw force constants and after phono3py's
+    symmetrisation: ``fc2_sum_rule_violation_*_eV_A2`` = max |sum_j Phi_ij^ab| and
+    ``fc3_sum_rule_violation_*_eV_A3`` = max over the two free indices of
+    |sum_k Phi_ijk^abc| and |sum_j Phi_ijk^abc|.
+
+    Mesh convergence: kappa repeated on ``convergence_mesh``; ``mesh_change_rel`` is the largest
+    relative change of the average over the temperatures and ``converged`` whether it is within
+    ``convergence_tolerance_rel``. ``kappa_*`` are ``None`` when the harmonic phonons have
+    imaginary modes on the mesh (``imaginary_modes``; ``min_frequency_THz``): then no kappa is
+    defined and ``notes`` says so. ``is_metal``: the structure contains only metallic elements,
+    whose electronic contribution to kappa is not included (a note says so).
+    """
+
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "kappa_average_W_mK", "kappa_rta_average_W_mK", "kappa_no_sum_rule_average_W_mK", "sum_rule_kappa_change_rel",
+        "mesh_change_rel", "fc2_sum_rule_violation_raw_eV_A2", "fc3_sum_rule_violation_raw_eV_A3",
+        "n_displaced_supercells", "min_frequency_THz")
+
+    atoms: Atoms
+    formula: str
+    n_atoms_primitive: int
+    method: str
+    temperatures_K: list
+    kappa_W_mK: list | None
+    kappa_average_W_mK: list | None
+    kappa_rta_W_mK: list | None
+    kappa_rta_average_W_mK: list | None
+    kappa_no_sum_rule_W_mK: list | None
+    kappa_no_sum_rule_average_W_mK: list | None
+    sum_rule_kappa_change_rel: list | None
+    mesh: list
+    convergence_mesh: list | None
+    kappa_convergence_mesh_average_W_mK: list | None
+    mesh_change_rel: float | None
+    convergence_tolerance_rel: float
+    converged: bool
+    fc2_supercell_matrix: list
+    fc3_supercell_matrix: list
+    n_fc2_supercell_atoms: int
+    n_fc3_supercell_atoms: int
+    cutoff_pair_distance_A: float | None
+    displacement_A: float
+    n_fc3_displaced_supercells: int
+    n_fc2_displaced_supercells: int
+    n_displaced_supercells: int
+    fc2_sum_rule_violation_raw_eV_A2: float
+    fc2_sum_rule_violation_enforced_eV_A2: float
+    fc3_sum_rule_violation_raw_eV_A3: float
+    fc3_sum_rule_violation_enforced_eV_A3: float
+    sum_rule_enforcement: str
+    scattering: list
+    isotope: bool
+    imaginary_modes: bool
+    min_frequency_THz: float
+    is_metal: bool
+    relaxed: bool
+    relax_converged: bool | None
+    notes: list
