@@ -35,6 +35,7 @@ then ends at ``max_converged_distance_A``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
@@ -418,29 +419,18 @@ def committee_spread(mean: DiatomicResult, members: Sequence[DiatomicResult], to
     return dataclasses.replace(mean, notes=notes, **spread)
 
 
-def diatomic(
-    potential: Any,
-    pairs: Any,
-    *,
-    masses: Sequence[Any] | None = None,
-    r_min_A: float | None = None,
-    r_max_A: float | None = None,
-    n_points: int | None = None,
-    n_refine: int | None = None,
-    tol_A: float = 1e-4,
-    max_passes: int = 4,
-    smooth_threshold: float = 0.5,
-    dtype: Any = None,
-    device: Any = None,
-) -> DiatomicResult | list[DiatomicResult]:
+def diatomic(potential: Any, pairs: Any, **options: Any) -> DiatomicResult | list[DiatomicResult]:
     """Scan the energy of diatomic pair(s) and derive r_e (A), D_e, D_0 (eV), omega_e and
     omega_e x_e (cm^-1) -- see the module docstring for the method and references.
 
-    ``pairs``: "N2", "CO", ("C", "O"), a two-atom ``Atoms``/pymatgen ``Molecule`` (its elements),
-    or a list of those (-> list of results). ``masses``: per
-    pair (or, for a single pair, directly) two masses in amu or isotope names ("D", "13C");
-    default the most abundant isotopes. ``n_points``: coarse scan points per pair (default 400
-    for torch potentials, 24 for oracles); ``n_refine``: points per refinement pass (15 / 9).
+    ``pairs``: "N2", "CO", ("C", "O"), a two-atom ``Atoms``/pymatgen ``Molecule`` (its
+    elements), or a list of those (-> list of results). ``masses``: per pair (or, for a single
+    pair, directly) two masses in amu or isotope names ("D", "13C"); default the most abundant
+    isotopes. ``r_min_A``, ``r_max_A``: the scan range (default from the covalent radii, see the
+    module docstring). ``n_points``: coarse scan points per pair (default 400 for torch
+    potentials, 24 for oracles); ``n_refine``: points per refinement pass (15 / 9); ``tol_A``:
+    r_e converged when two passes agree to this (1e-4 A), within ``max_passes`` (4) passes;
+    ``smooth_threshold``: the ``smoothness_ratio`` below which the curve is ``smooth`` (0.5).
     All scan points of all pairs and the isolated atoms go through one backend call, each
     refinement pass through one more (:func:`plan_diatomic`); the analysis
     (:meth:`DiatomicPlan.analyse`) reads the energies planning measured. A committee's result
@@ -448,15 +438,20 @@ def diatomic(
     (:func:`~mlip_props.properties.plan.analyse_members`), the per-member values and their std
     (:func:`committee_spread`). ``dtype`` (default float64) and ``device``: the backend's.
     """
-    plan = plan_diatomic(potential, pairs, masses=masses, r_min_A=r_min_A, r_max_A=r_max_A, n_points=n_points,
-                         n_refine=n_refine, tol_A=tol_A, max_passes=max_passes, smooth_threshold=smooth_threshold,
-                         dtype=dtype, device=device)
+    plan = plan_diatomic(potential, pairs, **options)
     answers = plan.scan_answers
     results = plan.analyse(answers.member_mean())
     if answers.n_members:
         per_member = analyse_members(plan, answers)
-        results = [committee_spread(r, [m[i] for m in per_member], tol_A, max_passes) for i, r in enumerate(results)]
+        results = [committee_spread(r, [m[i] for m in per_member], plan.tol_A, plan.max_passes)
+                   for i, r in enumerate(results)]
     return results[0] if plan.single else results
+
+
+# the parameters (help(), IDEs, the campaign schema) are plan_diatomic's, as plan.one_call gives them
+# to the other properties
+diatomic.__signature__ = inspect.signature(plan_diatomic).replace(  # type: ignore[attr-defined]
+    return_annotation="DiatomicResult | list[DiatomicResult]")
 
 
 def plot_diatomic_curves(results: DiatomicResult | Sequence[DiatomicResult], ax=None, path: str | None = None,

@@ -43,7 +43,7 @@ from ase.thermochemistry import IdealGasThermo
 from ..backend.evaluate import EvaluationResult, evaluate, is_oracle, prepare_structures
 from ..backend.inputs import structure_list
 from ..potentials.committee import mean_over_members
-from .plan import EvaluationPlan, compute
+from .plan import EvaluationPlan, one_call
 from .relax import RelaxSettings, relax, resolve_relaxation
 from .result import PropertyResult
 
@@ -232,7 +232,9 @@ NEWTON_FROM_FMAX_EV_A = 1e-2
 class VibrationsPlan(EvaluationPlan):
     """The relaxed molecules (``structures``, masses kept) whose energies, forces and Hessians a
     vibrational analysis needs, with the per-molecule settings; ``analyse`` diagonalises the
-    projected mass-weighted Hessians and adds the ideal-gas thermochemistry."""
+    projected mass-weighted Hessians and adds the ideal-gas thermochemistry. ``hessian_rows``
+    names every atom of each molecule: the backend's row engine answers it with the full Hessian,
+    for every member of a committee."""
 
     symmetry_numbers: list[int | None] = field(default_factory=list)
     spins: list[float] = field(default_factory=list)
@@ -241,6 +243,7 @@ class VibrationsPlan(EvaluationPlan):
     imaginary_tol_cm1: float = 1.0
     fmax_eV_A: float = VIBRATIONS_RELAXATION.fmax_eV_A
     newton_steps: list[int] = field(default_factory=list)
+    hessian_rows: list[list[int]] = field(default_factory=list)  # every atom: the full Hessian
 
     def analyse(self, answers: EvaluationResult) -> list[VibrationsResult]:
         return [self._analyse_one(k, float(answers.energies_eV[k]), np.asarray(answers.forces_eV_A[k]),
@@ -353,24 +356,12 @@ def plan_vibrations(
     return VibrationsPlan(structures=relaxed, quantities=("energy", "forces", "hessian"), single=single,
                           symmetry_numbers=symmetry_numbers, spins=spins, temperature_K=float(temperature_K),
                           pressure_Pa=float(pressure_Pa), imaginary_tol_cm1=float(imaginary_tol_cm1),
-                          fmax_eV_A=settings.fmax_eV_A, newton_steps=newton_steps)
+                          fmax_eV_A=settings.fmax_eV_A, newton_steps=newton_steps,
+                          hessian_rows=[list(range(len(a))) for a in relaxed])
 
 
-def vibrations(
-    potential: Any,
-    molecules: Any,
-    *,
-    relaxation: RelaxSettings | dict | bool | None = None,
-    temperature_K: float = 298.15,
-    pressure_Pa: float = 101325.0,
-    symmetry_number: int | Sequence[int] | None = None,
-    spin: float | Sequence[float] = 0.0,
-    imaginary_tol_cm1: float = 1.0,
-    newton_from_fmax: float = NEWTON_FROM_FMAX_EV_A,
-    max_newton_steps: int = 30,
-    dtype: Any = None,
-    device: Any = None,
-) -> VibrationsResult | list[VibrationsResult]:
+@one_call(plan_vibrations)
+def vibrations(potential: Any, molecules: Any, **options: Any) -> VibrationsResult | list[VibrationsResult]:
     """Harmonic frequencies (cm^-1), normal modes, ZPE (eV) and ideal-gas thermochemistry of one
     molecule (``Atoms`` or pymatgen ``Molecule``) or many (list -> list), batched; see the module
     docstring.
@@ -382,21 +373,16 @@ def vibrations(
     ``newton_from_fmax`` (eV/A) and then with at most ``max_newton_steps`` batched Newton steps
     (exact autograd Hessians, rigid-body motion projected out, |eigenvalues| so that negative
     curvature leads downhill, steps capped at 0.2 A); oracles relax with FIRE only. A committee
-    relaxes on its mean surface and is analysed with the mean potential's Hessian (a member's
-    analysis: ``plan.analyse`` of that member's answers to the plan). ``spin``: total electronic
-    spin S (0 singlet, 0.5 doublet, 1 triplet) for the thermochemistry. ``symmetry_number``:
-    rotational symmetry number (default from the point group). Modes below ``-imaginary_tol_cm1``
-    count as imaginary (``n_imaginary``, ``imaginary_modes``); all negative ones are excluded from
-    the ZPE and thermochemistry. ``dtype`` (default float64) and ``device`` are those of the
-    backend. One plan (:func:`plan_vibrations`), one Hessian evaluation of all molecules, one
-    analysis (:meth:`VibrationsPlan.analyse`).
+    relaxes on its mean surface and is analysed with the mean of its members' Hessians
+    (:func:`~mlip_props.properties.plan.analyse_members` of the plan's answers gives each member's
+    modes at that geometry). ``spin``: total electronic spin S (0 singlet, 0.5 doublet, 1 triplet)
+    for the thermochemistry. ``symmetry_number``: rotational symmetry number (default from the
+    point group). Modes below ``-imaginary_tol_cm1`` count as imaginary (``n_imaginary``,
+    ``imaginary_modes``); all negative ones are excluded from the ZPE and thermochemistry.
+    ``dtype`` (default float64) and ``device`` are those of the backend. One plan
+    (:func:`plan_vibrations`), one Hessian evaluation of all molecules, one analysis
+    (:meth:`VibrationsPlan.analyse`).
 
     Raises ``ValueError`` naming the molecule for a single atom, a periodic structure, or an
     element the potential does not know.
     """
-    plan = plan_vibrations(potential, molecules, relaxation=relaxation, temperature_K=temperature_K,
-                           pressure_Pa=pressure_Pa, symmetry_number=symmetry_number, spin=spin,
-                           imaginary_tol_cm1=imaginary_tol_cm1, newton_from_fmax=newton_from_fmax,
-                           max_newton_steps=max_newton_steps, dtype=dtype, device=device)
-    # a committee's Hessian is its mean potential's (the backend evaluates Hessians member by member)
-    return compute(mean_over_members(potential), plan, dtype=dtype, device=device)

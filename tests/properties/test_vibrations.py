@@ -126,8 +126,8 @@ class MorseCommittee(Potential):
 
 def test_committee_is_its_mean_potential_and_members_analyse_the_same_plan():
     from mlip_props.backend import evaluate
-    from mlip_props.backend.evaluate import EvaluationResult
     from mlip_props.potentials.committee import CommitteeMean
+    from mlip_props.properties.plan import analyse_members, evaluate_plans
     from mlip_props.properties.vibrations import plan_vibrations
 
     committee, mols = MorseCommittee(), [molecule("H2O"), molecule("NH3")]
@@ -136,17 +136,16 @@ def test_committee_is_its_mean_potential_and_members_analyse_the_same_plan():
     for a, b in zip(res, mean):
         np.testing.assert_allclose(a.frequencies_cm1, b.frequencies_cm1, rtol=1e-10, atol=1e-8)
         assert a.relax_converged and a.zero_point_energy_eV == pytest.approx(b.zero_point_energy_eV, rel=1e-10)
-    # each member's Hessian at the committee-mean geometry; their mean is the committee's Hessian
+    # one committee evaluation of the plan, analysed member by member = each member evaluated alone
+    # at the committee-mean geometry
     plan = plan_vibrations(committee, mols)
-    answers = [evaluate(m, plan.structures, ("energy", "forces", "hessian")) for m in committee.members]
-    members = [plan.analyse(a) for a in answers]
-    averaged = EvaluationResult(
-        energies_eV=np.mean([a.energies_eV for a in answers], axis=0),
-        forces_eV_A=[np.mean(f, axis=0) for f in zip(*(a.forces_eV_A for a in answers))],
-        hessians_eV_A2=[np.mean(h, axis=0) for h in zip(*(a.hessians_eV_A2 for a in answers))],
-        n_atoms=answers[0].n_atoms)
-    for a, b in zip(plan.analyse(averaged), res):
-        np.testing.assert_allclose(a.frequencies_cm1, b.frequencies_cm1, rtol=1e-10, atol=1e-8)
+    members = analyse_members(plan, evaluate_plans(committee, [plan])[0])
+    assert len(members) == 2
+    for m, member in enumerate(committee.members):
+        alone = plan.analyse(evaluate(member, plan.structures, ("energy", "forces", "hessian")))
+        for a, b in zip(members[m], alone):
+            np.testing.assert_allclose(a.frequencies_cm1, b.frequencies_cm1, rtol=1e-10, atol=1e-8)
+            assert a.max_force_eV_A == pytest.approx(b.max_force_eV_A, rel=1e-10)
     # the members disagree, and the mean geometry is not a member's stationary point
     assert abs(members[0][0].frequencies_cm1[-1] - members[1][0].frequencies_cm1[-1]) > 10
     assert not members[0][0].relax_converged
