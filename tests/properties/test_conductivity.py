@@ -176,3 +176,19 @@ def test_bad_input_names_the_structure(sw, sw_si):
         plan_conductivity(sw, sw_si, method="bte", relaxation=False)
     with pytest.raises(ValueError, match="temperatures_K"):
         plan_conductivity(sw, sw_si, temperatures_K=[-10.0], relaxation=False)
+
+
+def test_lbte_with_its_own_fc2_supercell(sw, sw_si):
+    r = thermal_conductivity(sw, sw_si, supercell=2, fc3_supercell=1, mesh=4, convergence_mesh=False,
+                             relaxation=False, method="lbte")
+    assert r.method == "lbte" and r.fc2_supercell_matrix == (2 * np.eye(3, dtype=int)).tolist()
+    assert r.fc3_supercell_matrix == np.eye(3, dtype=int).tolist() and r.n_fc3_supercell_atoms == 8
+    assert r.n_fc2_displaced_supercells == 1  # one inequivalent atom, +-x equivalent by symmetry
+    assert r.n_displaced_supercells == r.n_fc2_displaced_supercells + r.n_fc3_displaced_supercells
+    # the LBTE run's own RTA is the RTA solution of the same force constants
+    rta = thermal_conductivity(sw, sw_si, supercell=2, fc3_supercell=1, mesh=4, convergence_mesh=False,
+                               relaxation=False, method="rta")
+    assert r.kappa_rta_average_W_mK[0] == pytest.approx(rta.kappa_average_W_mK[0], rel=1e-8)
+    assert r.kappa_average_W_mK[0] != pytest.approx(rta.kappa_average_W_mK[0], rel=1e-3)  # a different solution
+    k = np.asarray(r.kappa_W_mK)[0]
+    assert r.kappa_average_W_mK[0] > 0 and np.ptp(k[:3]) < 1e-8 * k[0]
