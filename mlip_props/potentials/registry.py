@@ -12,6 +12,8 @@ Specs:
   ship inside the package and load offline); ``"sevenn-ase"`` — the same model through
   SevenNet's own ASE calculator behind the oracle adapter (to compare the two routes);
 * ``"chgnet"`` — CHGNet's ASE calculator behind the oracle adapter (``pretrained`` extra);
+* ``"mace:PATH"`` with ``trusted=True`` — a MACE model file as a batched torch potential
+  (:class:`~mlip_props.potentials.mace.MACEPotential`; ``mace`` extra);
 * any name added with :func:`register_potential` (e.g. the ``pyscf:`` oracle of the ``qm`` extra);
 * a dict ``{"name": "lj", "epsilon": ...}`` or an already-built potential (returned as is).
 """
@@ -64,7 +66,7 @@ def _parse_params(text: str) -> dict[str, Any] | str:
     return out
 
 
-def _build_one(spec: str) -> Any:
+def _build_one(spec: str, trusted: bool = False) -> Any:
     name, _, rest = spec.partition(":")
     key = name.strip().lower()
     if key not in _FACTORIES:
@@ -73,21 +75,27 @@ def _build_one(spec: str) -> Any:
         )
     params = _parse_params(rest.strip())
     factory = _FACTORIES[key]
+    extra = {"trusted": True} if trusted else {}
     if isinstance(params, str):
         try:
-            return factory(params)
+            return factory(params, **extra)
         except (TypeError, ValueError) as exc:
             raise ValueError(
                 f"bad potential parameter {params!r} for {name!r}: expected key=value pairs ({exc})"
             ) from exc
     try:
-        return factory(**params)
+        return factory(**params, **extra)
     except TypeError as exc:
         raise ValueError(f"bad parameters for potential {name!r}: {exc}") from exc
 
 
-def load_potential(spec: Any) -> Any:
+def load_potential(spec: Any, *, trusted: bool = False) -> Any:
     """Turn a spec (name, ``name:k=v,...``, ``a+b`` sum, model-file path, dict) into a potential.
+
+    ``trusted=True`` is the explicit opt-in for model files that are pickled code (``"mace:PATH"``,
+    a SevenNet checkpoint of your own): it is passed to the factory of a registered name, and
+    the file is then unpickled, which runs whatever code it names. Without it such files are
+    refused; mlip-props' own model files are always read with ``weights_only=True``.
 
     Raises ``ValueError`` listing the known names for an unknown spec, ``FileNotFoundError`` for
     a missing model file and ``ValueError`` for a corrupt one.
@@ -100,7 +108,7 @@ def load_potential(spec: Any) -> Any:
         if name is None:
             raise ValueError("potential dict needs a 'name'")
         text = ",".join(f"{k}={v}" for k, v in d.items())
-        return load_potential(f"{name}:{text}" if text else name)
+        return load_potential(f"{name}:{text}" if text else name, trusted=trusted)
     if isinstance(spec, os.PathLike):
         return load_model_file(spec)
     if not isinstance(spec, str) or not spec.strip():
@@ -110,7 +118,7 @@ def load_potential(spec: Any) -> Any:
     if not registered and (spec.endswith((".pt", ".pth")) or os.sep in spec or Path(spec).is_file()):
         return load_model_file(spec)
     parts = [p for p in spec.split("+")]
-    terms = [_build_one(p.strip()) for p in parts]
+    terms = [_build_one(p.strip(), trusted) for p in parts]
     if len(terms) == 1:
         return terms[0]
     if any(getattr(t, "is_oracle", False) for t in terms):
@@ -154,3 +162,12 @@ def _sevenn(*args: Any, **kwargs: Any) -> Any:
 
 
 register_potential("sevenn", _sevenn)
+
+
+def _mace(*args: Any, **kwargs: Any) -> Any:
+    from .mace import MACEPotential
+
+    return MACEPotential(*args, **kwargs)
+
+
+register_potential("mace", _mace)

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from ..backend.potential import AtomicGraph, Potential
+from ._precision import NetworkPrecision
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -135,6 +136,7 @@ class SevenNetPotential(Potential):
         self.modal = modal
         self.compute_dtype = dtype
         self.network = net
+        self._precision = NetworkPrecision(net)
         self._keys = keys
         self._modal_index = None if modal is None else int(modal_map[modal])
         z_to_type = torch.full((120,), -1, dtype=torch.long)
@@ -159,15 +161,11 @@ class SevenNetPotential(Potential):
             raise ValueError(f"unexpected SevenNet module layout (last modules before the reduction: {names})")
         return out
 
-    def _network_dtype(self) -> torch.dtype:
-        return next(self.network.parameters()).dtype
-
     def forward(self, graph: AtomicGraph) -> torch.Tensor:
         k = self._keys
         in_dtype = graph.edge_vectors.dtype
         dtype = _DTYPES[self.compute_dtype] if self.compute_dtype else in_dtype
-        if self._network_dtype() != dtype:  # float32 <-> float64 of float32 weights is exact
-            self.network.to(dtype)
+        self._precision.ensure(self.network, dtype)
         from sevenn.nn.node_embedding import OnehotEmbedding
 
         data: dict[str, Any] = {
