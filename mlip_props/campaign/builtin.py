@@ -244,6 +244,14 @@ def _vibrations() -> tuple[Callable[..., Any], Callable[..., Any]]:
     return vibrations, plan_vibrations
 
 
+def _conductivity() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    import phono3py  # noqa: F401  (the kappa extra; imported here so that its absence shows at load)
+
+    from ..properties.conductivity import plan_conductivity, thermal_conductivity
+
+    return thermal_conductivity, plan_conductivity
+
+
 #: every property a campaign file may name, in the order ``mlip-props properties`` lists them
 BUILTIN_PROPERTIES: tuple[BuiltinProperty, ...] = (
     BuiltinProperty("energy", lambda: (energy, None), "static or relaxed energy per atom (eV/atom)"),
@@ -255,6 +263,8 @@ BUILTIN_PROPERTIES: tuple[BuiltinProperty, ...] = (
     BuiltinProperty("qha", _qha, "quasi-harmonic thermodynamics"),
     BuiltinProperty("diatomic", _diatomic, "diatomic r_e, D_e, omega_e (cm^-1)"),
     BuiltinProperty("vibrations", _vibrations, "molecular vibrations (cm^-1)"),
+    BuiltinProperty("conductivity", _conductivity, "lattice thermal conductivity (W/(m K)), phono3py",
+                    extra="kappa"),
     BuiltinProperty("committee", lambda: (committee, None),
                     "committee mean and std of EOS, elastic, phonons, Cv (committee potentials)"),
 )

@@ -33,6 +33,7 @@ OPTIONAL_EXTRAS: dict[str, tuple[str, ...]] = {
     "qm": ("pyscf",),
     "dist": ("dask", "distributed"),
     "pretrained": ("chgnet", "sevenn"),
+    "kappa": ("phono3py",),
 }
 
 RUNTIME_PARAMS = frozenset({"dtype", "device", "progress", "self"})

@@ -192,3 +192,12 @@ def test_lbte_with_its_own_fc2_supercell(sw, sw_si):
     assert r.kappa_average_W_mK[0] != pytest.approx(rta.kappa_average_W_mK[0], rel=1e-3)  # a different solution
     k = np.asarray(r.kappa_W_mK)[0]
     assert r.kappa_average_W_mK[0] > 0 and np.ptp(k[:3]) < 1e-8 * k[0]
+
+
+def test_campaign_property_and_cli_name():
+    from mlip_props.campaign.registry import get_property
+
+    spec = get_property("conductivity")
+    assert spec.func is thermal_conductivity and spec.plan is plan_conductivity
+    assert {"supercell", "fc3_supercell", "mesh", "cutoff_pair_distance_A", "isotope", "method",
+            "relaxation"} <= set(spec.params)

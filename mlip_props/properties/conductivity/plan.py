@@ -119,6 +119,8 @@ class ConductivityPlan(EvaluationPlan):
         change = relative_change(dense_avg, avg)
         mesh_change = None if change is None else float(change.max())
         converged = mesh_change is not None and mesh_change <= opt.convergence_tolerance_rel
+        if opt.convergence_mesh is None and not main.imaginary_modes:
+            notes.append("mesh convergence not checked (convergence_mesh=False): converged is False")
         if mesh_change is not None and not converged:
             notes.append(f"kappa changes by {100 * mesh_change:.1f} % from the {_mesh_text(opt.mesh)} to the "
                          f"{_mesh_text(opt.convergence_mesh)} mesh (tolerance "
