@@ -67,7 +67,9 @@ def validate_atoms(atoms: Atoms, index: int = 0) -> None:
     """Raise ``ValueError`` naming structure ``index`` and the problem if ``atoms`` cannot be evaluated.
 
     Checks: at least one atom, finite positions, known atomic numbers, a non-singular cell in
-    every periodic direction, and no two atoms at the same place.
+    every periodic direction, and no periodic direction so thin (height under ``COINCIDENT_ATOMS_A``)
+    that every atom coincides with its own image. Two atoms at the same place are found by the
+    neighbour lists (torch potentials) or the oracle's own check.
     """
     n = len(atoms)
     if n == 0:
@@ -90,11 +92,33 @@ def validate_atoms(atoms: Atoms, index: int = 0) -> None:
         for d in np.where(pbc)[0]:
             if np.linalg.norm(cell[d]) < 1e-8:
                 raise ValueError(f"structure {index}: periodic direction {d} has a zero-length cell vector")
+        if vol is not None:
+            heights = cell_heights(cell)
+            if heights.min() < COINCIDENT_ATOMS_A:
+                d = int(np.argmin(heights))
+                raise ValueError(
+                    f"structure {index}: the cell is {heights[d]:.2e} A thick along periodic direction {d}, so "
+                    f"every atom coincides with its own periodic image (minimum {COINCIDENT_ATOMS_A} A)"
+                )
         if not pbc.all():
             # Mixed boundary conditions: the periodic vectors must be independent.
             sub = cell[pbc]
             if np.linalg.matrix_rank(sub, tol=1e-8) < len(sub):
                 raise ValueError(f"structure {index}: singular cell in its periodic directions")
+
+
+def cell_heights(cells: np.ndarray) -> np.ndarray:
+    """Distances (Angstrom) between opposite faces of cells (..., 3, 3): ``|det| / |a_j x a_k|``
+    for each lattice vector ``a_i`` (an infinite height for a degenerate face)."""
+    cells = np.asarray(cells, dtype=np.float64)
+    vol = np.abs(np.linalg.det(cells))
+    heights = []
+    for i in range(3):
+        j, k = (i + 1) % 3, (i + 2) % 3
+        area = np.linalg.norm(np.cross(cells[..., j, :], cells[..., k, :]), axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            heights.append(np.where(area > 0, vol / np.where(area > 0, area, 1.0), np.inf))
+    return np.stack(heights, axis=-1)
 
 
 @dataclass(frozen=True)
@@ -160,6 +184,8 @@ def validate_packed(packed: PackedStructures, atoms_list: Sequence[Atoms]) -> No
         with np.errstate(invalid="ignore"):
             vol = np.abs(np.linalg.det(np.where(np.isfinite(packed.cells), packed.cells, 0.0)))
         bad |= full & (vol < MIN_CELL_VOLUME_A3)
+        bad |= full & (cell_heights(np.where(np.isfinite(packed.cells), packed.cells, 0.0)).min(axis=1)
+                       < COINCIDENT_ATOMS_A)
     lengths = np.linalg.norm(np.nan_to_num(packed.cells), axis=2)
     bad |= (packed.pbc & (lengths < 1e-8)).any(axis=1)
     mixed = packed.pbc.any(axis=1) & ~full

@@ -14,7 +14,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.data import chemical_symbols
 
-from .batch import Batch
+from .batch import COINCIDENT_ATOMS_A, Batch, validate_atoms
 
 
 class OracleError(RuntimeError):
@@ -59,6 +59,10 @@ class OraclePotential:
 
     # ----------------------------------------------------------------- checks
     def check_atoms(self, atoms: Atoms, index: int) -> None:
+        """The structure checks of torch potentials (atoms, finite positions, a non-singular cell,
+        no coincident atoms) and the oracle's elements; ``ValueError`` naming structure ``index``."""
+        validate_atoms(atoms, index)
+        _check_no_coincident_atoms(atoms, index)
         if self.elements is None:
             return
         bad = sorted(set(atoms.get_atomic_numbers().tolist()) - set(self.elements))
@@ -89,7 +93,20 @@ class OraclePotential:
             raise OracleError(f"structure {index}: oracle {self.name} failed: {type(exc).__name__}: {exc}") from exc
         finally:
             self.n_calls += 1
+        self._check_finite(out, a, index)
         return out
+
+    def _check_finite(self, out: dict[str, Any], atoms: Atoms, index: int) -> None:
+        """``OracleError`` when the oracle answered a non-finite number (the stress of a structure that
+        is not periodic in every direction is NaN by convention and not checked)."""
+        for key, value in out.items():
+            if key == "stress" and not atoms.pbc.all():
+                continue
+            if not np.all(np.isfinite(value)):
+                raise OracleError(
+                    f"structure {index}: oracle {self.name} returned a non-finite {key} (NaN or inf); "
+                    "the structure is outside what the oracle can describe"
+                )
 
     def finite_difference_hessian(self, atoms: Atoms, index: int = 0) -> np.ndarray:
         """Hessian d2E/dx dx' (3n x 3n, eV/A^2) by central differences of the forces, symmetrised."""
@@ -145,6 +162,27 @@ class OraclePotential:
             stress=None if res["stress_eV_A3"] is None else t(res["stress_eV_A3"]),
             hessians=None if res["hessians_eV_A2"] is None else [t(h) for h in res["hessians_eV_A2"]],
         )
+
+
+#: Radius (Angstrom) of the neighbour search for coincident atoms: small enough to be cheap, large
+#: enough that the neighbour-list library's bins stay few (a radius of 1e-3 A overflows them).
+_COINCIDENCE_SEARCH_A = 0.5
+
+
+def _check_no_coincident_atoms(atoms: Atoms, index: int) -> None:
+    """``ValueError`` naming structure ``index`` when two atoms (or an atom and a periodic image)
+    are closer than ``COINCIDENT_ATOMS_A``, as the torch potentials' neighbour lists refuse them."""
+    if len(atoms) < 2 and not atoms.pbc.any():
+        return
+    from .neighbors import structure_neighbors
+
+    i, j, _shifts, d, _vectors = structure_neighbors(
+        atoms.get_positions(), np.asarray(atoms.get_cell()), atoms.get_pbc(), _COINCIDENCE_SEARCH_A, half=True
+    )
+    close = d < COINCIDENT_ATOMS_A
+    if close.any():
+        k = int(np.argmax(close))
+        raise ValueError(f"structure {index}: atoms {int(i[k])} and {int(j[k])} coincide (distance {d[k]:.2e} A)")
 
 
 def emt_oracle() -> OraclePotential:
