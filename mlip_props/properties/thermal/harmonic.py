@@ -12,7 +12,7 @@ from ase import Atoms
 
 from ...backend.evaluate import EvaluationResult
 from ..phonons import PhononPlan, PhononResult, plan_phonons
-from ..plan import EvaluationPlan, compute
+from ..plan import EvaluationPlan, one_call
 from ..relax import RelaxSettings
 from ..result import PropertyResult, jsonable
 from .sums import (R_J_MOLK, debye_temperature_from_cv, default_temperatures, mesh_thermal_properties,
@@ -185,19 +185,8 @@ def plan_thermal(
                        hessian_rows=pp.hessian_rows)
 
 
-def harmonic_thermal(
-    potential: Any,
-    structures: Any,
-    *,
-    temperatures_K: Sequence[float] | None = None,
-    mesh: float | Sequence[int] = 50.0,
-    check_mesh: bool = True,
-    mesh_tolerance: float = 0.005,
-    relaxation: RelaxSettings | dict | bool | None = None,
-    phonon_options: dict | None = None,
-    dtype: Any = None,
-    device: Any = None,
-) -> ThermalResult | list[ThermalResult]:
+@one_call(plan_thermal)
+def harmonic_thermal(potential: Any, structures: Any, **options: Any) -> ThermalResult | list[ThermalResult]:
     """Harmonic thermal properties of one structure (a :class:`ThermalResult`) or many (a list):
     phonons (one batched relaxation, one backend evaluation of all supercells) then the mesh sums
     of :func:`thermal_from_phonons`. Units and per-atom / per-formula-unit conventions:
@@ -212,7 +201,3 @@ def harmonic_thermal(
     (``supercell``, ``min_length_A``, ``method``, ``displacement_A``, ``asr_enforcement`` ...;
     the band structure is skipped unless ``band_structure`` is set).
     """
-    plan = plan_thermal(potential, structures, temperatures_K=temperatures_K, mesh=mesh, check_mesh=check_mesh,
-                        mesh_tolerance=mesh_tolerance, relaxation=relaxation, phonon_options=phonon_options,
-                        dtype=dtype, device=device)
-    return compute(potential, plan, dtype=dtype, device=device)

@@ -12,7 +12,7 @@ from ase import Atoms
 
 from ...backend.evaluate import EvaluationResult
 from ..phonons import PhononPlan, plan_phonons, reduced_formula
-from ..plan import EvaluationPlan, compute
+from ..plan import EvaluationPlan, one_call
 from ..relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from ..result import PropertyResult
 from .harmonic import phonon_plan_options, thermal_from_phonons
@@ -193,19 +193,9 @@ def plan_qha_from_structures(
                    pressure_GPa=float(pressure_GPa), eos=eos, mesh=mesh, hessian_rows=pp.hessian_rows)
 
 
-def qha_from_structures(
-    potential: Any,
-    volume_sets: Sequence[Sequence[Atoms]],
-    static_energies_eV_per_atom: Sequence[Sequence[float]] | None = None,
-    *,
-    temperatures_K: Sequence[float] | None = None,
-    pressure_GPa: float = 0.0,
-    eos: str = "vinet",
-    mesh: float | Sequence[int] = 40.0,
-    phonon_options: dict | None = None,
-    dtype: Any = None,
-    device: Any = None,
-) -> list[QHAResult]:
+@one_call(plan_qha_from_structures)
+def qha_from_structures(potential: Any, volume_sets: Sequence[Sequence[Atoms]], *args: Any,
+                        **options: Any) -> list[QHAResult]:
     """QHA for several materials given their structures at several volumes (already relaxed; at
     least 5 each): ONE backend evaluation of every supercell of every volume of every material,
     then phonopy's QHA per material. ``static_energies_eV_per_atom``: E(V) per material (e.g. the
@@ -213,13 +203,9 @@ def qha_from_structures(
     perfect supercells. ``phonon_options``: keywords of
     :func:`~mlip_props.properties.phonons.plan_phonons` (no relaxation: the volumes are used as
     given). Used by :func:`quasi_harmonic` and the P-T phase diagram."""
-    plan = plan_qha_from_structures(potential, volume_sets, static_energies_eV_per_atom,
-                                    temperatures_K=temperatures_K, pressure_GPa=pressure_GPa, eos=eos, mesh=mesh,
-                                    phonon_options=phonon_options, dtype=dtype, device=device)
-    return compute(potential, plan, dtype=dtype, device=device)
 
 
-DEFAULT_VOLUME_FACTORS = tuple(np.linspace(0.94, 1.06, 7))
+DEFAULT_VOLUME_FACTORS = tuple(float(x) for x in np.linspace(0.94, 1.06, 7))
 
 
 def plan_quasi_harmonic(
@@ -261,20 +247,8 @@ def plan_quasi_harmonic(
     return plan
 
 
-def quasi_harmonic(
-    potential: Any,
-    structures: Any,
-    *,
-    volume_factors: Sequence[float] = DEFAULT_VOLUME_FACTORS,
-    temperatures_K: Sequence[float] | None = None,
-    pressure_GPa: float = 0.0,
-    eos: str = "vinet",
-    mesh: float | Sequence[int] = 40.0,
-    relaxation: RelaxSettings | dict | bool | None = None,
-    phonon_options: dict | None = None,
-    dtype: Any = None,
-    device: Any = None,
-) -> QHAResult | list[QHAResult]:
+@one_call(plan_quasi_harmonic)
+def quasi_harmonic(potential: Any, structures: Any, **options: Any) -> QHAResult | list[QHAResult]:
     """Quasi-harmonic alpha(T), Cp(T), B(T), G(T) at ``pressure_GPa`` (see :class:`QHAResult`).
 
     Each structure is relaxed (cell and positions, batched, symmetry kept; ``relaxation`` as for
@@ -288,7 +262,3 @@ def quasi_harmonic(
     :func:`~mlip_props.properties.phonons.plan_phonons` (``supercell``, ``method``,
     ``asr_enforcement`` ...).
     """
-    plan = plan_quasi_harmonic(potential, structures, volume_factors=volume_factors, temperatures_K=temperatures_K,
-                               pressure_GPa=pressure_GPa, eos=eos, mesh=mesh, relaxation=relaxation,
-                               phonon_options=phonon_options, dtype=dtype, device=device)
-    return compute(potential, plan, dtype=dtype, device=device)
