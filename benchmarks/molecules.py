@@ -36,7 +36,7 @@ MOLECULES = ["H2O", "NH3", "CH4", "CO2", "C2H2", "C2H4", "C2H6", "HCN", "H2CO", 
 SPEC = "morse:D=4,a=1.8,r0=1.2+zbl"
 
 
-def _loop_energies(potential, structures, may_fail, members=None):
+def _loop_energies(potential, structures, may_fail, *, dtype=None, device=None):
     """Baseline for diatomic(): one ASE calculator call per structure (a single potential, so no
     committee member energies)."""
     calc = MLIPCalculator(potential)

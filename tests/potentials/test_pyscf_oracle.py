@@ -95,7 +95,7 @@ def test_h2o_b3lyp_harmonic_vs_experimental_fundamentals(tmp_path):
 
     exp = pd.read_csv(REF / "molecular_vibrations.csv", comment="#")
     nu = np.sort(exp[exp.molecule == "H2O"].frequency_cm1.to_numpy(float))
-    res = vibrations(po.pyscf_oracle("b3lyp/def2-svp", cache_dir=tmp_path), molecule("H2O"), fmax=0.01)
+    res = vibrations(po.pyscf_oracle("b3lyp/def2-svp", cache_dir=tmp_path), molecule("H2O"), relaxation={"fmax_eV_A": 0.01})
     assert res.relax_converged and not res.imaginary_modes
     f = np.array(res.frequencies_cm1)
     assert np.all(np.abs(f / nu - 1) < 0.06), f
