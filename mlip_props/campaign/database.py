@@ -17,6 +17,11 @@ result dictionary (``data["result"]``), the parameters, the error text and the s
 Guarantees: a batch of rows is written in one transaction (``with db:``), so a process killed
 at any moment leaves either the whole batch or none of it; on SQLite a partial UNIQUE index on
 ``work_key`` makes a duplicate row impossible at the database level as well.
+
+Integrity: an existing SQLite file is checked with ``PRAGMA quick_check`` when it is opened; a
+file that is not a database, or a damaged one, raises :class:`DatabaseDamagedError` naming the
+file and the way to recover. Reading (:func:`readable_rows`, :func:`to_dataframe`) skips rows that
+no longer decode and names them instead of failing whole.
 """
 from __future__ import annotations
 
@@ -30,7 +35,8 @@ import ase.db
 from ase import Atoms
 from ase.db.core import reserved_keys
 
-__all__ = ["ResultsDB", "RowRecord", "to_dataframe", "decode_params"]
+__all__ = ["ResultsDB", "RowRecord", "DatabaseDamagedError", "check_sqlite_integrity", "to_dataframe",
+           "decode_params", "readable_rows"]
 
 _UNIQUE_INDEX = (
     "CREATE UNIQUE INDEX IF NOT EXISTS mlip_props_work_key ON text_key_values(value) WHERE key = 'work_key'"
@@ -71,18 +77,45 @@ def _scalar_kvps(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if k.isidentifier()}
 
 
+class DatabaseDamagedError(ValueError):
+    """A results file that is not an SQLite database, or one that fails SQLite's integrity check."""
+
+
+def check_sqlite_integrity(path: str | Path) -> None:
+    """``DatabaseDamagedError`` naming ``path`` and the recovery when the existing file at ``path``
+    is not an SQLite database or fails ``PRAGMA quick_check`` (cheap: no index cross-check)."""
+    recovery = (f"export the rows that still read back (`mlip-props export {path} --out rows.csv`) and run the "
+                "campaign again into a new database file (`--db new.db`): the rows that are missing are recomputed")
+    try:
+        with sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, timeout=60) as con:
+            problems = [r[0] for r in con.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseDamagedError(f"results database {str(path)!r} cannot be read as SQLite ({exc}); "
+                                   f"if it was a results database, {recovery}") from exc
+    if problems != ["ok"]:
+        shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+        raise DatabaseDamagedError(f"results database {str(path)!r} is damaged (SQLite quick_check: {shown}); "
+                                   f"{recovery}")
+
+
 def decode_params(text: str) -> dict[str, Any]:
     return json.loads(text) if text else {}
 
 
 class ResultsDB:
-    """A campaign results database (any ``ase.db`` URL or file; ``.db`` = SQLite)."""
+    """A campaign results database (any ``ase.db`` URL or file; ``.db`` = SQLite).
 
-    def __init__(self, url: str | Path):
+    An existing SQLite file is integrity-checked first (see :func:`check_sqlite_integrity`) unless
+    ``check_integrity`` is false, which reading for recovery (``report``, ``export``) uses."""
+
+    def __init__(self, url: str | Path, check_integrity: bool = True):
         self.url = str(url)
         self.is_sqlite = "://" not in self.url or self.url.startswith("sqlite")
         if self.is_sqlite:
             Path(self.url).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(self.url)
+            if check_integrity and path.is_file() and path.stat().st_size > 0:
+                check_sqlite_integrity(path)
         # no ASE lock file: a process killed with SIGKILL would leave it behind and block every
         # later run; SQLite's own locking serialises writers.
         self.db = ase.db.connect(self.url, type="db" if self.is_sqlite else "extract_from_name", append=True,
@@ -190,20 +223,61 @@ class ResultsDB:
         return to_dataframe(self, selection, expand_results)
 
 
-def to_dataframe(db: ResultsDB | str | Path, selection: Any = None, expand_results: bool = True):
+def readable_rows(rdb: ResultsDB, selection: Any = None, unreadable: list[str] | None = None) -> list[Any]:
+    """The rows of ``selection`` whose key-value pairs and data decode; each row that does not (a
+    damaged page) is left out and named (``"row <id>: <error>"``) in ``unreadable`` when a list is
+    given."""
+    bad: list[str] = []
+
+    def decoded(row: Any) -> bool:
+        try:
+            row.data  # noqa: B018 - ase decodes the data lazily: force it here
+            return True
+        except Exception as exc:  # noqa: BLE001
+            bad.append(f"row {row.id}: {type(exc).__name__}: {exc}")
+            return False
+
+    try:
+        rows = [row for row in rdb.db.select(selection) if decoded(row)]
+    except Exception:  # noqa: BLE001 - a row does not even list: read again by id to isolate it
+        bad.clear()
+        try:
+            ids = [r.id for r in rdb.db.select(selection, include_data=False)]
+        except Exception:  # noqa: BLE001 - the selection itself does not read back: every row
+            if not rdb.is_sqlite:
+                raise
+            with sqlite3.connect(rdb.url, timeout=60) as con:
+                ids = [r[0] for r in con.execute("SELECT id FROM systems ORDER BY id")]
+        rows = []
+        for i in ids:
+            try:
+                row = rdb.db.get(id=i)
+            except Exception as exc:  # noqa: BLE001
+                bad.append(f"row {i}: {type(exc).__name__}: {exc}")
+                continue
+            if decoded(row):
+                rows.append(row)
+    if unreadable is not None:
+        unreadable.extend(bad)
+    return rows
+
+
+def to_dataframe(db: ResultsDB | str | Path, selection: Any = None, expand_results: bool = True,
+                 unreadable: list[str] | None = None):
     """The results as a pandas ``DataFrame``: one row per database row.
 
     Columns: ``id``, ``label``, ``formula``, ``property``, ``status``, ``error``, ``potential``,
     ``potential_hash``, ``params`` (JSON text), ``mlip_props_version``, ``host``, ``ctime``
     (ASE time, years since 2000 — see ``ase.db.core.now``) and, with ``expand_results``, every
     scalar field of the result under its own name (units in the names, e.g.
-    ``energy_per_atom_eV``); list-valued fields are kept as Python lists.
+    ``energy_per_atom_eV``); list-valued fields are kept as Python lists. Rows that no longer
+    decode are left out and named in ``unreadable`` (see :func:`readable_rows`).
     """
     import pandas as pd
 
-    rdb = db if isinstance(db, ResultsDB) else ResultsDB(db)
+    rdb = db if isinstance(db, ResultsDB) else ResultsDB(db, check_integrity=False)
     recs = []
-    for row in rdb.db.select(selection):
+    for row in readable_rows(rdb, selection, unreadable):
         d = {
             "id": row.id, "label": row.get("label"), "formula": row.formula, "property": row.get("property"),
             "status": row.get("status"), "error": row.data.get("error", ""), "potential": row.get("potential"),

@@ -4,8 +4,11 @@ and figures/*.png, section by section.
 Sections, in order: summary (rows per property, done, failed); one comparison per quantity that
 has pairs (statistics, parity plot, table of pairs with sources); E(V), Cv(T) and phonon
 dispersion curves; committee bands; binary convex hulls; a table of the main scalar results per
-property (committee rows as mean ± std); the failed rows with their errors. report.json holds
-every number shown, at full precision.
+property (committee rows as mean ± std); the failed rows with their errors; the rows that no
+longer read back from the database. Every row of every table carries its physical-check flags
+(:mod:`.flags`: unconverged, imaginary modes, Born-unstable, v0 outside range, residual stress,
+float32); parity plots mark flagged pairs and say which. report.json holds every number shown, at
+full precision, and the flags of every pair.
 """
 from __future__ import annotations
 
@@ -17,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from ..database import ResultsDB, to_dataframe
+from ..database import ResultsDB, readable_rows, to_dataframe
 from ..reference import ReferenceTable, load_all_references, load_reference
 from . import figures as fig
 from .comparison import parity_stats, phonon_pairs, quantity_pairs, vibration_pairs
 from .document import Document, format_value, format_with_std
+from .flags import FLAGS_LEGEND, flags_text, row_flags
 from .hulls import binary_hulls
 from .quantities import (PHONON_FREQUENCIES, QUANTITIES, VIBRATION_FREQUENCIES, Quantity, collect_predictions,
                          is_cv298_column, is_number, split_label)
@@ -73,16 +77,29 @@ class _Sections:
         r2 = "n/a" if not math.isfinite(stats["R2"]) else f"{stats['R2']:.4f}"
         doc.paragraph(f"n = {stats['n']}, MAE = {stats['MAE']:.4g} {q.unit}, RMSE = {stats['RMSE']:.4g} {q.unit}, "
                       f"mean signed error = {stats['ME']:.4g} {q.unit}, R² = {r2}, MAPE = {stats['MAPE_pct']:.3g} %.")
+        flagged = [p for p in pairs if p.get("flags")]
+        if flagged:
+            unflagged = [p for p in pairs if not p.get("flags")]
+            clean = parity_stats(np.array([p["predicted"] for p in unflagged]),
+                                 np.array([p["reference"] for p in unflagged]))
+            self.data["comparisons"][q.key]["stats_unflagged"] = clean
+            doc.paragraph(f"{len(flagged)} of {len(pairs)} pairs come from flagged results (marked × in red in the "
+                          f"plot; included in the statistics above): "
+                          + "; ".join(f"{p['label']} ({flags_text(p['flags'])})" for p in flagged[:20])
+                          + (" ..." if len(flagged) > 20 else "")
+                          + f". Without them: n = {clean['n']}, MAE = {clean['MAE']:.4g} {q.unit}, "
+                            f"RMSE = {clean['RMSE']:.4g} {q.unit}.")
         if any("predicted_std" in p for p in pairs):
             doc.paragraph("Predicted values of committee potentials are shown as mean ± committee standard deviation "
                           "(over members, ddof 0), drawn as error bars; the std measures the members' spread around "
                           "their training oracle, not the distance to experiment.")
         self.image(path, f"parity plot {q.label}")
         doc.table(["structure", f"predicted ({q.unit})", f"experimental ({q.unit})", f"difference ({q.unit})",
-                   "difference (%)", "source", "from"],
+                   "difference (%)", "source", "from", "flags"],
                   [[p["label"], format_with_std(p["predicted"], p.get("predicted_std")), format_value(p["reference"]),
                     format_value(p["difference"]), format_value(p["relative_difference_pct"]),
-                    f"{p['source']} ({p['reference_file']})", p["via"]] for p in pairs])
+                    f"{p['source']} ({p['reference_file']})", p["via"], flags_text(p.get("flags", []))]
+                   for p in pairs])
 
     def curves(self, done, tables: list[ReferenceTable]) -> None:
         """E(V) curves, Cv(T) curves (with 3R and the experimental Cv at 298 K) and phonon
@@ -155,10 +172,13 @@ class _Sections:
             fig.write_hull_plot(path, points, a, b, prop)
             self.doc.heading(2, f"Convex hull {a}-{b} (from the {prop!r} rows)")
             self.image(path, f"{a}-{b} convex hull")
-            self.doc.table(["structure", "formula", f"x_{b}", "formation energy (eV/atom)", "E above hull (eV/atom)"],
+            flags = _label_flags(df, prop)
+            self.doc.table(["structure", "formula", f"x_{b}", "formation energy (eV/atom)", "E above hull (eV/atom)",
+                            "flags"],
                            [[p["label"], p["formula"], format_value(p[f"x_{b}"]),
                              format_value(p["formation_energy_eV_per_atom"]),
-                             format_value(p["e_above_hull_eV_per_atom"])] for p in points])
+                             format_value(p["e_above_hull_eV_per_atom"]), flags_text(flags.get(p["label"], []))]
+                            for p in points])
 
     def result_table(self, prop: str, g) -> None:
         """The first 8 scalar fields of a property's done rows (at most 500 rows)."""
@@ -168,8 +188,9 @@ class _Sections:
                 if k not in fields and isinstance(v, (int, float, str)) and not isinstance(v, bool) and len(fields) < 8:
                     fields.append(k)
         self.doc.heading(2, f"Results: {prop}")
-        self.doc.table(["structure"] + fields, [[lab] + [format_value(r.get(k)) for k in fields]
-                                                for lab, r in zip(g["label"], g["_result"])][:500])
+        self.doc.table(["structure"] + fields + ["flags"],
+                       [[lab] + [format_value(r.get(k)) for k in fields] + [flags_text(row_flags(r, json.loads(pj or "{}")))]
+                        for lab, r, pj in zip(g["label"], g["_result"], g["params"])][:500])
 
     def committee_table(self, g) -> None:
         """Committee rows: every scalar that has a committee std, as ``mean ± std``."""
@@ -184,11 +205,12 @@ class _Sections:
         self.doc.paragraph("Committee mean ± standard deviation over members (ddof 0); per-member values are in the "
                            "database (`*_members`)."
                            + (" Calibrated std = std × the calibration factor stored with the model." if cal else ""))
-        hdr = ["structure", "members"] + fields + (["calibration factor"] if cal else [])
+        hdr = ["structure", "members"] + fields + (["calibration factor"] if cal else []) + ["flags"]
         self.doc.table(hdr, [[lab, format_value(r.get("n_members"))]
                              + [format_with_std(r.get(k), r.get(f"{k}_std")) for k in fields]
                              + ([format_value(r.get("calibration_factor"))] if cal else [])
-                             for lab, r in zip(g["label"], g["_result"])][:500])
+                             + [flags_text(row_flags(r, json.loads(pj or "{}")))]
+                             for lab, r, pj in zip(g["label"], g["_result"], g["params"])][:500])
 
     def failed_rows(self, failed) -> None:
         self.doc.heading(2, f"Failed rows ({len(failed)})")
@@ -198,7 +220,25 @@ class _Sections:
                                for _, r in failed.iterrows()]
 
 
+    def unreadable_rows(self, unreadable: list[str]) -> None:
+        self.doc.heading(2, f"Unreadable rows ({len(unreadable)})")
+        self.doc.paragraph("These database rows no longer decode (a damaged file) and are left out of this report; "
+                           "recompute them into a new database (see docs/reliability.md).")
+        self.doc.table(["row", "error"], [u.split(": ", 1) for u in unreadable[:200]])
+        self.data["unreadable_rows"] = unreadable
+
+
 _COMMITTEE_SKIP = {"B_GPa"}  # the same number as bulk_modulus_GPa
+
+
+def _label_flags(df, prop: str) -> dict[str, list[str]]:
+    """label -> flags of the done rows of ``prop``."""
+    out: dict[str, list[str]] = {}
+    sel = df[(df["status"] == "done") & (df["property"] == prop)]
+    for lab, r, pj in zip(sel["label"], sel["_result"], sel["params"]):
+        out.setdefault(lab, [])
+        out[lab] += [f for f in row_flags(r, json.loads(pj or "{}")) if f not in out[lab]]
+    return out
 
 
 def _measured_at_points(tables: list[ReferenceTable], key: str) -> list[tuple[str, float]]:
@@ -231,9 +271,10 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
     """
     out = Path(out_dir)
     s = _Sections(out)
-    rdb = db if isinstance(db, ResultsDB) else ResultsDB(db)
-    df = to_dataframe(rdb, expand_results=False)
-    results_by_id = {row.id: (row.data.get("result") or {}) for row in rdb.db.select()}
+    rdb = db if isinstance(db, ResultsDB) else ResultsDB(db, check_integrity=False)
+    unreadable: list[str] = []
+    df = to_dataframe(rdb, expand_results=False, unreadable=unreadable)
+    results_by_id = {row.id: (row.data.get("result") or {}) for row in readable_rows(rdb)}
     df["_result"] = [results_by_id[i] for i in df["id"]] if len(df) else []
     s.data.update({"db": str(rdb.url), "comparisons": {}, "properties": {}})
     potentials = sorted(set(df["potential"].dropna())) if len(df) else []
@@ -247,9 +288,12 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
     for prop, g in (df.groupby("property") if len(df) else []):
         n_done = int((g["status"] == "done").sum())
         n_failed = int((g["status"] == "failed").sum())
-        s.data["properties"][prop] = {"rows": len(g), "done": n_done, "failed": n_failed}
-        summary.append([prop, len(g), n_done, n_failed])
-    s.doc.table(["property", "rows", "done", "failed"], summary)
+        n_flagged = sum(bool(row_flags(r, json.loads(pj or "{}")))
+                        for st, r, pj in zip(g["status"], g["_result"], g["params"]) if st == "done")
+        s.data["properties"][prop] = {"rows": len(g), "done": n_done, "failed": n_failed, "flagged": n_flagged}
+        summary.append([prop, len(g), n_done, n_failed, n_flagged])
+    s.doc.table(["property", "rows", "done", "failed", "done but flagged"], summary)
+    s.doc.paragraph(FLAGS_LEGEND)
 
     tables = _reference_tables(reference)
     preds = collect_predictions(df) if len(df) else {}
@@ -273,6 +317,8 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
         failed = df[df["status"] == "failed"]
         if len(failed):
             s.failed_rows(failed)
+    if unreadable:
+        s.unreadable_rows(unreadable)
 
     md = out / "report.md"
     md.write_text(s.doc.markdown())

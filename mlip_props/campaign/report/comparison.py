@@ -2,8 +2,9 @@
 
 A pair is a dict: ``label``, ``predicted``, ``reference`` (in the quantity's unit), ``source``
 (citation of the reference value), ``reference_file``, ``reference_column``, ``via`` (the result
-field it was read from), ``difference`` (predicted - reference), ``relative_difference_pct``
-and, for committee predictions only, ``predicted_std``.
+field it was read from), ``difference`` (predicted - reference), ``relative_difference_pct``,
+``flags`` (the physical-check flags of the result rows the prediction was read from, see
+:mod:`.flags`) and, for committee predictions only, ``predicted_std``.
 
 Reference rows are picked by the structure label's key (``"Cu"`` of ``"Cu:fcc"``) and, where the
 table has a ``structure``/``phase`` column, by the label's crystal structure (else the table's
@@ -12,11 +13,13 @@ first row for that key).
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
 
 from ..reference import ReferenceTable
+from .flags import row_flags
 from .quantities import Quantity, StructureResults, is_number, split_label
 
 __all__ = ["parity_stats", "make_pair", "quantity_pairs", "phonon_pairs", "vibration_pairs"]
@@ -50,6 +53,19 @@ def make_pair(label: str, pred: float, ref: float, source: str, table: Reference
     if is_number(std):  # committee std of the prediction: only present for committee rows
         p["predicted_std"] = float(std)
     return p
+
+
+def prediction_flags(res: StructureResults, via: str) -> list[str]:
+    """Flags of the rows a prediction was read from: every ``source.field`` named in ``via``
+    (``eos.v0_A3_per_atom``, ``(4 x relax.volume_A3_per_atom)^(1/3)``) picks the structure's rows
+    of that source that hold the field."""
+    flags: list[str] = []
+    for src, fieldname in re.findall(r"([A-Za-z_]+)\.([A-Za-z0-9_]+)", via):
+        for prop, rows in res.items():
+            for r in rows:
+                if r.get("from", prop) == src and fieldname in r["result"]:
+                    flags += [f for f in row_flags(r["result"], r.get("params")) if f not in flags]
+    return flags
 
 
 def _structure_condition(t: ReferenceTable, key: str, crystal: str | None) -> tuple[dict[str, Any], str | None]:
@@ -88,7 +104,9 @@ def quantity_pairs(q: Quantity, preds: dict[str, StructureResults], tables: list
             pv = q.predict(res, crystal or "")
             if pv is None:
                 continue
-            pairs.append(make_pair(label, pv[0], refv[0], refv[1], t, col, pv[1], pv[2] if len(pv) > 2 else None))
+            pair = make_pair(label, pv[0], refv[0], refv[1], t, col, pv[1], pv[2] if len(pv) > 2 else None)
+            pair["flags"] = prediction_flags(res, pv[1])
+            pairs.append(pair)
     return pairs
 
 
@@ -123,6 +141,7 @@ def phonon_pairs(preds: dict[str, StructureResults], tables: list[ReferenceTable
             at_points = ph[0]["result"].get("high_symmetry_frequencies_THz") or {}
             at_points_std = ph[0]["result"].get("high_symmetry_frequencies_THz_std") or {}
             via_prop = ph[0].get("from", "phonons")
+            flags = row_flags(ph[0]["result"], ph[0].get("params"))
             key, crystal = split_label(label)
             cond, _ = _structure_condition(t, key, crystal)
             rows = t.frame[t.frame[t.key] == key]
@@ -144,7 +163,8 @@ def phonon_pairs(preds: dict[str, StructureResults], tables: list[ReferenceTable
                 for f, e, (_, r) in zip(distinct, dstd, grp.iterrows()):
                     br = f" {r['branch']}" if "branch" in grp.columns else ""
                     pairs.append(make_pair(f"{label} {point}{br}", f, float(r[col]), t.source_for(r, col), t, col,
-                                           f"{via_prop}.high_symmetry_frequencies_THz[{point}]", e))
+                                           f"{via_prop}.high_symmetry_frequencies_THz[{point}]", e)
+                                 | {"flags": list(flags)})
     return pairs
 
 
@@ -170,8 +190,10 @@ def vibration_pairs(preds: dict[str, StructureResults], tables: list[ReferenceTa
             if len(freqs) != len(exp):
                 continue
             seen: dict[str, int] = {}
+            flags = row_flags(vib[0]["result"], vib[0].get("params"))
             for f, (e, mode, src) in zip(freqs, exp):
                 seen[mode] = seen.get(mode, 0) + 1
                 lab = f"{label} {mode}" + (f"({seen[mode]})" if seen[mode] > 1 else "")
-                pairs.append(make_pair(lab, f, e, src, t, "frequency_cm1", "vibrations.frequencies_cm1 (ascending)"))
+                pairs.append(make_pair(lab, f, e, src, t, "frequency_cm1", "vibrations.frequencies_cm1 (ascending)")
+                             | {"flags": list(flags)})
     return pairs

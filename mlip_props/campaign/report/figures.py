@@ -62,7 +62,8 @@ def _labels(ax, xlabel: str, ylabel: str, title: str, legend: bool = True) -> No
 
 def parity_figure(q: Quantity, pairs: list[dict], stats: dict, potential: str):
     """The parity plot (matplotlib figure, axes) of ``pairs``: predicted vs experimental, y = x,
-    and vertical error bars of ``predicted_std`` (committee std) where pairs carry one."""
+    vertical error bars of ``predicted_std`` (committee std) where pairs carry one, and a red ×
+    over every pair whose ``flags`` are not empty (a flagged result)."""
     plt = pyplot()
     x = np.array([p["reference"] for p in pairs])
     y = np.array([p["predicted"] for p in pairs])
@@ -76,6 +77,10 @@ def parity_figure(q: Quantity, pairs: list[dict], stats: dict, potential: str):
         y_lo, y_hi = y[has_std] - e, y[has_std] + e
     else:
         y_lo = y_hi = y
+    flagged = [k for k, p in enumerate(pairs) if p.get("flags")]
+    if flagged:
+        ax.scatter(x[flagged], y[flagged], s=60, marker="x", c="tab:red", zorder=4,
+                   label="flagged result (see table)")
     for p in pairs:
         ax.annotate(p["label"], (p["reference"], p["predicted"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     lo, hi = float(min(x.min(), y.min(), y_lo.min())), float(max(x.max(), y.max(), y_hi.max()))
@@ -83,6 +88,8 @@ def parity_figure(q: Quantity, pairs: list[dict], stats: dict, potential: str):
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="y = x")
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(lo - pad, hi + pad)
+    if flagged:
+        ax.legend(fontsize=7)
     ax.set_xlabel(f"experimental {q.label} ({q.unit})")
     ax.set_ylabel(f"predicted {q.label} ({q.unit})")
     r2 = "n/a" if not math.isfinite(stats["R2"]) else f"{stats['R2']:.3f}"
