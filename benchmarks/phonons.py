@@ -77,7 +77,7 @@ def structures(n: int = 50) -> list:
 
 def run_batched(pot, structs, method):
     # same force-constant symmetrisation as the baseline (phonopy's translational/permutation)
-    ph = phonons(pot, structs, relax=False, method=method, mesh=DOS_MESH, group_velocity_mesh=GV_MESH,
+    ph = phonons(pot, structs, relaxation=False, method=method, mesh=DOS_MESH, group_velocity_mesh=GV_MESH,
                  asr_enforcement="phonopy")
     th = thermal_from_phonons(ph, temperatures_K=TEMPERATURES, mesh=THERMAL_MESH, check_mesh=False)
     return ph, th

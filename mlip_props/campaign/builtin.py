@@ -213,21 +213,21 @@ def _elastic() -> tuple[Callable[..., Any], Callable[..., Any]]:
 
 
 def _phonons() -> tuple[Callable[..., Any], Callable[..., Any] | None]:
-    from ..properties import phonons as module
+    from ..properties.phonons import phonons, plan_phonons
 
-    return module.phonons, getattr(module, "plan_phonons", None)
-
-
-def _thermal() -> tuple[Callable[..., Any], None]:
-    from ..properties.thermal import harmonic_thermal
-
-    return harmonic_thermal, None
+    return phonons, plan_phonons
 
 
-def _qha() -> tuple[Callable[..., Any], None]:
-    from ..properties.thermal import quasi_harmonic
+def _thermal() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    from ..properties.thermal import harmonic_thermal, plan_thermal
 
-    return quasi_harmonic, None
+    return harmonic_thermal, plan_thermal
+
+
+def _qha() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    from ..properties.thermal import plan_quasi_harmonic, quasi_harmonic
+
+    return quasi_harmonic, plan_quasi_harmonic
 
 
 def _diatomic() -> tuple[Callable[..., Any], None]:

@@ -129,6 +129,7 @@ def relax(
     if settings is not None:
         fmax, relax_cell, smax_GPa = settings.fmax_eV_A, settings.cell, settings.smax_GPa
         max_steps, keep_symmetry, pressure_GPa = settings.max_steps, settings.keep_symmetry, settings.pressure_GPa
+        symprec = settings.symprec_A
     potential = mean_over_members(potential)
     single, items = structure_list(structures)
     atoms_list = prepare_structures(items)
@@ -308,7 +309,8 @@ class RelaxSettings:
     space group (ASE ``FixSymmetry`` semantics). ``fmax_eV_A``: largest residual atomic force;
     ``smax_GPa``: largest residual stress component (cell relaxation); ``max_steps``: FIRE steps
     before a structure is reported ``converged=False`` (never raised). ``pressure_GPa``: target
-    pressure of the cell relaxation.
+    pressure of the cell relaxation. ``symprec_A``: tolerance of the space-group search that
+    ``keep_symmetry`` uses (spglib, A).
 
     Default: 1e-4 eV/A and 1e-3 GPa, the tolerances the derivative properties (EOS, elastic
     constants, phonons, vibrations) need: a residual force F on an ion biases a force constant
@@ -327,9 +329,10 @@ class RelaxSettings:
     smax_GPa: float = 1e-3
     max_steps: int = 3000
     pressure_GPa: float = 0.0
+    symprec_A: float = 1e-4
 
     def __post_init__(self) -> None:
-        for name in ("fmax_eV_A", "smax_GPa"):
+        for name in ("fmax_eV_A", "smax_GPa", "symprec_A"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
                 raise ValueError(f"relaxation {name} must be a positive finite number, got {v!r}")

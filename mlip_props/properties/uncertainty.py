@@ -366,7 +366,7 @@ def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_st
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .phonons import _save_or_return, band_axis, band_path_ticks
+    from .phonons import band_axis, band_path_ticks, save_or_return
 
     has_eos = getattr(result, "eos_energies_eV_per_atom_members", None) is not None
     if has_eos:
@@ -404,4 +404,4 @@ def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_st
         axe.plot(v, e.mean(0), color="C2")
         axe.set_xlabel("volume (Å³/atom)")
         axe.set_ylabel("E - E0 (meV/atom), each member's own E0")
-    return _save_or_return(fig, filename)
+    return save_or_return(fig, filename)

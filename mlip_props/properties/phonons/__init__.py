@@ -63,10 +63,6 @@ from .io_plots import (REFERENCE_DIR, band_axis, band_path_ticks, max_frequency_
 from .plan import PHONON_RELAXATION, Method, PhononPlan, phonons, plan_phonons
 from .result import PhononResult
 
-# the spellings other modules import today
-_enforce = enforce_acoustic_sum_rule
-_save_or_return = save_or_return
-
 __all__ = [
     "phonons", "plan_phonons", "PhononPlan", "PhononResult", "PHONON_RELAXATION", "Method",
     "AnalysisOptions", "HarmonicSystem", "analyse_harmonic", "AcousticSumRuleCheck", "HarmonicModel",

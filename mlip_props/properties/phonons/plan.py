@@ -25,7 +25,7 @@ from ...backend import is_oracle
 from ...backend.evaluate import EvaluationResult, prepare_structures
 from ...backend.inputs import structure_list
 from ..plan import EvaluationPlan, compute
-from ..relax import PROPERTY_RELAXATION, RelaxSettings, relax, resolve_relaxation
+from ..relax import PROPERTY_RELAXATION, RelaxSettings, periodic_starting_points, resolve_relaxation
 from .analysis import AnalysisOptions, HarmonicSystem, analyse_harmonic
 from .cells import (choose_supercell, parse_supercell, primitive_matrix_from_dataset, same_cell, to_ase_atoms,
                     to_phonopy_atoms)
@@ -155,11 +155,11 @@ def plan_phonons(
     fixed_supercell = parse_supercell(supercell)
 
     converged: list[bool | None] = [None] * len(atoms_list)
-    if settings.enabled:
-        relaxed = relax(potential, atoms_list, settings=settings, symprec=max(symprec, 1e-4),
-                        dtype=dtype or torch.float64, device=device)
-        atoms_list = [r.atoms for r in relaxed]
-        converged = [r.converged for r in relaxed]
+    if settings.enabled:  # batched, and shared with other properties inside shared_relaxations()
+        settings = dataclasses.replace(settings, symprec_A=max(symprec, settings.symprec_A))
+        _, atoms_list, ok = periodic_starting_points(potential, atoms_list, "phonons", settings,
+                                                     dtype=dtype or torch.float64, device=device)
+        converged = list(ok)
 
     # phonopy objects (no model calls); one spglib search of the input cell gives the primitive
     # matrix, the conventional cell for the supercell choice and, when the input cell is already
@@ -209,27 +209,6 @@ def plan_phonons(
         relax_converged=converged, options=options, hessian_rows=hessian_rows)
 
 
-_LEGACY_RELAXATION_KEYWORDS = ("relax", "relax_cell", "fmax", "smax_GPa")
-
-
-def _relaxation_from_keywords(relaxation: Any, keywords: dict[str, Any]) -> Any:
-    """``relaxation`` from the keywords ``relax``, ``relax_cell``, ``fmax`` (eV/A) and
-    ``smax_GPa`` of callers that still spell it that way."""
-    unknown = sorted(set(keywords) - set(_LEGACY_RELAXATION_KEYWORDS))
-    if unknown:
-        raise TypeError(f"phonons() got unexpected keyword arguments {unknown}")
-    if not keywords:
-        return relaxation
-    if relaxation is not None:
-        raise TypeError("give either relaxation= or relax/relax_cell/fmax/smax_GPa, not both")
-    if keywords.get("relax", True) is False:
-        return False
-    base = PHONON_RELAXATION
-    return dataclasses.replace(base, cell=bool(keywords.get("relax_cell", base.cell)),
-                               fmax_eV_A=float(keywords.get("fmax", base.fmax_eV_A)),
-                               smax_GPa=float(keywords.get("smax_GPa", base.smax_GPa)))
-
-
 def phonons(
     potential: Any,
     structures: Any,
@@ -249,7 +228,6 @@ def phonons(
     output_dir: str | Path | None = None,
     dtype: Any = None,
     device: Any = None,
-    **relaxation_keywords: Any,
 ) -> PhononResult | list[PhononResult]:
     """Harmonic phonons of one structure (returns a :class:`PhononResult`) or many (a list),
     all force evaluations in one backend call (:func:`plan_phonons`, then
@@ -261,8 +239,7 @@ def phonons(
     ``"displacement"`` (phonopy finite displacements of ``displacement_A``, A).
     ``relaxation`` (:class:`~mlip_props.properties.relax.RelaxSettings`, a dict of its fields, or
     False): cell and positions relaxed first, space group kept, to 1e-4 eV/A and 1e-3 GPa by
-    default (``relax``/``relax_cell``/``fmax``/``smax_GPa`` keywords are read as the same
-    settings). ``asr_enforcement``: ``"auto"`` (symfc's projector for the displacement route when
+    default. ``asr_enforcement``: ``"auto"`` (symfc's projector for the displacement route when
     symfc is installed, phonopy's fast translational/permutation symmetrisation otherwise —
     autograd Hessians already obey the rule to ~1e-12 eV/A^2), ``"symfc"``, ``"phonopy"`` or
     ``"none"``. ``mesh``: Gamma-centred sampling mesh for DOS/imaginary modes, as 3 ints or a
@@ -271,7 +248,6 @@ def phonons(
     ``output_dir``: write ``phonopy_params.yaml`` and ``band.yaml`` there (one sub-folder per
     structure for a list). ``dtype`` (default float64) and ``device`` go to every backend call.
     """
-    relaxation = _relaxation_from_keywords(relaxation, relaxation_keywords)
     plan = plan_phonons(potential, structures, supercell=supercell, min_length_A=min_length_A, method=method,
                         relaxation=relaxation, displacement_A=displacement_A, asr_enforcement=asr_enforcement,
                         band_structure=band_structure, band_npoints=band_npoints, mesh=mesh,
