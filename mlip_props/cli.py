@@ -10,10 +10,12 @@ Subcommands (``mlip-props SUBCOMMAND -h`` for options):
 * ``properties`` — registered properties, their parameters, and the unavailable ones
 * ``demo [--out DIR]`` — the fcc-metals campaign with the embedded EMT potential, and its report
 
-Exit codes: 0 success; 1 unexpected error; 2 bad input (usage, invalid campaign file, unknown
-property/potential/structure, missing file); 3 the run finished but some rows are recorded as
-failed; 4 some work was lost (Dask workers died beyond their retries: rerun to complete);
-130 interrupted.
+Exit codes: 0 success; 1 unexpected error (a bug, or a fault of a compiled library such as a
+Rust panic, reported in one line); 2 bad input (usage, invalid campaign file or parameter value,
+unknown property/potential/structure/element, a structure or parameter a property refuses with
+``ValueError``, missing file or output folder, a file that is not a results database, a damaged
+database); 3 the run finished but some rows are recorded as failed; 4 some work was lost (Dask
+workers died beyond their retries: rerun to complete); 130 interrupted.
 
 Extension hook: every subcommand is a pair (configure(parser), handler(args) -> exit code)
 registered with :func:`register_subcommand`. Modules listed in :data:`PLUGIN_MODULES` (e.g. the
@@ -50,6 +52,25 @@ def register_subcommand(name: str, help: str, configure: Callable[[argparse.Argu
     """Add (or replace) subcommand ``name``: ``configure`` adds its arguments, ``handler`` runs it
     and returns the exit code. This is the hook for ``fit``, ``sample`` and ``learn``."""
     _SUBCOMMANDS[name] = (help, configure, handler)
+
+
+def _check_results_file(path: str) -> None:
+    """``UsageError`` unless ``path`` is a URL or an existing SQLite file (read for a report or an export)."""
+    if "://" in path:
+        return
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"results database {path!r} does not exist")
+    with open(p, "rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":
+            raise UsageError(f"{path!r} is not a results database (not an SQLite file)")
+
+
+def _check_output_folder(path: Path) -> None:
+    """``UsageError`` when the folder an output file goes into does not exist."""
+    folder = path.expanduser().parent
+    if not folder.is_dir():
+        raise UsageError(f"output folder {str(folder)!r} does not exist (create it first)")
 
 
 def _say(args: argparse.Namespace, *msg: Any) -> None:
@@ -206,8 +227,7 @@ def _configure_report(p: argparse.ArgumentParser) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .campaign.report import build_report
 
-    if "://" not in args.db and not Path(args.db).is_file():
-        raise UsageError(f"results database {args.db!r} does not exist")
+    _check_results_file(args.db)
     rep = build_report(args.db, args.out, reference=args.reference, title=args.title)
     _say(args, f"report: {rep.markdown} (HTML: {rep.html}; {len(rep.figures)} figures)")
     for k, c in rep.comparisons.items():
@@ -225,10 +245,13 @@ def _configure_export(p: argparse.ArgumentParser) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .campaign.database import to_dataframe
 
-    if "://" not in args.db and not Path(args.db).is_file():
-        raise UsageError(f"results database {args.db!r} does not exist")
-    df = to_dataframe(args.db, args.select)
+    _check_results_file(args.db)
     out = Path(args.out)
+    _check_output_folder(out)
+    unreadable: list[str] = []
+    df = to_dataframe(args.db, args.select, unreadable=unreadable)
+    for u in unreadable:
+        print(f"mlip-props export: skipped unreadable {u}", file=sys.stderr)
     if out.suffix == ".json":
         df.to_json(out, orient="records", indent=1)
     elif out.suffix == ".parquet":
@@ -348,10 +371,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # output piped into `head`: not an error
         return EXIT_OK
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        # the suite's bad-input errors: a ValueError names the structure or parameter and the problem
+        if args.verbose > 1:
+            raise
+        print(f"mlip-props {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001
         if args.verbose:
             raise
         print(f"mlip-props {args.command}: {type(exc).__name__}: {exc} (run with -v for the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+    except BaseException as exc:  # noqa: BLE001 - e.g. a Rust PanicException, which is not an Exception
+        if isinstance(exc, (SystemExit, GeneratorExit)):
+            raise
+        print(f"mlip-props {args.command}: a compiled library failed: {type(exc).__name__}: {exc} "
+              "(check the parameters; run with -v for the traceback)", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -70,6 +70,10 @@ class ParamSpec:
         if isinstance(d, bool):
             return None if isinstance(value, bool) else f"expected true/false, got {value!r}"
         if isinstance(d, (int, float)):
+            if isinstance(value, (list, tuple)) and "Sequence" in self.annotation:  # e.g. mesh: 40.0 or [8, 8, 8]
+                if value and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in value):
+                    return None
+                return f"expected a number or a list of positive integers, got {value!r}"
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return f"expected a number, got {value!r}"
             if isinstance(d, int) and not isinstance(d, bool) and isinstance(value, float) and "float" not in self.annotation:

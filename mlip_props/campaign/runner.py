@@ -39,6 +39,7 @@ from .database import ResultsDB, RowRecord
 from .registry import get_property
 from .schema import Campaign
 from .sources import StructureItem, expand_sources
+from ..validation import reraise_control
 
 __all__ = ["WorkItem", "BatchTask", "RunSummary", "plan_work", "make_batches", "run_batch", "run_campaign",
            "potential_identity", "check_structure"]
@@ -208,7 +209,8 @@ def _run_isolating(func: Callable, potential: Any, atoms: list[Atoms], labels: l
         if len(res) != len(atoms):
             raise RuntimeError(f"property returned {len(res)} results for {len(atoms)} structures")
         return [(_result_dict(r), None) for r in res]
-    except Exception as exc:  # noqa: BLE001 - a property's failure is data, not a crash
+    except BaseException as exc:  # noqa: BLE001 - a property's failure is data, not a crash
+        reraise_control(exc)
         if len(atoms) == 1:
             return [(None, _err(exc, labels[0]))]
         h = len(atoms) // 2
@@ -226,7 +228,8 @@ def _run_planned(plans: dict[tuple[str, str], tuple[Any, list[str]]], potential:
     groups = list(plans)
     try:
         answers = evaluate_plans(potential, [plans[g][0] for g in groups])
-    except Exception:  # noqa: BLE001 - recomputed request by request, with isolation
+    except BaseException as exc:  # noqa: BLE001 - recomputed request by request, with isolation
+        reraise_control(exc)
         return set(groups)
     redo = set()
     for g, ans in zip(groups, answers):
@@ -235,7 +238,8 @@ def _run_planned(plans: dict[tuple[str, str], tuple[Any, list[str]]], potential:
             results = plan.analyse(ans.member_mean())
             for key, r in zip(keys, results, strict=True):
                 outcomes[key] = ("done", _result_dict(r), None)
-        except Exception:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001
+            reraise_control(exc)
             redo.add(g)
     return redo
 
@@ -266,7 +270,8 @@ def run_batch(task: BatchTask) -> list[Outcome]:
             continue
         try:
             check_structure(atoms, potential, task.min_distance_A)
-        except Exception as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001
+            reraise_control(exc)
             outcomes[key] = ("failed", None, _err(exc, label))
             continue
         groups.setdefault((prop, params_hash(params)), (prop, params, []))[2].append((key, label, atoms))
@@ -278,8 +283,8 @@ def run_batch(task: BatchTask) -> list[Outcome]:
                 continue
             try:
                 plans[g] = (plan_func(potential, [a.copy() for _, _, a in rows], **params), [k for k, _, _ in rows])
-            except Exception:  # noqa: BLE001 - planned again, with isolation, below
-                pass
+            except BaseException as exc:  # noqa: BLE001 - planned again, with isolation, below
+                reraise_control(exc)
         redo = _run_planned(plans, potential, outcomes) if plans else set()
         for g, (prop, params, rows) in groups.items():
             if g in plans and g not in redo:
