@@ -37,7 +37,7 @@ from .. import __version__
 from ..properties.result import jsonable
 from .database import ResultsDB, RowRecord
 from .registry import get_property
-from .schema import Campaign
+from .schema import Campaign, name_problem
 from .sources import StructureItem, expand_sources
 from ..validation import reraise_control
 
@@ -327,7 +327,7 @@ class RunSummary:
 def default_db_path(camp: Campaign) -> str:
     """``options.db`` or ``<name>.db``, relative to the current directory (outputs go where the
     user runs, inputs are found relative to the campaign file)."""
-    db = camp.options.get("db") or f"{camp.name or 'campaign'}.db"
+    db = camp.options.get("db") or f"{camp.name if camp.name and not name_problem(camp.name) else 'campaign'}.db"
     return db if "://" in str(db) else str(Path(os.path.expanduser(str(db))).resolve())
 
 

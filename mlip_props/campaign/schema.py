@@ -177,6 +177,10 @@ def parse_campaign(text: str, *, base_dir: str | os.PathLike = ".", path: str = 
     name = data.get("name", "")
     if "name" in data and not isinstance(name, str):
         problems.append((_line(lines, "name"), "'name' must be a string"))
+    elif isinstance(name, str):
+        why = name_problem(name)
+        if why:
+            problems.append((_line(lines, "name"), why))
 
     # potential
     pot = data.get("potential")
@@ -234,6 +238,25 @@ def parse_campaign(text: str, *, base_dir: str | os.PathLike = ".", path: str = 
     return Campaign(name=name, potential=pot, sources=sources, properties=props, options=options,
                     reference=[str(_find_reference(str(r), base)) for r in refs], base_dir=base, path=path,
                     description=str(data.get("description", "") or ""), skipped_properties=skipped)
+
+
+#: longest campaign name (it is also the default database file name, ``<name>.db``)
+MAX_NAME_LENGTH = 120
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a campaign name, or ``None``: the name is a label that also gives the
+    default database file ``<name>.db`` in the working folder, so it may not be empty, longer than
+    :data:`MAX_NAME_LENGTH`, start with a dot, or hold a path separator or a control character."""
+    if not name.strip():
+        return "'name' must not be empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"'name' is a label of at most {MAX_NAME_LENGTH} characters (got {len(name)})"
+    if any(c in name for c in "/\\") or name.startswith(".") or any(ord(c) < 32 for c in name):
+        return (f"'name' {name[:60]!r} is a label and also the default database file <name>.db in the working "
+                "folder: no path separators, leading dot or control characters (set options.db for another "
+                "location)")
+    return None
 
 
 def _find_reference(name: str, base: Path) -> Path | None:

@@ -1,6 +1,9 @@
 """Campaign files are validated before any work starts, and every error names its line."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from mlip_props.campaign import registry
@@ -159,3 +162,29 @@ def test_every_builtin_property_registers_with_its_plan():
     assert registry.unavailable_properties() == {}
     assert available["vibrations"].plan.__name__ == "plan_vibrations"
     assert available["eos"].plan.__name__ == "plan_eos" and available["diatomic"].plan is None
+
+
+@pytest.mark.parametrize("name, message", [
+    ("../../x", "no path separators"),
+    ("a/b", "no path separators"),
+    ("..", "leading dot"),
+    ("x" * 5000, "at most 120 characters"),
+    ("  ", "must not be empty"),
+])
+def test_campaign_name_cannot_leave_the_working_folder(tmp_path, name, message):
+    from mlip_props.campaign.schema import CampaignError, load_campaign
+
+    c = tmp_path / "c.yaml"
+    c.write_text(f"name: {json.dumps(name)}\npotential: emt\nstructures: [Cu]\nproperties: [energy]\n")
+    with pytest.raises(CampaignError, match=message):
+        load_campaign(c)
+
+
+def test_default_database_stays_in_the_working_folder(tmp_path, monkeypatch):
+    from mlip_props.campaign.runner import default_db_path
+    from mlip_props.campaign.schema import Campaign
+
+    monkeypatch.chdir(tmp_path)
+    camp = Campaign(name="../../x", potential="emt", sources=[], properties=[], options={}, reference=[],
+                    base_dir=tmp_path)
+    assert Path(default_db_path(camp)).parent == tmp_path
