@@ -19,9 +19,10 @@ __all__ = ["check_number", "check_numbers", "reraise_control", "CONTROL_EXCEPTIO
 CONTROL_EXCEPTIONS = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
-def _range_text(minimum: float | None, maximum: float | None, exclusive_minimum: bool) -> str:
+def _range_text(minimum: float | None, maximum: float | None, exclusive_minimum: bool,
+                exclusive_maximum: bool = False) -> str:
     lo = None if minimum is None else (f"> {minimum:g}" if exclusive_minimum else f">= {minimum:g}")
-    hi = None if maximum is None else f"<= {maximum:g}"
+    hi = None if maximum is None else (f"< {maximum:g}" if exclusive_maximum else f"<= {maximum:g}")
     parts = [p for p in (lo, hi) if p]
     return " and ".join(parts) if parts else "finite"
 
@@ -33,11 +34,12 @@ def check_number(
     minimum: float | None = None,
     maximum: float | None = None,
     exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
     integer: bool = False,
     allow_none: bool = False,
 ) -> Any:
     """Return ``value`` when it is a finite real number (an integer when ``integer``) within
-    ``[minimum, maximum]`` (``minimum`` excluded when ``exclusive_minimum``), ``None`` when
+    ``[minimum, maximum]`` (an end excluded when ``exclusive_minimum``/``exclusive_maximum``), ``None`` when
     ``allow_none``; else raise ``ValueError`` naming the parameter, the value and the allowed range.
 
     Booleans are refused (``True`` is not a step count); numpy scalars are accepted.
@@ -47,7 +49,7 @@ def check_number(
             return None
         raise ValueError(f"parameter {name!r}: a number is required, got None")
     kind = "an integer" if integer else "a number"
-    allowed = _range_text(minimum, maximum, exclusive_minimum)
+    allowed = _range_text(minimum, maximum, exclusive_minimum, exclusive_maximum)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"parameter {name!r}: expected {kind} ({allowed}), got {value!r}")
     if not math.isfinite(float(value)):
@@ -59,7 +61,7 @@ def check_number(
         value = int(value)
     v = float(value)
     too_low = minimum is not None and (v <= minimum if exclusive_minimum else v < minimum)
-    too_high = maximum is not None and v > maximum
+    too_high = maximum is not None and (v >= maximum if exclusive_maximum else v > maximum)
     if too_low or too_high:
         raise ValueError(f"parameter {name!r}: {value!r} is out of range (allowed: {allowed})")
     return value

@@ -48,6 +48,7 @@ from ase.data import atomic_numbers, covalent_radii
 from ..backend.evaluate import EvaluationResult, evaluate, is_oracle
 from ..backend.inputs import is_single_structure
 from ..backend.oracle import OracleError
+from ..validation import check_number
 from .diatomic_curve import (MinimumSearch, coarse_minimum, long_range_flat, repulsive_wall_ok, smoothness_ratio,
                              spectroscopic_constants, spurious_minima)
 from .diatomic_species import (MOST_ABUNDANT_ISOTOPE_AMU, NAMED_ISOTOPES_AMU, isotope_mass,  # noqa: F401
@@ -309,6 +310,13 @@ def plan_diatomic(
     atoms in one backend call, then the refinement windows of every minimum, one call per pass
     for all pairs (for a committee: the mean curve's and every member's minimum, in the same
     calls). Returns the plan with every geometry and the energies measured (``scan_answers``)."""
+    for name, value in (("r_min_A", r_min_A), ("r_max_A", r_max_A)):
+        check_number(name, value, minimum=0.0, exclusive_minimum=True, allow_none=True)
+    check_number("n_points", n_points, minimum=8, integer=True, allow_none=True)
+    check_number("n_refine", n_refine, minimum=6, integer=True, allow_none=True)
+    check_number("tol_A", tol_A, minimum=0.0, exclusive_minimum=True)
+    max_passes = check_number("max_passes", max_passes, minimum=0, integer=True)
+    check_number("smooth_threshold", smooth_threshold, minimum=0.0, exclusive_minimum=True)
     single = isinstance(pairs, (str, tuple)) or is_single_structure(pairs)
     specs = [pairs] if single else list(pairs)
     if not specs:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from ase import Atoms
 
 from ..backend.evaluate import EvaluationResult
 from ..backend.units import EV_A3_TO_GPA
+from ..validation import check_number, check_numbers
 from .plan import EvaluationPlan, one_call
 from .relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from .result import PropertyResult
@@ -139,6 +140,10 @@ class ElasticResult(PropertyResult):
     a pre-stressed crystal (they differ from the elastic constants by terms of the order of the
     stress) and ``notes`` says so.
     """
+
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "C_GPa", "C_clamped_ion_GPa", "bulk_modulus_hill_GPa", "shear_modulus_hill_GPa", "born_stable",
+        "residual_stress_GPa", "residual_stress_ok", "relax_converged", "converged",)
 
     atoms: Atoms
     C_GPa: np.ndarray
@@ -277,11 +282,12 @@ def plan_elastic(
     """Plan the elastic tensors of one structure or many (see :func:`elastic_tensor`): relax the
     references (batched), strain each, relax the ions of every strained cell (one batched call),
     and return the cells whose stresses are needed."""
+    check_numbers("strains", strains, minimum=-0.1, maximum=0.1)
+    check_number("symprec", symprec, minimum=0.0, exclusive_minimum=True)
     x = np.asarray(strains, dtype=float)
     if x.ndim != 1 or len(np.unique(x)) < 2 or np.any(np.abs(x) > 0.1) or not np.isfinite(x).all():
         raise ValueError(f"strains must hold at least two distinct magnitudes within +-0.1, got {list(strains)}")
-    if not max_residual_stress_GPa > 0:
-        raise ValueError(f"max_residual_stress_GPa must be positive, got {max_residual_stress_GPa}")
+    check_number("max_residual_stress_GPa", max_residual_stress_GPa, minimum=0.0, exclusive_minimum=True)
     settings = resolve_relaxation(relaxation)
     kw = dict(dtype=dtype or torch.float64, device=device)
     single, base, relax_ok = periodic_starting_points(potential, structures, "elastic constants", settings, **kw)

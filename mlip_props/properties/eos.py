@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from scipy.optimize import brentq, least_squares
 
 from ..backend.evaluate import EvaluationResult
 from ..backend.units import EV_A3_TO_GPA
+from ..validation import check_number
 from .plan import EvaluationPlan, one_call
 from .relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from .result import PropertyResult
@@ -161,6 +162,11 @@ class EOSResult(PropertyResult):
     extrapolation); ``converged``: the initial relaxation and every ion relaxation converged.
     """
 
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "v0_A3_per_atom", "e0_eV_per_atom", "bulk_modulus_GPa", "bulk_modulus_derivative",
+        "bulk_modulus_from_pressure_GPa", "fit_residual_eV_per_atom", "v0_inside_range", "relax_converged",
+        "converged",)
+
     atoms: Atoms
     eos: str
     v0_A3_per_atom: float
@@ -281,10 +287,9 @@ def plan_eos(
     (one batched call for all), and return the volume points to evaluate."""
     if eos not in EOS_FORMS:
         raise ValueError(f"unknown equation of state {eos!r}; choose from {EOS_FORMS}")
-    if not 0 < volume_range < 0.5:
-        raise ValueError(f"volume_range must be in (0, 0.5), got {volume_range}")
-    if n_points < 5:
-        raise ValueError(f"n_points must be >= 5 for a 4-parameter fit, got {n_points}")
+    check_number("volume_range", volume_range, minimum=0.0, maximum=0.5, exclusive_minimum=True,
+                 exclusive_maximum=True)
+    n_points = check_number("n_points", n_points, minimum=5, integer=True)  # 5: a 4-parameter fit
     settings = resolve_relaxation(relaxation)
     kw = dict(dtype=dtype or torch.float64, device=device)
     single, base, relax_ok = periodic_starting_points(potential, structures, "equations of state", settings, **kw)

@@ -18,7 +18,7 @@ import hashlib
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from ..backend.inputs import is_single_structure, structure_list  # noqa: F401  
 from ..backend.neighbors import select_graph
 from ..backend.units import EV_A3_TO_GPA
 from ..potentials.committee import mean_over_members
+from ..validation import check_number
 from .result import PropertyResult
 
 # ASE FIRE defaults
@@ -45,6 +46,9 @@ class RelaxResult(PropertyResult):
     ``max_stress_GPa``: largest component of sigma + p I at the end (``None`` when the cell
     was fixed); ``converged``: both below their thresholds within ``max_steps``.
     """
+
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "energy_eV", "volume_A3_per_atom", "max_force_eV_A", "max_stress_GPa", "converged",)
 
     atoms: Atoms
     energy_eV: float
@@ -74,6 +78,16 @@ class _Symmetrizer:
         from ase.spacegroup.symmetrize import symmetrize_rank2
 
         return symmetrize_rank2(cell, np.linalg.inv(cell), s33, self.rot)
+
+
+def _symmetrizer(atoms: Atoms, symprec: float, index: int) -> _Symmetrizer:
+    """:class:`_Symmetrizer` of structure ``index``; a failure of the symmetry library (spglib)
+    becomes a ``ValueError`` naming the structure."""
+    try:
+        return _Symmetrizer(atoms, symprec)
+    except Exception as exc:  # noqa: BLE001 - spglib raises its own error types
+        raise ValueError(f"structure {index}: the symmetry analysis kept by the relaxation (spglib) failed: "
+                         f"{exc} (atoms too close together or a degenerate cell?)") from exc
 
 
 def _voigt_to_33(s: torch.Tensor) -> torch.Tensor:
@@ -130,6 +144,11 @@ def relax(
         fmax, relax_cell, smax_GPa = settings.fmax_eV_A, settings.cell, settings.smax_GPa
         max_steps, keep_symmetry, pressure_GPa = settings.max_steps, settings.keep_symmetry, settings.pressure_GPa
         symprec = settings.symprec_A
+    for name, value in (("fmax", fmax), ("smax_GPa", smax_GPa), ("symprec", symprec)):
+        check_number(name, value, minimum=0.0, exclusive_minimum=True)
+    max_steps = check_number("max_steps", max_steps, minimum=0, integer=True)
+    check_number("pressure_GPa", pressure_GPa)
+    check_number("skin_A", skin_A, minimum=0.0)
     potential = mean_over_members(potential)
     single, items = structure_list(structures)
     atoms_list = prepare_structures(items)
@@ -161,7 +180,7 @@ def relax(
     energy = torch.zeros(B, dtype=dt_, device=dev)
     fmax_now = torch.zeros(B, dtype=dt_, device=dev)
     smax_now = torch.zeros(B, dtype=dt_, device=dev)
-    symm = [_Symmetrizer(a, symprec) for a in atoms_list] if keep_symmetry else None
+    symm = [_symmetrizer(a, symprec, k) for k, a in enumerate(atoms_list)] if keep_symmetry else None
     props = ("energy", "forces", "stress") if relax_cell else ("energy", "forces")
 
     def per_structure_sum(x_atoms: torch.Tensor, x_cell: torch.Tensor | None) -> torch.Tensor:

@@ -17,7 +17,7 @@ Gaussian" (1999)):
       otherwise); H_mw is diagonalised in their orthogonal complement, which removes rigid-body
       motion exactly.
    c. omega = sqrt(lambda) -> cm^-1 (imaginary modes as negative numbers, counted in
-      ``n_imaginary``), Cartesian normal modes (mass-weighted eigenvectors divided by sqrt(m),
+      ``n_imaginary_modes``), Cartesian normal modes (mass-weighted eigenvectors divided by sqrt(m),
       normalised), zero-point energy sum(hbar omega)/2 over real modes.
    d. Ideal-gas thermochemistry with :class:`ase.thermochemistry.IdealGasThermo` (rigid rotor,
       harmonic oscillator, ideal gas) at ``temperature_K`` and ``pressure_Pa``; the rotational
@@ -43,6 +43,7 @@ from ase.thermochemistry import IdealGasThermo
 from ..backend.evaluate import EvaluationResult, evaluate, is_oracle, prepare_structures
 from ..backend.inputs import structure_list
 from ..potentials.committee import mean_over_members
+from ..validation import check_number
 from .plan import EvaluationPlan, one_call
 from .relax import RelaxSettings, relax, resolve_relaxation
 from .result import PropertyResult
@@ -58,12 +59,12 @@ class VibrationsResult(PropertyResult):
     ``frequencies_cm1``: the 3N-5 (linear) or 3N-6 vibrational frequencies, ascending, imaginary
     ones negative; ``normal_modes``: (n_modes, N, 3) Cartesian displacement patterns (unit
     norm); ``zero_point_energy_eV``; thermochemistry at ``temperature_K``/``pressure_Pa``:
-    ``enthalpy_eV`` (H = E_elec + ZPE + thermal), ``entropy_J_mol_K``, ``gibbs_energy_eV``.
+    ``enthalpy_eV`` (H = E_elec + ZPE + thermal), ``entropy_J_molK``, ``gibbs_energy_eV``.
     """
 
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "energy_eV", "frequencies_cm1", "zero_point_energy_eV", "n_imaginary", "imaginary_modes",
-        "relax_converged", "max_force_eV_A", "rigid_body_residual_cm1", "enthalpy_eV", "entropy_J_mol_K",
+        "energy_eV", "frequencies_cm1", "zero_point_energy_eV", "n_imaginary_modes", "imaginary_modes",
+        "relax_converged", "max_force_eV_A", "rigid_body_residual_cm1", "enthalpy_eV", "entropy_J_molK",
         "gibbs_energy_eV")
 
     atoms: Atoms
@@ -73,7 +74,7 @@ class VibrationsResult(PropertyResult):
     linear: bool
     frequencies_cm1: list[float]
     normal_modes: list
-    n_imaginary: int
+    n_imaginary_modes: int
     imaginary_modes: bool
     rigid_body_frequencies_cm1: list[float]
     rigid_body_residual_cm1: float
@@ -83,7 +84,7 @@ class VibrationsResult(PropertyResult):
     temperature_K: float
     pressure_Pa: float
     enthalpy_eV: float | None
-    entropy_J_mol_K: float | None
+    entropy_J_molK: float | None
     gibbs_energy_eV: float | None
     masses_amu: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -288,11 +289,11 @@ class VibrationsPlan(EvaluationPlan):
             notes.append(f"thermochemistry not computed: {type(exc).__name__}: {exc}")
         return VibrationsResult(
             atoms=a, energy_eV=energy, relax_converged=bool(converged), max_force_eV_A=fmax, linear=bool(linear),
-            frequencies_cm1=freqs.tolist(), normal_modes=modes.tolist(), n_imaginary=n_imag,
+            frequencies_cm1=freqs.tolist(), normal_modes=modes.tolist(), n_imaginary_modes=n_imag,
             imaginary_modes=bool(n_imag > 0), rigid_body_frequencies_cm1=rb.tolist(),
             rigid_body_residual_cm1=resid, zero_point_energy_eV=zpe, symmetry_number=sigma, spin=spin,
             temperature_K=float(self.temperature_K), pressure_Pa=float(self.pressure_Pa), enthalpy_eV=H,
-            entropy_J_mol_K=S, gibbs_energy_eV=G, masses_amu=masses.tolist(), notes=notes,
+            entropy_J_molK=S, gibbs_energy_eV=G, masses_amu=masses.tolist(), notes=notes,
         )
 
 
@@ -324,6 +325,11 @@ def plan_vibrations(
     surface for a committee) and return the relaxed molecules, whose energies, forces and Hessians
     are to be evaluated (autograd for torch potentials, central finite differences of forces for
     oracles)."""
+    check_number("temperature_K", temperature_K, minimum=0.0, exclusive_minimum=True)
+    check_number("pressure_Pa", pressure_Pa, minimum=0.0, exclusive_minimum=True)
+    check_number("imaginary_tol_cm1", imaginary_tol_cm1, minimum=0.0)
+    check_number("newton_from_fmax", newton_from_fmax, minimum=0.0, exclusive_minimum=True)
+    max_newton_steps = check_number("max_newton_steps", max_newton_steps, minimum=0, integer=True)
     single, items = structure_list(molecules)
     atoms_list = prepare_structures(items)
     for k, a in enumerate(atoms_list):
@@ -333,7 +339,11 @@ def plan_vibrations(
             raise ValueError(f"structure {k}: vibrations() is for isolated molecules; use phonons for periodic cells")
     n = len(atoms_list)
     symmetry_numbers = _per_molecule(symmetry_number, n, "symmetry_number")
+    for k, sigma in enumerate(symmetry_numbers):
+        check_number(f"symmetry_number[{k}]", sigma, minimum=1, integer=True, allow_none=True)
     spins = _per_molecule(spin, n, "spin")
+    for k, s in enumerate(spins):
+        check_number(f"spin[{k}]", s, minimum=0.0)
     settings = resolve_relaxation(relaxation, VIBRATIONS_RELAXATION)
     # a molecule has no cell, and spglib's space-group symmetrisation needs one
     settings = dataclasses.replace(settings, cell=False, keep_symmetry=False)
@@ -377,7 +387,7 @@ def vibrations(potential: Any, molecules: Any, **options: Any) -> VibrationsResu
     (:func:`~mlip_props.properties.plan.analyse_members` of the plan's answers gives each member's
     modes at that geometry). ``spin``: total electronic spin S (0 singlet, 0.5 doublet, 1 triplet)
     for the thermochemistry. ``symmetry_number``: rotational symmetry number (default from the
-    point group). Modes below ``-imaginary_tol_cm1`` count as imaginary (``n_imaginary``,
+    point group). Modes below ``-imaginary_tol_cm1`` count as imaginary (``n_imaginary_modes``,
     ``imaginary_modes``); all negative ones are excluded from the ZPE and thermochemistry.
     ``dtype`` (default float64) and ``device`` are those of the backend. One plan
     (:func:`plan_vibrations`), one Hessian evaluation of all molecules, one analysis
