@@ -56,7 +56,7 @@ def properties(pot, label: str) -> dict:
         "lattice_constant_A": a0, "bulk_modulus_GPa": eos.bulk_modulus_GPa,
         "C11_GPa": float(el.C_GPa[0, 0]), "C12_GPa": float(el.C_GPa[0, 1]), "C44_GPa": float(el.C_GPa[3, 3]),
         "freq_X_THz": sorted(map(float, fx)), "freq_L_THz": sorted(map(float, fl)),
-        "cv_300K_J_molK": float(th.cv_J_molK_atoms[0]), "time_s": time.perf_counter() - t0,
+        "cv_300K_J_molK": float(th.cv_J_molK[0]), "time_s": time.perf_counter() - t0,
     }
     print(f"[{label}] properties in {out['time_s']:.1f} s: " + json.dumps(out))
     return out

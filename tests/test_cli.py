@@ -14,7 +14,7 @@ from mlip_props.cli import EXIT_FAILED_ROWS, EXIT_OK, EXIT_USAGE, main, register
 def test_calc_json(capsys):
     assert main(["calc", "energy", "-p", "emt", "-s", "Cu", "--json"]) == EXIT_OK
     d = json.loads(capsys.readouterr().out)
-    assert d["n_atoms"] == 1 and d["energy_per_atom_eV"] == pytest.approx(d["energy_eV"])
+    assert d["n_atoms"] == 1 and d["energy_eV_per_atom"] == pytest.approx(d["energy_eV"])
     assert d["volume_A3_per_atom"] == pytest.approx(3.61**3 / 4)
 
 

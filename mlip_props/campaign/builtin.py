@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -34,10 +34,13 @@ class EnergyResult(PropertyResult):
     (unrelaxed) evaluation; ``max_stress_GPa`` the largest |stress| component (periodic only).
     """
 
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "energy_eV", "energy_eV_per_atom", "volume_A3_per_atom", "max_force_eV_A", "converged",)
+
     formula: str
     n_atoms: int
     energy_eV: float
-    energy_per_atom_eV: float
+    energy_eV_per_atom: float
     volume_A3_per_atom: float | None
     max_force_eV_A: float
     max_stress_GPa: float | None
@@ -94,7 +97,7 @@ def energy(
             formula=a.get_chemical_formula(mode="metal"),
             n_atoms=n,
             energy_eV=e,
-            energy_per_atom_eV=e / n,
+            energy_eV_per_atom=e / n,
             volume_A3_per_atom=float(a.get_volume() / n) if periodic[k] else None,
             max_force_eV_A=fmax_k,
             max_stress_GPa=smax,
@@ -155,7 +158,7 @@ def committee(
 
     Units: eV, A, GPa, THz, K, J/(mol K). The stored row holds every field of the committee
     result (``bulk_modulus_GPa`` + ``bulk_modulus_GPa_std``, ``C_GPa`` + ``C_GPa_std``,
-    ``high_symmetry_frequencies_THz`` + ``_std``, ``heat_capacity_J_molK`` + ``_std``, per-member
+    ``high_symmetry_frequencies_THz`` + ``_std``, ``cv_J_molK`` + ``_std``, per-member
     values ``*_members``) and the flat summary ``B_GPa``/``C11_GPa``/... with ``*_std`` columns
     (``summary_temperature_K`` for Cv, ``summary_points`` for the frequencies). ``phonon_options``:
     keyword options of the phonon calculation; ``relaxation``: how the structures are relaxed

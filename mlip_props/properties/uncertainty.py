@@ -80,7 +80,7 @@ class CommitteePropertiesResult(PropertyResult):
     ``elastic_eos_mismatch_GPa_members``: Voigt bulk modulus of each member's C minus its EOS B0
     (a self-consistency check: large values flag a member whose stress-strain response is not
     that of a smooth energy, e.g. non-linear within the strains used).
-    Thermal: ``heat_capacity_J_molK`` (per mole of atoms) at ``temperatures_K``. Fields of
+    Thermal: ``cv_J_molK`` (per mole of atoms) at ``temperatures_K``. Fields of
     properties not requested are ``None``. ``n_members``: committee size; ``converged``: the
     mean relaxation converged and every member's EOS fit succeeded with V0 inside the sampled
     range.
@@ -114,9 +114,9 @@ class CommitteePropertiesResult(PropertyResult):
     high_symmetry_frequencies_THz_std: dict | None = None
     high_symmetry_frequencies_THz_members: dict | None = None
     temperatures_K: np.ndarray | None = None
-    heat_capacity_J_molK: np.ndarray | None = None
-    heat_capacity_J_molK_std: np.ndarray | None = None
-    heat_capacity_J_molK_members: np.ndarray | None = None
+    cv_J_molK: np.ndarray | None = None
+    cv_J_molK_std: np.ndarray | None = None
+    cv_J_molK_members: np.ndarray | None = None
     timings_s: dict = field(default_factory=dict)
     calibration_factor: float | None = None
     calibration_factors: dict | None = None
@@ -160,10 +160,10 @@ class CommitteePropertiesResult(PropertyResult):
                 _, idx = np.unique(np.round(f.mean(0), 6), return_index=True)
                 for k in sorted(idx):
                     put(f"nu_{label}_{k}_THz", f[:, k])
-        if self.heat_capacity_J_molK_members is not None:
+        if self.cv_J_molK_members is not None:
             t = np.asarray(self.temperatures_K)
             put(f"Cv_{temperature_K:g}K_J_molK",
-                [np.interp(temperature_K, t, c) for c in self.heat_capacity_J_molK_members])
+                [np.interp(temperature_K, t, c) for c in self.cv_J_molK_members])
         return out
 
 
@@ -264,9 +264,9 @@ def committee_properties(
         temps = default_temperatures() if temperatures_K is None else np.asarray(temperatures_K, dtype=float)
         for k in range(len(refs)):
             cvs = np.array([thermal_from_phonons(m[k], temperatures_K=temps, mesh=thermal_mesh,
-                                                 check_mesh=False).cv_J_molK_atoms for m in members["phonons"]])
-            outs[k].update(temperatures_K=temps, heat_capacity_J_molK=cvs.mean(0),
-                           heat_capacity_J_molK_std=cvs.std(0), heat_capacity_J_molK_members=cvs)
+                                                 check_mesh=False).cv_J_molK for m in members["phonons"]])
+            outs[k].update(temperatures_K=temps, cv_J_molK=cvs.mean(0),
+                           cv_J_molK_std=cvs.std(0), cv_J_molK_members=cvs)
         timings["thermal"] = time.perf_counter() - t0
 
     cal = stored_calibration(committee)
@@ -386,9 +386,9 @@ def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_st
             start += size
         band_axis(ax, *band_path_ticks(segments))
         ax.set_title(f"{result.formula}: committee of {result.n_members}, mean +- {n_std:g} std")
-    if result.heat_capacity_J_molK is not None:
-        t, c, sd = result.temperatures_K, result.heat_capacity_J_molK, result.heat_capacity_J_molK_std
-        for cm in result.heat_capacity_J_molK_members:
+    if result.cv_J_molK is not None:
+        t, c, sd = result.temperatures_K, result.cv_J_molK, result.cv_J_molK_std
+        for cm in result.cv_J_molK_members:
             axc.plot(t, cm, color="0.6", lw=0.6)
         axc.fill_between(t, c - n_std * sd, c + n_std * sd, color="C1", alpha=0.3, lw=0)
         axc.plot(t, c, color="C1")

@@ -67,7 +67,7 @@ def test_bad_structures_are_recorded_and_good_ones_complete(tmp_path):
     # physical sanity of the good rows: on the a-grid each metal's energy is lowest at the grid
     # point nearest its EMT/experimental lattice constant (Cu 3.6, Pt 3.9, Au 4.0 of 3.6..4.0 A)
     for el, a_min in (("Cu", 3.6), ("Pt", 3.9), ("Au", 4.0)):
-        es = {float(r["label"].split("a=")[1]): r["result"]["energy_per_atom_eV"] for r in goods if r["label"].startswith(el)}
+        es = {float(r["label"].split("a=")[1]): r["result"]["energy_eV_per_atom"] for r in goods if r["label"].startswith(el)}
         assert min(es, key=es.get) == pytest.approx(a_min), (el, es)
     assert s.n_failed == 101 and s.n_done == 15
     # a rerun computes nothing and duplicates nothing

@@ -46,7 +46,7 @@ def test_database_stores_std_columns(committee_run):
     x_std = np.array(res["high_symmetry_frequencies_THz_std"]["X"])
     assert res["nu_X_2_THz_std"] == pytest.approx(x_std[2], rel=1e-12)
     df = to_dataframe(summary.db)
-    for col in ("bulk_modulus_GPa_std", "C_GPa_std", "heat_capacity_J_molK_std", "high_symmetry_frequencies_THz_std"):
+    for col in ("bulk_modulus_GPa_std", "C_GPa_std", "cv_J_molK_std", "high_symmetry_frequencies_THz_std"):
         assert col in df.columns
 
 
@@ -60,7 +60,7 @@ def _db_std(res: dict, key: str, pair: dict) -> float:
         i, j = {"C11": (0, 0), "C12": (0, 1), "C44": (3, 3)}[key]
         return res["C_GPa_std"][i][j]
     if key == "cv298":
-        return float(np.std([np.interp(298.15, res["temperatures_K"], c) for c in res["heat_capacity_J_molK_members"]]))
+        return float(np.std([np.interp(298.15, res["temperatures_K"], c) for c in res["cv_J_molK_members"]]))
     if key == "phonon_frequencies":
         point = pair["via"].split("[")[1].rstrip("]")
         mean = np.array(res["high_symmetry_frequencies_THz"][point])

@@ -54,7 +54,7 @@ def test_200_structures_inprocess_equals_dask(tmp_path, cluster):
     assert set(a) == set(b) and len(a) == 200
     for k in a:
         assert a[k]["result"] == b[k]["result"], a[k]["label"]  # identical, not merely close
-    e = np.array([a[k]["result"]["energy_per_atom_eV"] for k in a])
+    e = np.array([a[k]["result"]["energy_eV_per_atom"] for k in a])
     assert np.ptp(e) > 1e-3  # the structures really differ
 
 

@@ -37,7 +37,7 @@ def emt_values(cu_result):
     e = equation_of_state(o, a, volume_range=0.08, n_points=13)
     c = elastic_tensor(o, a).C_GPa
     p = phonons(o, a, method="displacement")
-    cv = thermal_from_phonons(p, mesh=30.0, check_mesh=False).at(300.0)["cv_J_molK_atoms"]
+    cv = thermal_from_phonons(p, mesh=30.0, check_mesh=False).at(300.0)["cv_J_molK"]
     x = np.sort(p.high_symmetry_frequencies_THz["X"])
     out = {"B_GPa": e.bulk_modulus_GPa, "C11_GPa": c[0, 0], "C12_GPa": c[0, 1], "C44_GPa": c[3, 3],
            "Cv_300K_J_molK": cv}
@@ -72,8 +72,8 @@ def test_cu_committee_std_finite_nonzero(cu_result):
     assert np.all(cu_result.band_frequencies_THz_std >= 0)
     assert np.isfinite(cu_result.band_frequencies_THz_std).all()
     # Cv(T) band: zero at 0 K and small std below the classical limit 3R
-    assert cu_result.heat_capacity_J_molK[0] == pytest.approx(0.0, abs=1e-6)
-    assert np.all(cu_result.heat_capacity_J_molK < 3 * 8.314462618 + 1e-6)
+    assert cu_result.cv_J_molK[0] == pytest.approx(0.0, abs=1e-6)
+    assert np.all(cu_result.cv_J_molK < 3 * 8.314462618 + 1e-6)
     assert np.isfinite(cu_result.elastic_eos_mismatch_GPa_members).all()
     import json
 
@@ -123,7 +123,7 @@ def test_identical_members_give_zero_std(committee):
     assert r.bulk_modulus_GPa_std == pytest.approx(0.0, abs=1e-9 * r.bulk_modulus_GPa)
     assert np.abs(r.C_GPa_std).max() < 1e-8
     assert np.abs(r.band_frequencies_THz_std).max() < 1e-8
-    assert np.abs(r.heat_capacity_J_molK_std).max() < 1e-10
+    assert np.abs(r.cv_J_molK_std).max() < 1e-10
     for _, (mean, std, _) in r.summary().items():
         assert std <= 1e-8 * max(1.0, abs(mean))
 
@@ -181,12 +181,12 @@ def test_list_shares_backend_calls_and_equals_single(committee, cu_result):
     np.testing.assert_allclose(r.C_GPa_members, cu_result.C_GPa_members, atol=1e-4)
     np.testing.assert_allclose(r.high_symmetry_frequencies_THz_members["X"],
                                cu_result.high_symmetry_frequencies_THz_members["X"], atol=1e-5)
-    np.testing.assert_allclose(r.heat_capacity_J_molK_members, cu_result.heat_capacity_J_molK_members, atol=1e-6)
+    np.testing.assert_allclose(r.cv_J_molK_members, cu_result.cv_J_molK_members, atol=1e-6)
     one = committee_properties(committee, bcc, ("eos", "elastic"))
     np.testing.assert_allclose(rl[1].bulk_modulus_GPa_members, one.bulk_modulus_GPa_members, rtol=1e-6)
     np.testing.assert_allclose(rl[1].C_GPa_members, one.C_GPa_members, atol=1e-4)
     assert rl[1].formula == "Cu" and "H" in rl[1].high_symmetry_frequencies_THz  # bcc path
-    assert rl[1].heat_capacity_J_molK_std.max() > 0
+    assert rl[1].cv_J_molK_std.max() > 0
 
 
 def test_calibration_pools_structures():

@@ -116,9 +116,9 @@ class _Sections:
             self.image(path, "EOS curves")
         th = done[done["property"] == "thermal"]
         if len(th):
-            curves = [(lab, r.get("temperatures_K"), r.get("cv_J_molK_atoms"))
+            curves = [(lab, r.get("temperatures_K"), r.get("cv_J_molK"))
                       for lab, r in zip(th["label"], th["_result"])
-                      if isinstance(r.get("temperatures_K"), list) and isinstance(r.get("cv_J_molK_atoms"), list)]
+                      if isinstance(r.get("temperatures_K"), list) and isinstance(r.get("cv_J_molK"), list)]
             measured = []
             for tb in tables:
                 col = next((c for c in tb.units if is_cv298_column(c)), None)
@@ -150,7 +150,7 @@ class _Sections:
         rows = done[done["property"] == "committee"]
         first = True
         for lab, r in zip(rows["label"], rows["_result"]):
-            if all(r.get(k) is None for k in ("band_frequencies_THz", "heat_capacity_J_molK",
+            if all(r.get(k) is None for k in ("band_frequencies_THz", "cv_J_molK",
                                               "eos_energies_eV_per_atom_members")):
                 continue
             safe = "".join(ch if ch.isalnum() else "_" for ch in lab)

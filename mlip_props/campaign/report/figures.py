@@ -180,7 +180,7 @@ def write_phonon_dispersion(path: Path, label: str, distances_inv_A: list, frequ
 
 #: committee result arrays drawn by :func:`write_committee_figure`
 COMMITTEE_ARRAYS = ("band_frequencies_THz", "band_frequencies_THz_std", "band_distances_inv_A", "temperatures_K",
-                    "heat_capacity_J_molK", "heat_capacity_J_molK_std", "heat_capacity_J_molK_members",
+                    "cv_J_molK", "cv_J_molK_std", "cv_J_molK_members",
                     "eos_volumes_A3_per_atom", "eos_energies_eV_per_atom_members", "e0_eV_per_atom_members")
 
 

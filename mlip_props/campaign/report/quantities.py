@@ -10,7 +10,7 @@ the property rows of a results database. First available source wins:
 * C11, C12, C44 (GPa): elastic ``C_GPa`` (6x6 Voigt);
 * r_e (Å), ω_e (cm⁻¹), D_0 and D_e (eV): ``bond_length_A``, ``omega_e_cm1``, ``D0_eV``,
   ``dissociation_energy_eV`` of ``diatomic`` rows;
-* Cv at 298.15 K (J/(mol K), per mole of atoms): thermal ``cv_J_molK_atoms`` interpolated in
+* Cv at 298.15 K (J/(mol K), per mole of atoms): thermal ``cv_J_molK`` interpolated in
   ``temperatures_K``; Debye temperature (K): thermal ``debye_temperature_K``.
 
 A predictor returns ``(value, where from)`` or ``(value, where from, committee std)``; the std
@@ -147,11 +147,11 @@ def _bulk_modulus_GPa(results: StructureResults, structure: str) -> Prediction |
 
 def _cv_298K_J_molK(results: StructureResults, structure: str) -> Prediction | None:
     for r in _rows(results, "thermal"):
-        t, cv = r["result"].get("temperatures_K"), r["result"].get("cv_J_molK_atoms")
+        t, cv = r["result"].get("temperatures_K"), r["result"].get("cv_J_molK")
         if isinstance(t, list) and isinstance(cv, list) and len(t) == len(cv) and min(t) <= 298.15 <= max(t):
             out = (float(np.interp(298.15, t, cv)),
-                   f"{r.get('from', 'thermal')}.cv_J_molK_atoms at 298.15 K (harmonic Cv)")
-            members = r["result"].get("cv_J_molK_atoms_members")
+                   f"{r.get('from', 'thermal')}.cv_J_molK at 298.15 K (harmonic Cv)")
+            members = r["result"].get("cv_J_molK_members")
             std = _members_std([float(np.interp(298.15, t, c)) for c in members]) if isinstance(members, list) else None
             return out + (std,) if std is not None else out
     return None
@@ -195,33 +195,40 @@ VIBRATION_FREQUENCIES = Quantity(
          "(degenerate modes repeated); harmonic values are expected a few % higher.")
 
 
-#: committee result field -> (property, field) of the single-potential results the report reads
-_COMMITTEE_FIELDS = {
-    "eos": ("v0_A3_per_atom", "bulk_modulus_GPa", "bulk_modulus_derivative"),
-    "elastic": ("C_GPa",),
-    "phonons": ("high_symmetry_frequencies_THz",),
-    "thermal": ("temperatures_K", ("heat_capacity_J_molK", "cv_J_molK_atoms")),
-}
+def _result_classes() -> dict[str, type]:
+    """The single-potential result class of each property a committee row stands in for."""
+    from ...properties.elastic import ElasticResult
+    from ...properties.eos import EOSResult
+    from ...properties.phonons import PhononResult
+    from ...properties.thermal import ThermalResult
+
+    return {"eos": EOSResult, "elastic": ElasticResult, "phonons": PhononResult, "thermal": ThermalResult}
 
 
 def committee_views(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """A ``committee`` row's result seen as ``eos``/``elastic``/``phonons``/``thermal`` results:
-    the committee means under the single-potential field names, with ``<field>_std`` and
+    the committee means are stored under the single-potential field names, so each view holds the
+    ``REPORT_FIELDS`` of that property's result class that the row has, with ``<field>_std`` and
     ``<field>_members`` next to them (only properties the row computed)."""
     views: dict[str, dict[str, Any]] = {}
-    for prop, names in _COMMITTEE_FIELDS.items():
-        v: dict[str, Any] = {}
-        for name in names:
-            src, dst = (name, name) if isinstance(name, str) else name
-            if result.get(src) is None:
-                continue
-            v[dst] = result[src]
-            for suffix in ("_std", "_members"):
-                if result.get(src + suffix) is not None:
-                    v[dst + suffix] = result[src + suffix]
-        if any(k in v for k in ("v0_A3_per_atom", "C_GPa", "high_symmetry_frequencies_THz", "cv_J_molK_atoms")):
+    for prop, cls in _result_classes().items():
+        v = {name + suffix: result[name + suffix] for name in cls.REPORT_FIELDS for suffix in ("", "_std", "_members")
+             if result.get(name + suffix) is not None and result.get(name) is not None}
+        if any(k in v for k in ("v0_A3_per_atom", "C_GPa", "high_symmetry_frequencies_THz", "cv_J_molK")):
             views[prop] = v
     return views
+
+
+#: the result fields each property's rows are read for (a test checks each against the result
+#: class's ``REPORT_FIELDS``, so a renamed field fails there instead of vanishing from reports)
+READS: dict[str, tuple[str, ...]] = {
+    "eos": ("v0_A3_per_atom", "bulk_modulus_GPa"),
+    "relax": ("volume_A3_per_atom",),
+    "energy": ("volume_A3_per_atom", "energy_eV_per_atom"),
+    "elastic": ("C_GPa",),
+    "phonons": ("high_symmetry_frequencies_THz",),
+    "thermal": ("temperatures_K", "cv_J_molK"),
+}
 
 
 def collect_predictions(df) -> dict[str, StructureResults]:

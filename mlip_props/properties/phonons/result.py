@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 from ase import Atoms
@@ -27,6 +27,10 @@ class PhononResult(PropertyResult):
     ``asr_violation_enforced_eV_A2`` and ``gamma_acoustic_THz`` after ``asr_enforcement``.
     All later quantities (bands, DOS, thermal properties) use the enforced force constants.
     """
+
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "high_symmetry_frequencies_THz", "imaginary_modes", "n_imaginary_modes", "lowest_frequency_THz",
+        "asr_violation_eV_A2", "asr_violation_enforced_eV_A2", "relax_converged",)
 
     atoms: Atoms
     formula: str

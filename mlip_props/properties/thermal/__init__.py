@@ -5,7 +5,7 @@ phonopy's mesh sampling of the phonon frequencies of :func:`~mlip_props.properti
 gives the constant-volume heat capacity Cv, entropy S, Helmholtz free energy F (zero-point
 energy included) and internal energy U = F + T S. Every quantity is reported twice:
 
-* ``*_atoms``: per mole of ATOMS (Cv -> 3R = 24.94 J/(mol K) at high T, Dulong-Petit);
+* ``cv_J_molK``, ``entropy_J_molK``, ``free_energy_kJ_mol`` ...: per mole of ATOMS (Cv -> 3R = 24.94 J/(mol K) at high T, Dulong-Petit);
 * ``*_fu``: per mole of FORMULA UNITS (pymatgen reduced formula: NaCl -> 2 atoms per f.u.).
 
 Units: J/(mol K) for Cv and S, kJ/mol for F and U, K for temperatures. The sampling mesh is

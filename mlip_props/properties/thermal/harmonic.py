@@ -5,7 +5,7 @@ import dataclasses
 import inspect
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 from ase import Atoms
@@ -23,7 +23,7 @@ from .sums import (R_J_MOLK, debye_temperature_from_cv, default_temperatures, me
 class ThermalResult(PropertyResult):
     """Harmonic thermal properties of one structure.
 
-    ``*_atoms`` fields are per mole of atoms, ``*_fu`` per mole of formula units
+    Fields without a suffix are per mole of atoms, ``*_fu`` per mole of formula units
     (``formula`` is the pymatgen reduced formula; ``atoms_per_formula_unit`` atoms each).
     Cv, S in J/(mol K); F, U, zero-point energy in kJ/mol; temperatures K.
     ``mesh_change_cv_rel``: largest |Cv(mesh) - Cv(denser mesh)| / 3R over the temperatures;
@@ -31,25 +31,29 @@ class ThermalResult(PropertyResult):
     calculation) are excluded from the sums by phonopy and flagged here.
     """
 
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "temperatures_K", "cv_J_molK", "entropy_J_molK", "debye_temperature_K", "mesh_converged",
+        "imaginary_modes",)
+
     formula: str
     atoms_per_formula_unit: int
     n_atoms_primitive: int
     temperatures_K: np.ndarray
-    cv_J_molK_atoms: np.ndarray
-    entropy_J_molK_atoms: np.ndarray
-    free_energy_kJ_mol_atoms: np.ndarray
-    internal_energy_kJ_mol_atoms: np.ndarray
+    cv_J_molK: np.ndarray
+    entropy_J_molK: np.ndarray
+    free_energy_kJ_mol: np.ndarray
+    internal_energy_kJ_mol: np.ndarray
     cv_J_molK_fu: np.ndarray
     entropy_J_molK_fu: np.ndarray
     free_energy_kJ_mol_fu: np.ndarray
     internal_energy_kJ_mol_fu: np.ndarray
-    zero_point_energy_kJ_mol_atoms: float
+    zero_point_energy_kJ_mol: float
     debye_temperature_K: float
     debye_temperature_cv_K: np.ndarray
     mesh: list
     check_mesh: list | None
     mesh_change_cv_rel: float | None
-    mesh_change_entropy_J_molK_atoms: float | None
+    mesh_change_entropy_J_molK: float | None
     mesh_converged: bool | None
     mesh_tolerance: float
     imaginary_modes: bool
@@ -63,7 +67,7 @@ class ThermalResult(PropertyResult):
         """All per-mole-of-atoms quantities interpolated at one temperature (K)."""
         t = self.temperatures_K
         return {name: float(np.interp(temperature_K, t, getattr(self, name))) for name in (
-            "cv_J_molK_atoms", "entropy_J_molK_atoms", "free_energy_kJ_mol_atoms", "internal_energy_kJ_mol_atoms")}
+            "cv_J_molK", "entropy_J_molK", "free_energy_kJ_mol", "internal_energy_kJ_mol")}
 
 
 def atoms_per_formula_unit(atoms: Atoms) -> int:
@@ -97,13 +101,13 @@ def _thermal_of(r: PhononResult, temps: np.ndarray, mesh: Any, check_mesh: bool,
     zpe = float(np.interp(0.0, temps, f)) if temps.min() == 0 else float("nan")
     return ThermalResult(
         formula=r.formula, atoms_per_formula_unit=n_fu_atoms, n_atoms_primitive=n_prim, temperatures_K=temps,
-        cv_J_molK_atoms=cv, entropy_J_molK_atoms=s, free_energy_kJ_mol_atoms=f, internal_energy_kJ_mol_atoms=u,
+        cv_J_molK=cv, entropy_J_molK=s, free_energy_kJ_mol=f, internal_energy_kJ_mol=u,
         cv_J_molK_fu=cv * n_fu_atoms, entropy_J_molK_fu=s * n_fu_atoms, free_energy_kJ_mol_fu=f * n_fu_atoms,
-        internal_energy_kJ_mol_fu=u * n_fu_atoms, zero_point_energy_kJ_mol_atoms=zpe,
+        internal_energy_kJ_mol_fu=u * n_fu_atoms, zero_point_energy_kJ_mol=zpe,
         debye_temperature_K=moment_debye_temperature(tp["mesh"]),
         debye_temperature_cv_K=debye_temperature_from_cv(temps, cv), mesh=m.tolist(),
         check_mesh=None if check is None else check.tolist(), mesh_change_cv_rel=dcv,
-        mesh_change_entropy_J_molK_atoms=ds, mesh_converged=conv, mesh_tolerance=mesh_tolerance,
+        mesh_change_entropy_J_molK=ds, mesh_converged=conv, mesh_tolerance=mesh_tolerance,
         imaginary_modes=r.imaginary_modes, lowest_frequency_THz=r.lowest_frequency_THz, phonon_result=r)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -24,15 +24,19 @@ class QHAResult(PropertyResult):
     """Quasi-harmonic thermodynamics of one structure at ``pressure_GPa``, per mole of ATOMS.
 
     Inputs kept for re-use: ``volumes_A3_per_atom`` (n_V), ``static_energies_eV_per_atom``,
-    ``free_energy_vib_kJ_mol_atoms``/``cv_vib_J_molK_atoms``/``entropy_vib_J_molK_atoms``
+    ``free_energy_vib_kJ_mol``/``cv_vib_J_molK``/``entropy_vib_J_molK``
     (n_V, n_T). Outputs on ``temperatures_K`` (n_T, truncated where phonopy stops):
     ``volume_A3_per_atom``; ``volumetric_thermal_expansion_per_K`` (alpha_V = (1/V) dV/dT);
     ``linear_thermal_expansion_per_K`` (alpha_V / 3, exact for cubic crystals only);
-    ``bulk_modulus_GPa`` (isothermal); ``cp_J_molK_atoms`` (phonopy numerical -T d2G/dT2);
-    ``cv_J_molK_atoms`` (harmonic Cv interpolated at V(T)); ``gibbs_energy_eV_per_atom``;
+    ``bulk_modulus_GPa`` (isothermal); ``cp_J_molK`` (phonopy numerical -T d2G/dT2);
+    ``cv_J_molK`` (harmonic Cv interpolated at V(T)); ``gibbs_energy_eV_per_atom``;
     ``volume_in_range``: V(T) within the sampled volumes (outside: extrapolated, not trusted).
     ``imaginary_modes_per_volume``: flags from the phonon runs.
     """
+
+    REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "temperatures_K", "volume_A3_per_atom", "volumetric_thermal_expansion_per_K", "bulk_modulus_GPa",
+        "cp_J_molK", "cv_J_molK", "volume_in_range",)
 
     formula: str
     pressure_GPa: float
@@ -40,15 +44,15 @@ class QHAResult(PropertyResult):
     volumes_A3_per_atom: np.ndarray
     static_energies_eV_per_atom: np.ndarray
     temperatures_K: np.ndarray
-    free_energy_vib_kJ_mol_atoms: np.ndarray
-    cv_vib_J_molK_atoms: np.ndarray
-    entropy_vib_J_molK_atoms: np.ndarray
+    free_energy_vib_kJ_mol: np.ndarray
+    cv_vib_J_molK: np.ndarray
+    entropy_vib_J_molK: np.ndarray
     volume_A3_per_atom: np.ndarray
     volumetric_thermal_expansion_per_K: np.ndarray
     linear_thermal_expansion_per_K: np.ndarray
     bulk_modulus_GPa: np.ndarray
-    cp_J_molK_atoms: np.ndarray
-    cv_J_molK_atoms: np.ndarray
+    cp_J_molK: np.ndarray
+    cv_J_molK: np.ndarray
     gibbs_energy_eV_per_atom: np.ndarray
     volume_in_range: np.ndarray
     imaginary_modes_per_volume: list
@@ -57,7 +61,7 @@ class QHAResult(PropertyResult):
         """Outputs interpolated at one temperature (K)."""
         t = self.temperatures_K
         names = ("volume_A3_per_atom", "volumetric_thermal_expansion_per_K", "linear_thermal_expansion_per_K",
-                 "bulk_modulus_GPa", "cp_J_molK_atoms", "cv_J_molK_atoms", "gibbs_energy_eV_per_atom")
+                 "bulk_modulus_GPa", "cp_J_molK", "cv_J_molK", "gibbs_energy_eV_per_atom")
         return {n: float(np.interp(temperature_K, t, getattr(self, n))) for n in names}
 
     def gibbs(self, pressures_GPa: Sequence[float]) -> np.ndarray:
@@ -67,11 +71,15 @@ class QHAResult(PropertyResult):
         out = np.full((len(pressures_GPa), len(self.temperatures_K)), np.nan)
         for i, p in enumerate(pressures_GPa):
             q = run_qha(self.volumes_A3_per_atom, self.static_energies_eV_per_atom, self.temperatures_K,
-                        self.free_energy_vib_kJ_mol_atoms, self.cv_vib_J_molK_atoms,
-                        self.entropy_vib_J_molK_atoms, float(p), self.eos)
+                        self.free_energy_vib_kJ_mol, self.cv_vib_J_molK,
+                        self.entropy_vib_J_molK, float(p), self.eos)
             n = min(len(q["gibbs"]), out.shape[1])
             out[i, :n] = np.where(q["in_range"][:n], q["gibbs"][:n], np.nan)
         return out
+
+
+#: the equation-of-state names of :mod:`mlip_props.properties.eos` and phonopy's spelling of them
+_PHONOPY_EOS_NAMES = {"birchmurnaghan": "birch_murnaghan", "vinet": "vinet", "murnaghan": "murnaghan"}
 
 
 def run_qha(volumes, energies, temperatures_K, free_energy, cv, entropy, pressure_GPa, eos) -> dict[str, np.ndarray]:
@@ -83,9 +91,11 @@ def run_qha(volumes, energies, temperatures_K, free_energy, cv, entropy, pressur
     re-fits at many pressures from stored arrays do not keep.)"""
     from phonopy.qha.core import QHA
 
+    if eos not in _PHONOPY_EOS_NAMES:
+        raise ValueError(f"unknown equation of state {eos!r}; choose from {tuple(_PHONOPY_EOS_NAMES)}")
     qha = QHA(np.asarray(volumes, dtype=float), np.asarray(energies, dtype=float),
               np.asarray(temperatures_K, dtype=float), np.asarray(cv).T, np.asarray(entropy).T,
-              np.asarray(free_energy).T, pressure=pressure_GPa, eos=eos,
+              np.asarray(free_energy).T, pressure=pressure_GPa, eos=_PHONOPY_EOS_NAMES[eos],
               t_max=float(temperatures_K[-2]) if len(temperatures_K) > 2 else None)
     qha.run()
     vol = np.asarray(qha.volume_temperature)
@@ -143,18 +153,18 @@ class QHAPlan(EvaluationPlan):
             order = np.argsort(vols)
             vols = vols[order]
             e = np.asarray(es, dtype=float)[order]
-            fe = np.array([th[j].free_energy_kJ_mol_atoms for j in order])
-            cv = np.array([th[j].cv_J_molK_atoms for j in order])
-            s = np.array([th[j].entropy_J_molK_atoms for j in order])
+            fe = np.array([th[j].free_energy_kJ_mol for j in order])
+            cv = np.array([th[j].cv_J_molK for j in order])
+            s = np.array([th[j].entropy_J_molK for j in order])
             q = run_qha(vols, e, temps, fe, cv, s, self.pressure_GPa, self.eos)
             n = len(q["volume"])
             out.append(QHAResult(
                 formula=reduced_formula(vs[0]), pressure_GPa=float(self.pressure_GPa), eos=self.eos,
                 volumes_A3_per_atom=vols, static_energies_eV_per_atom=e, temperatures_K=temps[:n],
-                free_energy_vib_kJ_mol_atoms=fe, cv_vib_J_molK_atoms=cv, entropy_vib_J_molK_atoms=s,
+                free_energy_vib_kJ_mol=fe, cv_vib_J_molK=cv, entropy_vib_J_molK=s,
                 volume_A3_per_atom=q["volume"], volumetric_thermal_expansion_per_K=q["alpha"],
                 linear_thermal_expansion_per_K=q["alpha"] / 3.0, bulk_modulus_GPa=q["bulk"],
-                cp_J_molK_atoms=q["cp"], cv_J_molK_atoms=cv_at_volume(vols, cv[:, :n], q["volume"]),
+                cp_J_molK=q["cp"], cv_J_molK=cv_at_volume(vols, cv[:, :n], q["volume"]),
                 gibbs_energy_eV_per_atom=q["gibbs"], volume_in_range=q["in_range"],
                 imaginary_modes_per_volume=[bool(th[j].imaginary_modes) for j in order]))
         return out
@@ -256,8 +266,8 @@ def quasi_harmonic(potential: Any, structures: Any, **options: Any) -> QHAResult
     ``volume_factors`` x V0 (volume ratios, default 0.94-1.06 in 7 steps), its internal positions
     relaxed at each volume (one batched relaxation, symmetry kept; cells with more than one atom,
     see ``RelaxSettings.ions``), and all supercells of all volumes evaluated in one backend call;
-    E(V) are the energies of the evaluated perfect supercells. ``eos``: phonopy's ``"vinet"``,
-    ``"birch_murnaghan"`` or ``"murnaghan"``. ``mesh``: the thermal sampling mesh (3 ints or a
+    E(V) are the energies of the evaluated perfect supercells. ``eos``: ``"vinet"`` (default),
+    ``"birchmurnaghan"`` or ``"murnaghan"`` (fitted by phonopy). ``mesh``: the thermal sampling mesh (3 ints or a
     length in A). ``phonon_options``: keywords of
     :func:`~mlip_props.properties.phonons.plan_phonons` (``supercell``, ``method``,
     ``asr_enforcement`` ...).

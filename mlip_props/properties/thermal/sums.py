@@ -43,13 +43,13 @@ def _debye_table() -> tuple[np.ndarray, np.ndarray]:
     return t, debye_cv(t) / (3.0 * R_J_MOLK)
 
 
-def debye_temperature_from_cv(temperatures_K: np.ndarray, cv_J_molK_atoms: np.ndarray) -> np.ndarray:
+def debye_temperature_from_cv(temperatures_K: np.ndarray, cv_J_molK: np.ndarray) -> np.ndarray:
     """theta_D(T) such that the Debye Cv equals the given Cv (per mole of atoms), by inverting
     the (monotonic) Debye function on a dense table; NaN where Cv is outside (1 %, 99.99 %) of
     3R, where the inversion is ill-conditioned."""
     t_tab, c_tab = _debye_table()
     temps = np.asarray(temperatures_K, dtype=float)
-    frac = np.asarray(cv_J_molK_atoms, dtype=float) / (3.0 * R_J_MOLK)
+    frac = np.asarray(cv_J_molK, dtype=float) / (3.0 * R_J_MOLK)
     ok = (temps > 0) & (frac > 0.01) & (frac < 0.9999)
     out = np.full(len(temps), np.nan)
     # log-log interpolation of T/theta as a function of Cv/3R
