@@ -33,7 +33,7 @@ class ThermalResult(PropertyResult):
 
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
         "temperatures_K", "cv_J_molK", "entropy_J_molK", "debye_temperature_K", "mesh_converged",
-        "imaginary_modes",)
+        "imaginary_modes", "n_imaginary_modes")
 
     formula: str
     atoms_per_formula_unit: int
@@ -57,6 +57,7 @@ class ThermalResult(PropertyResult):
     mesh_converged: bool | None
     mesh_tolerance: float
     imaginary_modes: bool
+    n_imaginary_modes: int
     lowest_frequency_THz: float
     phonon_result: PhononResult | None = field(default=None, repr=False, compare=False)
 
@@ -108,7 +109,7 @@ def _thermal_of(r: PhononResult, temps: np.ndarray, mesh: Any, check_mesh: bool,
         debye_temperature_cv_K=debye_temperature_from_cv(temps, cv), mesh=m.tolist(),
         check_mesh=None if check is None else check.tolist(), mesh_change_cv_rel=dcv,
         mesh_change_entropy_J_molK=ds, mesh_converged=conv, mesh_tolerance=mesh_tolerance,
-        imaginary_modes=r.imaginary_modes, lowest_frequency_THz=r.lowest_frequency_THz, phonon_result=r)
+        imaginary_modes=r.imaginary_modes, n_imaginary_modes=r.n_imaginary_modes, lowest_frequency_THz=r.lowest_frequency_THz, phonon_result=r)
 
 
 def thermal_from_phonons(
