@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -24,7 +23,7 @@ from ase import Atoms
 from ...backend import is_oracle
 from ...backend.evaluate import EvaluationResult, prepare_structures
 from ...backend.inputs import structure_list
-from ..plan import EvaluationPlan, compute
+from ..plan import EvaluationPlan, one_call
 from ..relax import PROPERTY_RELAXATION, RelaxSettings, periodic_starting_points, resolve_relaxation
 from .analysis import AnalysisOptions, HarmonicSystem, analyse_harmonic
 from .cells import (choose_supercell, parse_supercell, primitive_matrix_from_dataset, same_cell, to_ase_atoms,
@@ -209,26 +208,8 @@ def plan_phonons(
         relax_converged=converged, options=options, hessian_rows=hessian_rows)
 
 
-def phonons(
-    potential: Any,
-    structures: Any,
-    *,
-    supercell: Any = None,
-    min_length_A: float = 10.0,
-    method: Method = "auto",
-    relaxation: RelaxSettings | dict | bool | None = None,
-    displacement_A: float = 0.01,
-    asr_enforcement: str = "auto",
-    band_structure: bool = True,
-    band_npoints: int = 51,
-    mesh: float | Sequence[int] = 40.0,
-    group_velocity_mesh: float | Sequence[int] | None = 15.0,
-    imaginary_tolerance_THz: float = 0.05,
-    symprec: float = 1e-5,
-    output_dir: str | Path | None = None,
-    dtype: Any = None,
-    device: Any = None,
-) -> PhononResult | list[PhononResult]:
+@one_call(plan_phonons)
+def phonons(potential: Any, structures: Any, **options: Any) -> PhononResult | list[PhononResult]:
     """Harmonic phonons of one structure (returns a :class:`PhononResult`) or many (a list),
     all force evaluations in one backend call (:func:`plan_phonons`, then
     :meth:`PhononPlan.analyse`). See the package docstring for the method.
@@ -245,17 +226,6 @@ def phonons(
     ``"none"``. ``mesh``: Gamma-centred sampling mesh for DOS/imaginary modes, as 3 ints or a
     length (A, phonopy's ``length2mesh``). ``group_velocity_mesh``: coarser mesh (same
     conventions) on which the mean group velocity per branch is averaged (``None``: skip).
-    ``output_dir``: write ``phonopy_params.yaml`` and ``band.yaml`` there (one sub-folder per
-    structure for a list). ``dtype`` (default float64) and ``device`` go to every backend call.
+    ``dtype`` (default float64) and ``device`` go to every backend call. ``result.write(folder)``
+    writes ``phonopy_params.yaml`` and ``band.yaml`` for phonopy.
     """
-    plan = plan_phonons(potential, structures, supercell=supercell, min_length_A=min_length_A, method=method,
-                        relaxation=relaxation, displacement_A=displacement_A, asr_enforcement=asr_enforcement,
-                        band_structure=band_structure, band_npoints=band_npoints, mesh=mesh,
-                        group_velocity_mesh=group_velocity_mesh, imaginary_tolerance_THz=imaginary_tolerance_THz,
-                        symprec=symprec, dtype=dtype, device=device)
-    out = compute(potential, plan, dtype=dtype, device=device)
-    if output_dir is not None:
-        results = [out] if plan.single else out
-        for k, r in enumerate(results):
-            r.write(Path(output_dir) if plan.single else Path(output_dir) / f"{k:04d}_{r.formula}")
-    return out
