@@ -87,8 +87,9 @@ def structures(n: int = 100, seed: int = 0):
 def run_batched(pot, atoms_list):
     rel = relax(pot, atoms_list, fmax=FMAX, relax_cell=True, smax_GPa=SMAX_GPA, keep_symmetry=True, max_steps=5000)
     base = [r.atoms for r in rel]
-    eos = equation_of_state(pot, base, relax_structure=False, fmax=FMAX, volume_range=VOLUME_RANGE, n_points=N_POINTS)
-    el = elastic_tensor(pot, base, relax_structure=False, fmax=FMAX, strains=STRAINS)
+    eos = equation_of_state(pot, base, relaxation={"enabled": False, "fmax_eV_A": FMAX}, volume_range=VOLUME_RANGE,
+                            n_points=N_POINTS)
+    el = elastic_tensor(pot, base, relaxation={"enabled": False, "fmax_eV_A": FMAX}, strains=STRAINS)
     return [dict(v0=e.v0_A3_per_atom, B=e.bulk_modulus_GPa, C=c.C_raw_GPa, conv=r.converged and e.converged and c.converged)
             for r, e, c in zip(rel, eos, el)]
 

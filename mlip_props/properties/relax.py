@@ -321,10 +321,11 @@ class RelaxSettings:
     """How a property relaxes its input structures before it measures them (one vocabulary for
     every property: :func:`resolve_relaxation` turns a property's ``relaxation`` argument into one).
 
-    ``enabled``: relax at all (False: the input geometry is used as it is). ``cell``: relax the
-    cell as well as the ions (periodic structures; ignored for molecules). ``ions``: relax the ions
-    of every deformed cell a property builds (EOS volumes, elastic strains); ``None`` = for cells
-    with more than one atom (a one-atom cell has no internal coordinate). ``keep_symmetry``: keep the
+    ``enabled``: relax the input structures first (False: they are the reference cells as
+    given). ``cell``: relax the cell as well as the ions (periodic structures; ignored for
+    molecules). ``ions``: relax the ions of every deformed cell a property builds (EOS volumes,
+    elastic strains), whether or not the input was relaxed; ``None`` = for cells with more than
+    one atom (a one-atom cell has no internal coordinate), ``False``: clamped ions. ``keep_symmetry``: keep the
     space group (ASE ``FixSymmetry`` semantics). ``fmax_eV_A``: largest residual atomic force;
     ``smax_GPa``: largest residual stress component (cell relaxation); ``max_steps``: FIRE steps
     before a structure is reported ``converged=False`` (never raised). ``pressure_GPa``: target
@@ -377,7 +378,9 @@ ENERGY_RELAXATION = RelaxSettings(fmax_eV_A=1e-3, max_steps=2000)
 def resolve_relaxation(relaxation: Any, default: RelaxSettings = PROPERTY_RELAXATION) -> RelaxSettings:
     """A property's ``relaxation`` argument as :class:`RelaxSettings`.
 
-    ``None`` or ``True``: the property's ``default``; ``False``: no relaxation; a
+    ``None`` or ``True``: the property's ``default``; ``False``: no starting relaxation (the
+    ions of deformed cells still follow ``ions``; ``{"enabled": False, "ions": False}`` measures
+    every cell exactly as built); a
     :class:`RelaxSettings`: itself; a dict (campaign files): the default with those fields replaced
     (unknown keys are a ``ValueError`` naming them)."""
     if relaxation is None or relaxation is True:
