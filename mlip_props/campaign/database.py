@@ -26,7 +26,10 @@ no longer decode and names them instead of failing whole.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -41,6 +44,8 @@ __all__ = ["ResultsDB", "RowRecord", "DatabaseDamagedError", "check_sqlite_integ
 _UNIQUE_INDEX = (
     "CREATE UNIQUE INDEX IF NOT EXISTS mlip_props_work_key ON text_key_values(value) WHERE key = 'work_key'"
 )
+_CLAIMS_TABLE = ("CREATE TABLE IF NOT EXISTS mlip_props_claims "
+                 "(work_key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL)")
 _META_KEYS = ("work_key", "label", "property", "potential", "potential_hash", "params_hash", "status",
               "campaign", "mlip_props_version", "host", "batch", "elapsed_s", "source")
 
@@ -75,6 +80,27 @@ def _scalar_kvps(result: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(v, str) and len(v) < 100:
             out[_kv_name(k)] = v
     return {k: v for k, v in out.items() if k.isidentifier()}
+
+
+def claim_owner() -> str:
+    """The claim owner of this process: ``"host:pid:start time (ns)"``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+
+
+def claim_owner_alive(owner: str) -> bool:
+    """False when ``owner`` (see :func:`claim_owner`) names a process of this host that has gone;
+    True otherwise (another host's process cannot be checked: its claim lasts until it expires)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 class DatabaseDamagedError(ValueError):
@@ -121,12 +147,69 @@ class ResultsDB:
         self.db = ase.db.connect(self.url, type="db" if self.is_sqlite else "extract_from_name", append=True,
                                  use_lock_file=False)
         if self.is_sqlite:
-            self._ensure_schema()
+            try:
+                self._ensure_schema()
+            except sqlite3.DatabaseError:
+                if check_integrity:
+                    raise
+                # reading a damaged file for recovery: what still reads back is read row by row
 
     def _ensure_schema(self) -> None:
         self.db.count()  # creates the ASE tables
         with sqlite3.connect(self.url, timeout=60) as con:
             con.execute(_UNIQUE_INDEX)
+            con.execute(_CLAIMS_TABLE)
+
+    # ------------------------------------------------------------------ claims (sharing work)
+    def claim(self, keys: Iterable[str], owner: str, ttl_s: float, retry_failed: bool = False) -> list[str]:
+        """Claim the ``keys`` that are neither written (``done``, or ``failed`` unless
+        ``retry_failed``) nor claimed by another owner whose claim is still valid; returns them, in
+        order. A claim lasts ``ttl_s`` seconds; a claim whose owner (``"host:pid:..."``, see
+        :func:`claim_owner`) is a process of this host that no longer exists is void at once, so a
+        runner killed before writing holds its rows until ``ttl_s`` on other hosts only. One
+        immediate transaction, so two runners never claim the same key. Non-SQLite: every key."""
+        keys = list(keys)
+        if not self.is_sqlite or not keys:
+            return keys
+        now = time.time()
+        con = sqlite3.connect(self.url, timeout=60, isolation_level=None)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("DELETE FROM mlip_props_claims WHERE expires < ?", (now,))
+            taken: set[str] = set()
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                qs = ",".join("?" * len(chunk))
+                for key, holder in con.execute(
+                        f"SELECT work_key, owner FROM mlip_props_claims WHERE owner != ? AND work_key IN ({qs})",
+                        (owner, *chunk)):
+                    if claim_owner_alive(holder):
+                        taken.add(key)
+                if retry_failed:
+                    sql = ("SELECT t.value FROM text_key_values t JOIN text_key_values s ON t.id = s.id "
+                           f"WHERE t.key = 'work_key' AND t.value IN ({qs}) AND s.key = 'status' AND s.value = 'done'")
+                else:
+                    sql = f"SELECT value FROM text_key_values WHERE key = 'work_key' AND value IN ({qs})"
+                taken |= {r[0] for r in con.execute(sql, chunk)}
+            mine = [k for k in keys if k not in taken]
+            con.executemany("INSERT OR REPLACE INTO mlip_props_claims VALUES (?, ?, ?)",
+                            [(k, owner, now + ttl_s) for k in mine])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+        return mine
+
+    def release(self, keys: Iterable[str], owner: str) -> None:
+        """Drop ``owner``'s claims on ``keys`` (after their rows are written)."""
+        keys = list(keys)
+        if not self.is_sqlite or not keys:
+            return
+        with sqlite3.connect(self.url, timeout=60) as con:
+            con.executemany("DELETE FROM mlip_props_claims WHERE work_key = ? AND owner = ?",
+                            [(k, owner) for k in keys])
 
     # ------------------------------------------------------------------ reading
     def keys(self, status: str | None = None) -> set[str]:
@@ -246,8 +329,7 @@ def readable_rows(rdb: ResultsDB, selection: Any = None, unreadable: list[str] |
         except Exception:  # noqa: BLE001 - the selection itself does not read back: every row
             if not rdb.is_sqlite:
                 raise
-            with sqlite3.connect(rdb.url, timeout=60) as con:
-                ids = [r[0] for r in con.execute("SELECT id FROM systems ORDER BY id")]
+            ids = _sqlite_row_ids(rdb.url)
         rows = []
         for i in ids:
             try:
@@ -262,6 +344,20 @@ def readable_rows(rdb: ResultsDB, selection: Any = None, unreadable: list[str] |
     return rows
 
 
+def _sqlite_row_ids(url: str) -> list[int]:
+    """Row ids of an SQLite results file, read as plainly as possible (a damaged page can break
+    an ordered scan while the primary-key list still reads); every id up to the largest as a
+    last resort."""
+    with sqlite3.connect(url, timeout=60) as con:
+        for sql in ("SELECT id FROM systems", "SELECT max(id) FROM systems", "SELECT seq FROM sqlite_sequence"):
+            try:
+                got = [r[0] for r in con.execute(sql) if r[0] is not None]
+            except sqlite3.DatabaseError:
+                continue
+            return sorted(got) if sql == "SELECT id FROM systems" else list(range(1, max(got, default=0) + 1))
+    return []
+
+
 def to_dataframe(db: ResultsDB | str | Path, selection: Any = None, expand_results: bool = True,
                  unreadable: list[str] | None = None):
     """The results as a pandas ``DataFrame``: one row per database row.
@@ -270,7 +366,7 @@ def to_dataframe(db: ResultsDB | str | Path, selection: Any = None, expand_resul
     ``potential_hash``, ``params`` (JSON text), ``mlip_props_version``, ``host``, ``ctime``
     (ASE time, years since 2000 — see ``ase.db.core.now``) and, with ``expand_results``, every
     scalar field of the result under its own name (units in the names, e.g.
-    ``energy_per_atom_eV``); list-valued fields are kept as Python lists. Rows that no longer
+    ``energy_eV_per_atom``); list-valued fields are kept as Python lists. Rows that no longer
     decode are left out and named in ``unreadable`` (see :func:`readable_rows`).
     """
     import pandas as pd

@@ -19,6 +19,7 @@ rows as they complete. The worker runs the same :func:`run_batch` as the in-proc
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -35,7 +36,7 @@ from ase import Atoms
 
 from .. import __version__
 from ..properties.result import jsonable
-from .database import ResultsDB, RowRecord
+from .database import ResultsDB, RowRecord, claim_owner
 from .registry import get_property
 from .schema import Campaign, name_problem
 from .sources import StructureItem, expand_sources
@@ -324,6 +325,11 @@ class RunSummary:
         return self.n_lost == 0
 
 
+#: seconds a runner's claim on rows lasts (``options.claim_ttl_s``): after it, a runner killed
+#: before writing those rows no longer holds them and another runner computes them
+DEFAULT_CLAIM_TTL_S = 3600.0
+
+
 def default_db_path(camp: Campaign) -> str:
     """``options.db`` or ``<name>.db``, relative to the current directory (outputs go where the
     user runs, inputs are found relative to the campaign file)."""
@@ -445,8 +451,20 @@ def run_campaign(
                     log.error("batch %s lost (%s: %s); rerun the campaign to compute it", t.batch_id,
                               type(exc).__name__, exc)
         else:
+            # runners sharing one database claim each batch's rows before computing them, so
+            # concurrent runners split the work; a claim expires after claim_ttl_s
+            owner = claim_owner()
+            ttl = float(camp.options.get("claim_ttl_s", DEFAULT_CLAIM_TTL_S))
             for t in tasks:
-                write(t, run_batch(t))
+                mine = set(rdb.claim([e[0] for e in t.entries], owner, ttl, retry_failed=bool(retry)))
+                if not mine:
+                    continue
+                if len(mine) < len(t.entries):
+                    t = dataclasses.replace(t, entries=[e for e in t.entries if e[0] in mine])
+                try:
+                    write(t, run_batch(t))
+                finally:
+                    rdb.release(mine, owner)
     finally:
         for b in prop_bars.values():
             b.close()

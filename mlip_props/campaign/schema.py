@@ -25,6 +25,7 @@ A campaign file (the shipped ones: ``mlip_props/data/workflows/*.yaml``)::
       min_distance_A: 0.5                 #   closer atoms: structure recorded as failed
       retry_failed: false                 #   recompute rows recorded as failed
       joint_batches: true                 #   plan every property of a structure chunk together
+      claim_ttl_s: 3600                   #   how long a runner's claim on rows lasts (shared databases)
     reference: [elements_fcc.csv]         # reference CSV files for the report (paths or shipped names)
 
 Validation runs before any work: unknown keys, properties (and properties known but not
@@ -58,6 +59,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "min_distance_A": 0.5,
     "retry_failed": False,
     "joint_batches": True,
+    "claim_ttl_s": 3600.0,
 }
 _TOP_KEYS = {"name", "description", "potential", "structures", "properties", "options", "reference"}
 _SOURCE_KINDS = ("name", "names", "file", "glob", "prototype", "db")
@@ -210,6 +212,9 @@ def parse_campaign(text: str, *, base_dir: str | os.PathLike = ".", path: str = 
             problems.append((ln, f"batch_size must be a positive integer, got {v!r}"))
         elif k == "min_distance_A" and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
             problems.append((ln, f"min_distance_A must be a number >= 0 (Angstrom), got {v!r}"))
+        elif k == "claim_ttl_s" and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+                                     or v != v or v == float("inf")):
+            problems.append((ln, f"claim_ttl_s must be a positive number of seconds, got {v!r}"))
         elif k in ("retry_failed", "joint_batches") and not isinstance(v, bool):
             problems.append((ln, f"{k} must be true/false, got {v!r}"))
         else:

@@ -80,3 +80,26 @@ def test_unreadable_row_is_skipped_and_named_by_export_and_report(flagged_db, tm
     rep = build_report(flagged_db, tmp_path / "rep")
     assert "Unreadable rows (1)" in rep.markdown.read_text()
     assert json.loads(rep.json.read_text())["unreadable_rows"] == unreadable
+
+
+def test_overwritten_middle_page_refused_for_run_but_readable_rows_recovered(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "big.db"
+    rows = [RowRecord(f"k{i}", f"Cu#{i}", "eos", {}, "done", bulk("Cu"),
+                      result={"v0_A3_per_atom": float(i), "curve": list(np.arange(300) + float(i))})
+            for i in range(60)]
+    ResultsDB(path).write_batch(rows)
+    n_pages = path.stat().st_size // 4096
+    with open(path, "r+b") as f:  # a page in the middle of the row data
+        f.seek(4096 * (n_pages // 2 + 4))
+        f.write(b"\xff" * 4096)
+    with pytest.raises(DatabaseDamagedError, match="big.db"):
+        ResultsDB(path)
+    unreadable = []
+    df = to_dataframe(path, unreadable=unreadable)
+    assert 0 < len(unreadable) < 10 and len(df) + len(unreadable) == 60
+    # every row that reads back is intact
+    for _, r in df.iterrows():
+        i = int(r["label"].split("#")[1])
+        assert r["v0_A3_per_atom"] == float(i) and r["curve"][-1] == 299.0 + i
