@@ -99,3 +99,13 @@ def test_keyboard_interrupt_still_interrupts():
             run_batch(BatchTask("emt", [("k1", "Cu", bulk("Cu"), None, "interrupt_for_test", {})], 0.5, "b0"))
     finally:
         registry._REGISTRY.pop("interrupt_for_test", None)
+
+
+def test_run_on_a_damaged_database_exits_2_naming_it(tmp_path, capsys):
+    camp = tmp_path / "c.yaml"
+    camp.write_text("name: c\npotential: emt\nstructures: [Cu]\nproperties: [energy]\n")
+    db = tmp_path / "damaged.db"
+    db.write_bytes(b"SQLite format 3\x00" + b"\xff" * 8192)
+    assert main(["run", str(camp), "--db", str(db), "-q"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "damaged.db" in err and "new database" in err
