@@ -189,7 +189,8 @@ class _Sections:
                     fields.append(k)
         self.doc.heading(2, f"Results: {prop}")
         self.doc.table(["structure"] + fields + ["flags"],
-                       [[lab] + [format_value(r.get(k)) for k in fields] + [flags_text(row_flags(r, json.loads(pj or "{}")))]
+                       [[lab] + [format_value(r.get(k)) for k in fields]
+                        + [flags_text(row_flags(r, json.loads(pj or "{}")))]
                         for lab, r, pj in zip(g["label"], g["_result"], g["params"])][:500])
 
     def committee_table(self, g) -> None:
