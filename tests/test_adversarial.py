@@ -68,12 +68,9 @@ PERIODIC_PROPERTIES = {
     "elastic unrelaxed": lambda pot, s: elastic_tensor(pot, s, relaxation=False),
 }
 
-#: without a relaxation the references are first evaluated inside the plan's joint call, whose
-#: error names the expanded point ("structure 11" for the second input of an 11-point EOS)
-_PLAN_INDEX = pytest.mark.xfail(strict=True, reason="plan errors name the plan's point, not the input structure")
-_KNOWN = {("coincident atoms", "eos unrelaxed"), ("coincident atoms", "elastic unrelaxed"),
-          ("unknown element", "eos unrelaxed"), ("unknown element", "elastic unrelaxed")}
-_CASES = [pytest.param(case, prop, marks=[_PLAN_INDEX] if (case, prop) in _KNOWN else [])
+#: without a relaxation the references are first evaluated inside the plan's joint call: its error
+#: must still name the input structure, not the expanded point ("structure 11" of an 11-point EOS)
+_CASES = [pytest.param(case, prop)
           for case in sorted(BAD_STRUCTURES) for prop in sorted(PERIODIC_PROPERTIES)]
 
 

@@ -37,7 +37,7 @@ from ase import Atoms
 from ..backend.evaluate import EvaluationResult
 from ..backend.units import EV_A3_TO_GPA
 from ..validation import check_number, check_numbers
-from .plan import EvaluationPlan, one_call
+from .plan import EvaluationPlan, errors_name_inputs, one_call
 from .relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from .result import PropertyResult
 
@@ -229,6 +229,15 @@ class ElasticPlan(EvaluationPlan):
     max_ion_displacement_A: list[float] = field(default_factory=list)
     max_residual_stress_GPa: float = 0.1
 
+    def input_index(self, k: int) -> int:
+        per = 6 * len(self.strains)
+        n_clamped, n_relaxed = per * len(self.references), len(self.relaxed_indices)
+        if k < n_clamped:
+            return k // per
+        if k < n_clamped + n_relaxed:
+            return self.relaxed_indices[k - n_clamped] // per
+        return k - n_clamped - n_relaxed
+
     def analyse(self, answers: EvaluationResult) -> list[ElasticResult]:
         stress = np.asarray(answers.stress_eV_A3, dtype=float)
         x = self.strains
@@ -301,7 +310,9 @@ def plan_elastic(
     disp = [0.0] * len(base)
     if to_relax:
         ion_settings = dataclasses.replace(settings, cell=False, keep_symmetry=False)  # fixed cell: ions only
-        for k, r in zip(to_relax, relax(potential, [clamped[k] for k in to_relax], settings=ion_settings, **kw)):
+        with errors_name_inputs(lambda i: (to_relax[i] // per, f"strained cell #{to_relax[i] % per}")):
+            relaxed_cells = relax(potential, [clamped[k] for k in to_relax], settings=ion_settings, **kw)
+        for k, r in zip(to_relax, relaxed_cells):
             b = k // per
             relaxed.append(r.atoms)
             ion_ok[b] = ion_ok[b] and r.converged

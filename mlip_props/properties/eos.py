@@ -35,7 +35,7 @@ from scipy.optimize import brentq, least_squares
 from ..backend.evaluate import EvaluationResult
 from ..backend.units import EV_A3_TO_GPA
 from ..validation import check_number
-from .plan import EvaluationPlan, one_call
+from .plan import EvaluationPlan, errors_name_inputs, one_call
 from .relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from .result import PropertyResult
 
@@ -243,6 +243,9 @@ class EOSPlan(EvaluationPlan):
     relax_converged: list[bool] = field(default_factory=list)
     ions_converged: list[bool] = field(default_factory=list)
 
+    def input_index(self, k: int) -> int:
+        return k // self.n_points
+
     def analyse(self, answers: EvaluationResult) -> list[EOSResult]:
         energies = np.asarray(answers.energies_eV, dtype=float)
         pressures = -np.asarray(answers.stress_eV_A3, dtype=float)[:, :3].mean(axis=1) * EV_A3_TO_GPA
@@ -301,7 +304,8 @@ def plan_eos(
     to_relax = [k for k in range(len(points)) if ions[k // n_points]]
     if to_relax:
         ion_settings = dataclasses.replace(settings, cell=False, keep_symmetry=False)  # fixed cell: ions only
-        relaxed = relax(potential, [points[k] for k in to_relax], settings=ion_settings, **kw)
+        with errors_name_inputs(lambda i: (to_relax[i] // n_points, f"volume point #{to_relax[i] % n_points}")):
+            relaxed = relax(potential, [points[k] for k in to_relax], settings=ion_settings, **kw)
         for k, r in zip(to_relax, relaxed):
             points[k] = r.atoms
             ion_ok[k // n_points] = ion_ok[k // n_points] and r.converged

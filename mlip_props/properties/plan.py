@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -50,6 +52,10 @@ class EvaluationPlan:
     def analyse(self, answers: EvaluationResult) -> list[Any]:  # pragma: no cover - abstract
         """Results (one per input structure) from a single potential's answers to this plan."""
         raise NotImplementedError
+
+    def input_index(self, k: int) -> int:
+        """The input structure that ``structures[k]`` was built from (for error messages)."""
+        return k
 
     def empty_answers(self) -> EvaluationResult:
         """The answers of a plan without structures (a property computed from earlier results)."""
@@ -79,27 +85,62 @@ def evaluate_plans(potential: Any, plans: Sequence[EvaluationPlan], *, dtype: An
             for k in row_plans:
                 if "stress" in plans[k].quantities:
                     raise ValueError(f"plan {k}: Hessian rows come with energies and forces, not stress")
-            res = evaluate_hessian_rows(potential, [s for k in row_plans for s in plans[k].structures],
-                                        [r for k in row_plans for r in plans[k].hessian_rows],
-                                        dtype=kw["dtype"], device=device)
-            start = 0
-            for k in row_plans:
-                n = len(plans[k].structures)
-                out[k] = res.select(slice(start, start + n))
-                start += n
+            res = _named_errors(plans, row_plans, lambda structures: evaluate_hessian_rows(
+                potential, structures, [r for k in row_plans for r in plans[k].hessian_rows], dtype=kw["dtype"],
+                device=device))
+            _split(res, plans, row_plans, out)
             members = [k for k in members if k not in row_plans]
         if not members:
             continue
         quantities = tuple(q for q in ("energy", "forces", "stress", "hessian")
                            if any(q in plans[k].quantities for k in members))
-        structures = [s for k in members for s in plans[k].structures]
-        res = evaluate(potential, structures, quantities, **kw)
-        start = 0
-        for k in members:
-            n = len(plans[k].structures)
-            out[k] = res.select(slice(start, start + n))
-            start += n
+        res = _named_errors(plans, members, lambda structures: evaluate(potential, structures, quantities, **kw))
+        _split(res, plans, members, out)
     return out  # type: ignore[return-value]
+
+
+def _split(res: EvaluationResult, plans: Sequence[EvaluationPlan], members: list[int], out: list) -> None:
+    start = 0
+    for k in members:
+        n = len(plans[k].structures)
+        out[k] = res.select(slice(start, start + n))
+        start += n
+
+
+_STRUCTURE_INDEX = re.compile(r"\bstructure (\d+)\b")
+
+
+def _named_errors(plans: Sequence[EvaluationPlan], members: list[int], run: Callable[[list], EvaluationResult]):
+    """``run`` on the structures of ``members``; a ``ValueError`` that names one of them by its place
+    in the joint call is re-raised naming the input structure of its plan it was built from."""
+    structures = [s for k in members for s in plans[k].structures]
+    owners = [(k, i) for k in members for i in range(len(plans[k].structures))]
+
+    def source_of(index: int) -> tuple[int, str]:
+        k, i = owners[index]
+        return plans[k].input_index(i), f"{type(plans[k]).__name__.removesuffix('Plan').lower()} cell #{i}"
+
+    with errors_name_inputs(source_of):
+        return run(structures)
+
+
+@contextmanager
+def errors_name_inputs(source_of: Callable[[int], tuple[int, str]]) -> Iterator[None]:
+    """Re-raise a ``ValueError`` that names ``structure N`` of a derived list (strained cells, volume
+    points, supercells) as one naming the input structure it was built from:
+    ``source_of(N) -> (input index, what N is)``."""
+    try:
+        yield
+    except ValueError as exc:
+        m = _STRUCTURE_INDEX.search(str(exc))
+        if m is None:
+            raise
+        try:
+            source, what = source_of(int(m.group(1)))
+        except IndexError:
+            raise exc from None
+        text = _STRUCTURE_INDEX.sub(f"structure {source}", str(exc), count=1)
+        raise ValueError(f"{text} (in the {what} built from it)") from exc
 
 
 def count_backend_calls(plans: Sequence[EvaluationPlan]) -> int:

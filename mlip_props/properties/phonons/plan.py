@@ -64,6 +64,9 @@ class PhononPlan(EvaluationPlan):
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
     hessian_rows: list[np.ndarray] | None = None
 
+    def input_index(self, k: int) -> int:
+        return int(np.searchsorted(self.supercell_start, k, side="right")) - 1
+
     def n_supercells(self, k: int) -> int:
         """Supercells evaluated for structure ``k`` (perfect + displaced)."""
         end = self.supercell_start[k + 1] if k + 1 < len(self.supercell_start) else len(self.structures)

@@ -161,6 +161,9 @@ class ThermalPlan(EvaluationPlan):
     mesh_tolerance: float = 0.005
     hessian_rows: list | None = None
 
+    def input_index(self, k: int) -> int:
+        return self.phonon_plan.input_index(k)
+
     def analyse(self, answers: EvaluationResult) -> list[ThermalResult]:
         """One :class:`ThermalResult` (with its phonon result) per structure from one potential's answers."""
         return thermal_from_phonons(self.phonon_plan.analyse(answers), temperatures_K=self.temperatures_K,
