@@ -12,6 +12,12 @@ Specs understood (in this order):
 * a molecule name from ASE's G2 collection (``"N2"``, ``"H2O"``, ``"CO2"``, ``"CH4"``), or a
   homonuclear dimer ``"X2"`` of any element (bond length: twice the covalent radius, Cordero et
   al., Dalton Trans. 2008, 2832), non-periodic.
+* a reference solid of :mod:`mlip_props.structure_library` (``"GaN-wurtzite"``, ``"TiO2-rutile"``,
+  ``"Fe-bcc"``, ``"Cu-fcc"``, or a formula that names one entry, ``"MgO"``), built from the shipped
+  table ``solids.csv`` at its experimental lattice parameters; takes only ``repeat=NxMxK``.
+  Element names and G2 molecule names keep their meaning above: ``"Fe"`` is ASE's bcc Fe,
+  ``"NaCl"`` the molecule, ``"NaCl-rocksalt"`` the crystal. :func:`get` builds a reference solid
+  by name directly (``get("NaCl")`` is the crystal).
 
 When the crystal structure asked for differs from the element's reference structure and no
 lattice constant is given, the lattice constant is chosen so that the volume per atom equals
@@ -32,7 +38,11 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii, reference_states
 
-__all__ = ["load_structure", "load_structures", "parse_name", "CRYSTAL_STRUCTURES"]
+from .structure_library import (SolidEntry, close_matches, get, resolve_solid_name, solid_aliases, solid_entry,
+                                solid_names)
+
+__all__ = ["load_structure", "load_structures", "parse_name", "CRYSTAL_STRUCTURES", "get", "solid_names",
+           "solid_aliases", "solid_entry", "SolidEntry"]
 
 #: crystal structures ``ase.build.bulk`` builds from a name, with atoms per conventional cubic cell
 #: (used to turn a volume per atom into a lattice constant)
@@ -174,6 +184,11 @@ def _from_name(spec: str) -> Atoms:
         gas = ref.get("symmetry") in ("diatom", "atom", None)
         if crystal is not None or not gas:
             return _build_crystal(spec, name, crystal, params)
+    from ase.collections import g2
+
+    solid = None if _is_element(name) or name in g2.names else resolve_solid_name(name)
+    if solid is not None:
+        return _build_reference_solid(spec, solid, crystal, params)
     if crystal is None:
         atoms = _build_molecule(spec, name, params)
         if atoms is not None:
@@ -184,10 +199,25 @@ def _from_name(spec: str) -> Atoms:
     cap = name[:1].upper() + name[1:].lower()
     if _is_element(cap):
         hint = f" (did you mean the element {cap!r}?)"
+    near = close_matches(name, solid_names() + list(solid_aliases()) + list(g2.names))
     raise ValueError(
-        f"unknown structure {spec!r}: not a file, not an element symbol{hint}, not an ASE G2 molecule name "
-        f"(e.g. N2, H2O, CH4) nor a dimer X2"
+        f"unknown structure {spec!r}: not a file, not an element symbol{hint}, not a reference solid "
+        f"(e.g. GaN-wurtzite, MgO), not an ASE G2 molecule name (e.g. N2, H2O, CH4) nor a dimer X2"
+        + (f"; close matches: {', '.join(near)}" if near else "")
     )
+
+
+def _build_reference_solid(spec: str, name: str, crystal: str | None, params: dict[str, Any]) -> Atoms:
+    if crystal is not None:
+        raise ValueError(f"structure {spec!r}: {name!r} is a reference solid with its own prototype; "
+                         f"unexpected part {crystal!r}")
+    params = dict(params)
+    rep = _repeat(params.pop("repeat")) if "repeat" in params else None
+    if params:
+        raise ValueError(f"structure {spec!r}: reference solids take only 'repeat', got {sorted(params)}; "
+                         f"for other lattice parameters build it with ase or give a file")
+    atoms = get(name)
+    return atoms.repeat(rep) if rep is not None else atoms
 
 
 def _read_file(path: Path, index: Any) -> list[Atoms]:
