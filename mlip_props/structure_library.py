@@ -1,8 +1,8 @@
 """The reference solids, buildable by name at their experimental lattice parameters.
 
-Every row of the shipped table ``solids.csv`` (prototype, space group, a and c in Angstrom,
-internal parameters, measurement temperature, sources) and every fcc metal of
-``elements_fcc.csv`` (its ``a_A``) is a :class:`SolidEntry`; :func:`get` builds one as an
+Every row of the table ``solids.csv`` shipped inside the package (prototype, space group, a and
+c in Angstrom, internal parameters, measurement temperature, sources) and every fcc metal of the
+shipped ``elements_fcc.csv`` (its ``a_A``) is a :class:`SolidEntry`; :func:`get` builds one as an
 ``ase.Atoms`` primitive cell, so the lattice parameters exist in one place, the tables:
 
 >>> from mlip_props import structures
@@ -34,7 +34,7 @@ from typing import Any
 
 from ase import Atoms
 
-from .data import reference_file
+from .data import DATA_DIR
 
 __all__ = ["SolidEntry", "PROTOTYPES", "solid_entries", "solid_names", "solid_entry", "resolve_solid_name",
            "solid_aliases", "build_solid", "get", "close_matches"]
@@ -87,8 +87,13 @@ class SolidEntry:
         return asdict(self)
 
 
+#: the structures are always built from the shipped tables (not from a ``$MLIP_PROPS_REFERENCE_DATA``
+#: folder given for comparisons), so a name means the same crystal everywhere
+_SHIPPED_REFERENCE = DATA_DIR / "reference"
+
+
 def _rows(table: str) -> list[dict[str, str]]:
-    path = reference_file(table)
+    path = _SHIPPED_REFERENCE / f"{table}.csv"
     lines = [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     return list(csv.DictReader(lines))
 

@@ -236,3 +236,14 @@ def test_cli_calc_takes_a_library_name(capsys):
     assert main(["calc", "energy", "-p", "emt", "-s", "Al-fcc", "--json"]) == EXIT_OK
     d = json.loads(capsys.readouterr().out)
     assert d["volume_A3_per_atom"] == pytest.approx(4.05**3 / 4)
+
+
+def test_library_ignores_a_reference_folder_override(tmp_path, monkeypatch):
+    """A folder of comparison tables given by $MLIP_PROPS_REFERENCE_DATA does not change what a name builds."""
+    from mlip_props import structure_library
+
+    monkeypatch.setenv("MLIP_PROPS_REFERENCE_DATA", str(tmp_path))
+    structure_library._entries.cache_clear()  # read the tables again, under the override
+    assert structures.get("GaN-wurtzite").cell.cellpar()[2] == pytest.approx(5.189)
+    with pytest.raises(ValueError, match="unknown structure"):
+        load_structure("Xx")
