@@ -67,9 +67,9 @@ class PairPotential(Potential):
         """``(phi, dphi/dr)`` (eV, eV/A) of distances ``r``; by autograd of :meth:`pair_energy`
         in r alone unless a subclass gives the derivative in closed form."""
         with torch.enable_grad():
-            rr = r.detach().requires_grad_(True)
-            phi = self.pair_energy(rr, zi, zj)
-            (dphi,) = torch.autograd.grad(phi.sum(), rr)
+            r_leaf = r.detach().requires_grad_(True)
+            phi = self.pair_energy(r_leaf, zi, zj)
+            (dphi,) = torch.autograd.grad(phi.sum(), r_leaf)
         return phi.detach(), dphi
 
     def edge_energies_and_gradients(self, graph: AtomicGraph) -> tuple[torch.Tensor, torch.Tensor]:

@@ -234,13 +234,13 @@ class DiatomicPlan(EvaluationPlan):
         g = self.grids[i]
         curve, e_a, e_b = self.binding_curve(i, energies)
         search = self.start_search(i, curve)
-        rr, ee = list(g), list(curve)
+        curve_r_A, curve_e_eV = list(g), list(curve)
         while not search.done and search.n_passes < self.max_passes:
             center, width, r, start = self._window(i, search.center, search.width)
             search.center, search.width = center, width
             e = energies[start : start + len(r)] - e_a - e_b
-            rr.extend(r.tolist())
-            ee.extend(e.tolist())
+            curve_r_A.extend(r.tolist())
+            curve_e_eV.extend(e.tolist())
             search.update(r, e)
         notes = list(self.pair_notes[i])
         if search.fit_failed:
@@ -267,7 +267,7 @@ class DiatomicPlan(EvaluationPlan):
         if self.failed[i]:
             notes.append(f"{len(self.failed[i])} scan point(s) failed from {min(self.failed[i]):.3f} A on; "
                          f"scan ends at {gk.max():.3f} A")
-        order = np.argsort(rr)
+        order = np.argsort(curve_r_A)
         return DiatomicResult(
             name=pair_name(a, b), symbols=(a, b), masses_amu=(m1, m2), reduced_mass_amu=mu,
             bound=bool(search.bound), bond_length_A=float(r_e), bond_length_converged=bool(change < self.tol_A),
@@ -275,7 +275,7 @@ class DiatomicPlan(EvaluationPlan):
             zero_point_energy_eV=float(zpe), omega_e_cm1=float(w), omega_e_x_e_cm1=float(wx),
             force_constant_eV_A2=float(k), third_derivative_eV_A3=float(f3), fourth_derivative_eV_A4=float(f4),
             energy_at_minimum_eV=float(v0 + e_a + e_b), isolated_atom_energies_eV=(e_a, e_b),
-            distances_A=np.asarray(rr)[order].tolist(), energies_eV=np.asarray(ee)[order].tolist(),
+            distances_A=np.asarray(curve_r_A)[order].tolist(), energies_eV=np.asarray(curve_e_eV)[order].tolist(),
             scan_range_A=(float(g[0]), float(g[-1])), max_converged_distance_A=float(gk.max()),
             failed_distances_A=sorted(self.failed[i]), long_range_flat=flat,
             repulsive_wall_ok=repulsive_wall_ok(gk, ek, ref_r), n_spurious_minima=spurious_minima(ek),

@@ -349,11 +349,11 @@ def _phonon_fields(out: dict[str, Any], results: list[Any]) -> None:
                    band_distances_inv_A=np.concatenate([np.asarray(d) for d in first.band_distances_inv_A]),
                    band_segment_labels=[list(lab) for lab in first.band_labels],
                    band_segment_sizes=[len(q) for q in first.band_qpoints])
-    hs = {label: np.array([r.high_symmetry_frequencies_THz[label] for r in results])
-          for label in first.high_symmetry_frequencies_THz}
-    out.update(high_symmetry_frequencies_THz={lab: v.mean(0) for lab, v in hs.items()},
-               high_symmetry_frequencies_THz_std={lab: v.std(0) for lab, v in hs.items()},
-               high_symmetry_frequencies_THz_members=hs)
+    per_member = {label: np.array([r.high_symmetry_frequencies_THz[label] for r in results])
+                  for label in first.high_symmetry_frequencies_THz}
+    out.update(high_symmetry_frequencies_THz={lab: v.mean(0) for lab, v in per_member.items()},
+               high_symmetry_frequencies_THz_std={lab: v.std(0) for lab, v in per_member.items()},
+               high_symmetry_frequencies_THz_members=per_member)
 
 
 def plot_committee(result: CommitteePropertiesResult, filename: Any = None, n_std: float = 2.0):
