@@ -4,11 +4,12 @@
 # in another torch. GPU users: `make setup TORCH_SPEC="torch==2.5.1 --index-url <your CUDA wheel index>"`
 # or install torch into .venv yourself and run `make setup TORCH_SPEC=`.
 # EXTRAS: the default includes `sevenn` (SevenNet-0 ships inside its wheel) so the native
-# SevenNet adapter is tested on every run; `make setup EXTRAS=dev,qm,dist,pretrained` adds CHGNet.
+# SevenNet adapter is tested on every run, and `kappa` (phono3py, small) for thermal conductivity;
+# `make setup EXTRAS=dev,qm,dist,pretrained` adds CHGNet.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,qm,dist,sevenn
+EXTRAS ?= dev,qm,dist,sevenn,kappa
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlip-props-installed
 
