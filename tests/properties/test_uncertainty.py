@@ -13,7 +13,6 @@ from mlip_props.properties.elastic import elastic_tensor
 from mlip_props.properties.eos import equation_of_state
 from mlip_props.properties.phonons import phonons
 from mlip_props.properties.thermal import thermal_from_phonons
-from mlip_props.properties import uncertainty
 from mlip_props.properties.uncertainty import (calibration, committee_properties, is_committee,
                                                  store_calibration)
 

@@ -13,7 +13,6 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
-from ..phonons import asr_violation
 
 #: What :func:`enforce_sum_rules` does (phono3py's traditional symmetrisation).
 SUM_RULE_ENFORCEMENT = "phono3py symmetrize_fc2/fc3 (translational + index permutation, 3 iterations)"
