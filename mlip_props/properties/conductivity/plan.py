@@ -22,7 +22,7 @@ from ase import Atoms
 from ...backend.evaluate import EvaluationResult
 from ..phonons import (asr_violation, choose_supercell, parse_supercell, primitive_matrix_from_dataset, reduced_formula,
                        symmetry_dataset, to_ase_atoms, to_phonopy_atoms)
-from ..plan import EvaluationPlan, compute
+from ..plan import EvaluationPlan, one_call
 from ..relax import PROPERTY_RELAXATION, RelaxSettings, periodic_starting_points, resolve_relaxation
 from .kappa import (SUM_RULE_ENFORCEMENT, KappaRun, denser_mesh, enforce_sum_rules, fc3_sum_rule_violation,
                     is_metal, kappa_on_mesh, parse_mesh, produce_force_constants, relative_change,
@@ -271,27 +271,9 @@ def plan_conductivity(
     return plan
 
 
-def thermal_conductivity(
-    potential: Any,
-    structures: Any,
-    *,
-    supercell: Any = None,
-    fc3_supercell: Any = None,
-    min_length_A: float = 10.0,
-    mesh: Any = (11, 11, 11),
-    convergence_mesh: Any = None,
-    convergence_tolerance_rel: float = 0.05,
-    temperatures_K: Any = (300.0,),
-    cutoff_pair_distance_A: float | None = None,
-    displacement_A: float = 0.03,
-    isotope: bool = True,
-    method: Method = "rta",
-    imaginary_tolerance_THz: float = 0.05,
-    relaxation: RelaxSettings | dict | bool | None = None,
-    symprec: float = 1e-5,
-    dtype: Any = None,
-    device: Any = None,
-) -> ConductivityResult | list[ConductivityResult]:
+@one_call(plan_conductivity)
+def thermal_conductivity(potential: Any, structures: Any,
+                         **options: Any) -> ConductivityResult | list[ConductivityResult]:
     """Lattice thermal conductivity (W/(m K)) of one structure (a :class:`ConductivityResult`)
     or many (a list), every displaced supercell of every structure in one backend call
     (:func:`plan_conductivity`, then :meth:`ConductivityPlan.analyse`).
@@ -312,10 +294,3 @@ def thermal_conductivity(
     or False): cell and ions relaxed first, space group kept, 1e-4 eV/A and 1e-3 GPa by
     default. ``dtype`` (default float64) and ``device`` go to every backend call.
     """
-    plan = plan_conductivity(
-        potential, structures, supercell=supercell, fc3_supercell=fc3_supercell, min_length_A=min_length_A,
-        mesh=mesh, convergence_mesh=convergence_mesh, convergence_tolerance_rel=convergence_tolerance_rel,
-        temperatures_K=temperatures_K, cutoff_pair_distance_A=cutoff_pair_distance_A, displacement_A=displacement_A,
-        isotope=isotope, method=method, imaginary_tolerance_THz=imaginary_tolerance_THz, relaxation=relaxation,
-        symprec=symprec, dtype=dtype, device=device)
-    return compute(potential, plan, dtype=dtype, device=device)
