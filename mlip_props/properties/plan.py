@@ -67,7 +67,8 @@ def evaluate_plans(potential: Any, plans: Sequence[EvaluationPlan], *, dtype: An
                    memory_budget: int | None = None) -> list[EvaluationResult]:
     """Answer many plans with as few backend calls as possible: one call for every plan without
     Hessians (the union of their quantities: energies, forces and stresses come from the same
-    backward pass), one for the plans that need Hessians. Returns one result per plan, in order
+    backward pass), one to the backend's Hessian-row engine for the plans that need only some rows
+    (phonons), one for the plans that need full Hessians. Returns one result per plan, in order
     (committee results keep their member axis)."""
     kw = dict(dtype=dtype or torch.float64, device=device, memory_budget=memory_budget)
     out: list[EvaluationResult | None] = [None] * len(plans)
@@ -144,8 +145,16 @@ def errors_name_inputs(source_of: Callable[[int], tuple[int, str]]) -> Iterator[
 
 
 def count_backend_calls(plans: Sequence[EvaluationPlan]) -> int:
-    """How many backend calls :func:`evaluate_plans` makes for ``plans``."""
-    kinds = {"hessian" in p.quantities for p in plans if p.structures}
+    """How many backend calls :func:`evaluate_plans` makes for ``plans``: one for the plans without
+    Hessians, one for those that need Hessian rows (the row engine), one for full Hessians."""
+    kinds = set()
+    for p in plans:
+        if not p.structures:
+            continue
+        if "hessian" not in p.quantities:
+            kinds.add("no hessian")
+        else:
+            kinds.add("rows" if getattr(p, "hessian_rows", None) is not None else "full hessian")
     return len(kinds)
 
 

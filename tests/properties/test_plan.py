@@ -166,3 +166,18 @@ def test_relax_settings():
     cu = bulk("Cu")
     assert default.ions_for(cu) is False and RelaxSettings(ions=True).ions_for(cu) is True
     assert default.ions_for(bulk("Si", "diamond", a=5.43)) is True
+
+
+def test_count_backend_calls_by_kind():
+    sw = mlip_props.load_potential("sw")
+    from mlip_props.properties.phonons import plan_phonons
+
+    si = bulk("Si", "diamond", a=5.43)
+    eos = plan_eos(sw, si, relaxation=False)
+    rows = plan_phonons(sw, si, relaxation=False, supercell=2)  # the Hessian-row route of a torch potential
+    assert rows.hessian_rows is not None
+    assert count_backend_calls([eos]) == 1 and count_backend_calls([eos, rows]) == 2
+    before = dict(CALL_COUNTS)
+    eos_answers, row_answers = evaluate_plans(sw, [eos, rows])
+    assert CALL_COUNTS["evaluate"] - before.get("evaluate", 0) == 1  # the row engine is the second call
+    assert len(row_answers.hessians_eV_A2) == 1 and len(eos_answers.energies_eV) == 11
