@@ -83,3 +83,17 @@ def reraise_control(exc: BaseException) -> None:
     otherwise, so the caller can report it like any other error."""
     if isinstance(exc, CONTROL_EXCEPTIONS):
         raise exc
+
+
+def check_mesh(name: str, value: Any, *, allow_none: bool = False) -> Any:
+    """A sampling mesh: a length (A, a number > 0) or three integers >= 1 (Gamma-centred mesh
+    numbers); ``None`` when ``allow_none``. Returns the value (a list of three ints for a mesh);
+    ``ValueError`` naming the parameter otherwise (a negative mesh number would reach phonopy's
+    compiled code and abort the process)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return check_number(name, value, minimum=0.0, exclusive_minimum=True)
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 3:
+        raise ValueError(f"parameter {name!r}: expected a length in A (> 0) or three integers >= 1, got {value!r}")
+    return check_numbers(name, list(value), minimum=1, integer=True)

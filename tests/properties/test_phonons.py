@@ -179,3 +179,24 @@ def test_plan_analysed_per_member_equals_member_alone(method):
                                    rtol=0, atol=1e-10)  # the DOS mesh
         spread.append(np.asarray(mine.high_symmetry_frequencies_THz["X"]))
     assert np.abs(spread[0] - spread[1]).max() > 1e-3  # the members differ: the test can tell them apart
+
+
+@pytest.mark.parametrize("options, name", [
+    ({"mesh": [-1, 2, 2]}, "mesh"), ({"mesh": [4, 4]}, "mesh"), ({"displacement_A": 0.0}, "displacement_A"),
+    ({"min_length_A": -3.0}, "min_length_A"), ({"band_npoints": 1}, "band_npoints"),
+    ({"group_velocity_mesh": float("nan")}, "group_velocity_mesh"), ({"symprec": 0.0}, "symprec")])
+def test_bad_phonon_parameters_are_refused_by_name(options, name):
+    """Checked before phonopy sees them (a negative mesh number aborts phonopy's compiled code)."""
+    from mlip_props import load_potential
+
+    with pytest.raises(ValueError, match=f"parameter '{name}"):
+        phonons(load_potential("sw"), bulk("Si", "diamond", a=5.43), relaxation=False, **options)
+
+
+def test_negative_temperatures_are_refused():
+    from mlip_props import load_potential
+    from mlip_props.properties.thermal import harmonic_thermal
+
+    with pytest.raises(ValueError, match=r"temperatures_K\[0\]"):
+        harmonic_thermal(load_potential("sw"), bulk("Si", "diamond", a=5.43), relaxation=False,
+                         temperatures_K=[-5.0, 300.0])

@@ -23,6 +23,7 @@ from ase import Atoms
 from ...backend import is_oracle
 from ...backend.evaluate import EvaluationResult, prepare_structures
 from ...backend.inputs import structure_list
+from ...validation import check_mesh, check_number
 from ..plan import EvaluationPlan, one_call
 from ..relax import PROPERTY_RELAXATION, RelaxSettings, periodic_starting_points, resolve_relaxation
 from .analysis import AnalysisOptions, HarmonicSystem, analyse_harmonic
@@ -141,6 +142,13 @@ def plan_phonons(
     from phonopy import Phonopy
     from phonopy.structure.symmetry import Symmetry
 
+    check_number("min_length_A", min_length_A, minimum=0.0, exclusive_minimum=True)
+    check_number("displacement_A", displacement_A, minimum=0.0, exclusive_minimum=True)
+    band_npoints = check_number("band_npoints", band_npoints, minimum=2, integer=True)
+    check_mesh("mesh", mesh)
+    check_mesh("group_velocity_mesh", group_velocity_mesh, allow_none=True)
+    check_number("imaginary_tolerance_THz", imaginary_tolerance_THz, minimum=0.0)
+    check_number("symprec", symprec, minimum=0.0, exclusive_minimum=True)
     single, items = structure_list(structures)
     atoms_list = prepare_structures(items)
     for k, a in enumerate(atoms_list):

@@ -11,6 +11,7 @@ import numpy as np
 from ase import Atoms
 
 from ...backend.evaluate import EvaluationResult
+from ... import validation
 from ..phonons import PhononPlan, PhononResult, plan_phonons
 from ..plan import EvaluationPlan, one_call
 from ..relax import RelaxSettings
@@ -126,7 +127,10 @@ def thermal_from_phonons(
     ``check_mesh``: repeat on a mesh 1.5x denser and report the change.
     """
     single = isinstance(results, PhononResult)
-    temps = default_temperatures() if temperatures_K is None else np.asarray(temperatures_K, dtype=float)
+    validation.check_mesh("mesh", mesh)
+    validation.check_number("mesh_tolerance", mesh_tolerance, minimum=0.0, exclusive_minimum=True)
+    temps = default_temperatures() if temperatures_K is None else np.asarray(
+        validation.check_numbers("temperatures_K", temperatures_K, minimum=0.0), dtype=float)
     out = [_thermal_of(r, temps, mesh, check_mesh, mesh_tolerance) for r in ([results] if single else results)]
     return out[0] if single else out
 
@@ -187,7 +191,10 @@ def plan_thermal(
     the phonon plan (relaxation included) and the thermal sums to take."""
     options = phonon_plan_options(phonon_options, band_structure=False)
     pp = plan_phonons(potential, structures, relaxation=relaxation, dtype=dtype, device=device, **options)
-    temps = default_temperatures() if temperatures_K is None else np.asarray(temperatures_K, dtype=float)
+    validation.check_mesh("mesh", mesh)
+    validation.check_number("mesh_tolerance", mesh_tolerance, minimum=0.0, exclusive_minimum=True)
+    temps = default_temperatures() if temperatures_K is None else np.asarray(
+        validation.check_numbers("temperatures_K", temperatures_K, minimum=0.0), dtype=float)
     return ThermalPlan(structures=pp.structures, quantities=pp.quantities, single=pp.single, phonon_plan=pp,
                        temperatures_K=temps, mesh=mesh, check_mesh=check_mesh, mesh_tolerance=mesh_tolerance,
                        hessian_rows=pp.hessian_rows)
