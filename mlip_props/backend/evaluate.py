@@ -27,6 +27,7 @@ from .batch import Batch, pack_structures, resolve_device, to_atoms, validate_pa
 from .inputs import structure_list
 from .neighbors import NeighborGraph, assemble_graph, build_neighbor_graph, edge_vectors, shared_neighbor_lists
 from .potential import AtomicGraph, module_device
+from .precision import compute_precision
 from .results import EvaluationResult
 
 PROPERTIES = ("energy", "forces", "stress", "hessian")
@@ -359,7 +360,7 @@ def evaluate(
     n_atoms = packed.n_atoms.copy()
     if is_oracle(potential):
         res = potential.compute(atoms_list, props, progress=progress)
-        return EvaluationResult(n_atoms=n_atoms, **res)
+        return EvaluationResult(n_atoms=n_atoms, precision=compute_precision(potential), **res)
 
     dev = resolve_device(device)
     potential = potential.to(dev)
@@ -411,6 +412,7 @@ def evaluate(
         stress_eV_A3=np.concatenate(stresses) if "stress" in props else None,
         hessians_eV_A2=hessians if want_h else None,
         n_atoms=n_atoms,
+        precision=compute_precision(potential, dtype),
     )
 
 

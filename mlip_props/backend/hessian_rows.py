@@ -27,6 +27,7 @@ from ase import Atoms
 from .batch import Batch
 from .evaluate import EvaluationResult, atomic_graph, evaluate, is_oracle, prepare_structures
 from .neighbors import build_neighbor_graph
+from .precision import compute_precision
 
 #: Atoms per chunk of the row engine (forces with their autograd graph are kept for a chunk).
 MAX_ATOMS_PER_CHUNK = 20000
@@ -127,7 +128,8 @@ def evaluate_hessian_rows(
             forces[k] = np.stack(fs) if committee else fs[0]
             energies[k] = np.array(es) if committee else es[0]
     return EvaluationResult(energies_eV=np.array(energies, dtype=float), forces_eV_A=forces,
-                            hessians_eV_A2=hessians, n_atoms=n_atoms)
+                            hessians_eV_A2=hessians, n_atoms=n_atoms,
+                            precision=compute_precision(potential, dtype))
 
 
 def _oracle_rows(potential: Any, atoms_list: list[Atoms], rows: list[np.ndarray], dtype, device) -> EvaluationResult:
@@ -138,4 +140,4 @@ def _oracle_rows(potential: Any, atoms_list: list[Atoms], rows: list[np.ndarray]
         n = len(a)
         hessians.append(np.asarray(h).reshape(n, 3, 3 * n)[r].reshape(3 * len(r), 3 * n))
     return EvaluationResult(energies_eV=res.energies_eV, forces_eV_A=res.forces_eV_A, hessians_eV_A2=hessians,
-                            n_atoms=res.n_atoms)
+                            n_atoms=res.n_atoms, precision=res.precision)

@@ -27,6 +27,9 @@ class EvaluationResult:
     stress_eV_A3: np.ndarray | None = None
     hessians_eV_A2: list[np.ndarray] | None = None
     n_atoms: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    #: the floating-point precision the potential computed in (``"float32"``/``"float64"``; see
+    #: :func:`mlip_props.backend.precision.compute_precision`), ``None`` when not recorded.
+    precision: str | None = None
 
     @property
     def stress_GPa(self) -> np.ndarray | None:
@@ -59,7 +62,7 @@ class EvaluationResult:
             stress_eV_A3=None if self.stress_eV_A3 is None else self.stress_eV_A3[:, m],
             hessians_eV_A2=None if self.hessians_eV_A2 is None else [h[m] if h.ndim == 3 else h
                                                                       for h in self.hessians_eV_A2],
-            n_atoms=self.n_atoms)
+            n_atoms=self.n_atoms, precision=self.precision)
 
     def members(self) -> list["EvaluationResult"]:
         """Every member's answers (:meth:`member`); one entry for a single potential."""
@@ -76,7 +79,7 @@ class EvaluationResult:
             stress_eV_A3=None if self.stress_eV_A3 is None else self.stress_eV_A3.mean(axis=1),
             hessians_eV_A2=None if self.hessians_eV_A2 is None else [h.mean(axis=0) if h.ndim == 3 else h
                                                                       for h in self.hessians_eV_A2],
-            n_atoms=self.n_atoms)
+            n_atoms=self.n_atoms, precision=self.precision)
 
     def select(self, indices: Sequence[int] | slice) -> "EvaluationResult":
         """The answers of a subset of the structures (in the order given)."""
@@ -85,7 +88,8 @@ class EvaluationResult:
         return EvaluationResult(
             energies_eV=self.energies_eV[idx], forces_eV_A=pick(self.forces_eV_A),
             stress_eV_A3=None if self.stress_eV_A3 is None else self.stress_eV_A3[idx],
-            hessians_eV_A2=pick(self.hessians_eV_A2), n_atoms=self.n_atoms[idx] if len(self.n_atoms) else self.n_atoms)
+            hessians_eV_A2=pick(self.hessians_eV_A2), n_atoms=self.n_atoms[idx] if len(self.n_atoms) else self.n_atoms,
+            precision=self.precision)
 
     def to_dict(self) -> dict[str, Any]:
         lst = lambda xs: None if xs is None else [np.asarray(x).tolist() for x in xs]  # noqa: E731
@@ -95,4 +99,5 @@ class EvaluationResult:
             "stress_eV_A3": None if self.stress_eV_A3 is None else self.stress_eV_A3.tolist(),
             "hessians_eV_A2": lst(self.hessians_eV_A2),
             "n_atoms": self.n_atoms.tolist(),
+            "precision": self.precision,
         }

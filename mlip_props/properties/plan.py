@@ -32,6 +32,8 @@ import torch
 from ase import Atoms
 
 from ..backend.evaluate import EvaluationResult, evaluate
+from ..backend.precision import compute_precision
+from .result import with_precision
 
 
 @dataclass
@@ -60,7 +62,7 @@ class EvaluationPlan:
     def empty_answers(self) -> EvaluationResult:
         """The answers of a plan without structures (a property computed from earlier results)."""
         return EvaluationResult(energies_eV=np.zeros(0), forces_eV_A=[], stress_eV_A3=np.zeros((0, 6)),
-                                hessians_eV_A2=[], n_atoms=np.zeros(0, dtype=int))
+                                hessians_eV_A2=[], n_atoms=np.zeros(0, dtype=int), precision=None)
 
 
 def evaluate_plans(potential: Any, plans: Sequence[EvaluationPlan], *, dtype: Any = None, device: Any = None,
@@ -162,14 +164,15 @@ def compute(potential: Any, plan: EvaluationPlan, *, dtype: Any = None, device: 
     """Evaluate and analyse one plan with the committee mean of ``potential`` (the potential itself
     for a single model): one result for a single structure, else a list."""
     answers = evaluate_plans(potential, [plan], dtype=dtype, device=device)[0]
-    results = plan.analyse(answers.member_mean())
+    precision = answers.precision or compute_precision(potential, dtype)
+    results = [with_precision(r, precision) for r in plan.analyse(answers.member_mean())]
     return results[0] if plan.single else results
 
 
 def analyse_members(plan: EvaluationPlan, answers: EvaluationResult) -> list[list[Any]]:
     """``[member][structure]`` results: the plan analysed with each member's column of one
     committee evaluation (a single potential gives one member)."""
-    return [plan.analyse(a) for a in answers.members()]
+    return [[with_precision(r, a.precision) for r in plan.analyse(a)] for a in answers.members()]
 
 
 def one_call(plan_function: Callable[..., EvaluationPlan]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -50,9 +50,22 @@ class PropertyResult:
     ``REPORT_FIELDS``: the names of the fields a report or a database column may read (scalars,
     and per-mode lists such as ``frequencies_cm1``); a test checks that each is a field of its
     class, so that a renamed field fails there instead of silently vanishing from reports.
+
+    ``precision``: the floating-point precision the potential computed in (``"float32"`` or
+    ``"float64"``; keyword-only, set by :func:`mlip_props.properties.plan.compute` from the
+    backend's answers), so that a float32 number is never mistaken for a float64 one.
     """
 
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = ()
+    precision: str | None = dataclasses.field(default=None, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def with_precision(result: Any, precision: str | None) -> Any:
+    """``result`` with its ``precision`` recorded (results that already state one, and values
+    that are not :class:`PropertyResult`, are returned unchanged)."""
+    if precision is None or not isinstance(result, PropertyResult) or result.precision is not None:
+        return result
+    return dataclasses.replace(result, precision=precision)

@@ -2,9 +2,9 @@
 
 A flag is a short text, set when a result reports a failed check:
 
-==============================  =================================================================
+==============================  ======================================================================
 flag                            result field
-==============================  =================================================================
+==============================  ======================================================================
 ``unconverged``                 ``converged`` false
 ``relaxation unconverged``      ``relax_converged`` false
 ``ionic relaxation unconverged`` ``ions_converged`` false
@@ -17,8 +17,8 @@ flag                            result field
 ``unstable``                    ``stable`` false
 ``v0 outside range``            ``v0_inside_range`` false
 ``residual stress``             ``residual_stress_ok`` false
-``float32``                     ``dtype`` (result or parameters) ``float32``
-==============================  =================================================================
+``float32``                     ``precision`` or ``dtype`` (result or parameters) ``float32``
+==============================  ======================================================================
 """
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def row_flags(result: dict[str, Any] | None, params: dict[str, Any] | None = Non
                   if isinstance(result.get(k), int) and not isinstance(result.get(k), bool)), default=0)
     if n_imag > 0 and "imaginary modes" not in flags:
         flags.append("imaginary modes")
-    dtypes = {str(d) for d in (result.get("dtype"), (params or {}).get("dtype")) if d is not None}
+    dtypes = {str(d) for d in (result.get("precision"), result.get("dtype"), (params or {}).get("dtype"))
+              if d is not None}
     if any("float32" in d for d in dtypes):
         flags.append("float32")
     return flags
