@@ -88,9 +88,9 @@ def evaluate_plans(potential: Any, plans: Sequence[EvaluationPlan], *, dtype: An
             for k in row_plans:
                 if "stress" in plans[k].quantities:
                     raise ValueError(f"plan {k}: Hessian rows come with energies and forces, not stress")
+            rows = [np.asarray(r) for k in row_plans for r in plans[k].hessian_rows]
             res = _named_errors(plans, row_plans, lambda structures: evaluate_hessian_rows(
-                potential, structures, [r for k in row_plans for r in plans[k].hessian_rows], dtype=kw["dtype"],
-                device=device))
+                potential, structures, rows, dtype=kw["dtype"], device=device), rows=rows)
             _split(res, plans, row_plans, out)
             members = [k for k in members if k not in row_plans]
         if not members:
@@ -113,18 +113,67 @@ def _split(res: EvaluationResult, plans: Sequence[EvaluationPlan], members: list
 _STRUCTURE_INDEX = re.compile(r"\bstructure (\d+)\b")
 
 
-def _named_errors(plans: Sequence[EvaluationPlan], members: list[int], run: Callable[[list], EvaluationResult]):
-    """``run`` on the structures of ``members``; a ``ValueError`` that names one of them by its place
-    in the joint call is re-raised naming the input structure of its plan it was built from."""
+def _named_errors(plans: Sequence[EvaluationPlan], members: list[int], run: Callable[[list], EvaluationResult],
+                  rows: list[np.ndarray] | None = None) -> EvaluationResult:
+    """``run`` on the distinct structures of ``members`` (a structure that several plans ask for, as
+    phonons and thermal properties ask for the same supercells, is evaluated once; ``rows``: the
+    Hessian rows asked for each structure, part of what makes two requests the same), answers
+    returned for every structure in order. A ``ValueError`` that names a structure by its place in
+    the joint call is re-raised naming the input structure of its plan it was built from."""
     structures = [s for k in members for s in plans[k].structures]
     owners = [(k, i) for k in members for i in range(len(plans[k].structures))]
+    first, inverse = distinct_requests(structures, rows)
+    if rows is not None:
+        rows[:] = [rows[j] for j in first]
 
     def source_of(index: int) -> tuple[int, str]:
-        k, i = owners[index]
+        k, i = owners[first[index]]
         return plans[k].input_index(i), f"{type(plans[k]).__name__.removesuffix('Plan').lower()} cell #{i}"
 
     with errors_name_inputs(source_of):
-        return run(structures)
+        res = run([structures[j] for j in first])
+    if len(first) == len(structures):
+        return res
+    out = res.select(inverse)
+    for answers in (out.forces_eV_A, out.hessians_eV_A2):  # each request gets its own arrays
+        seen: set[int] = set()
+        for j, u in enumerate(inverse):
+            if answers is not None and u in seen:
+                answers[j] = np.array(answers[j], copy=True)
+            seen.add(u)
+    return out
+
+
+def _request_key(atoms: Atoms, rows: np.ndarray | None) -> bytes:
+    """Bytes that equal for two requests exactly when they ask the same question of a potential:
+    species, positions, cell, periodicity, per-atom charges and magnetic moments, the scalar
+    ``info`` entries (charge, spin ...) and the Hessian rows asked for."""
+    parts = [np.asarray(atoms.numbers, np.int64).tobytes(), np.asarray(atoms.positions, np.float64).tobytes(),
+             np.asarray(atoms.cell.array, np.float64).tobytes(), np.asarray(atoms.pbc, bool).tobytes()]
+    for name in ("initial_charges", "initial_magmoms"):
+        if atoms.has(name):
+            parts.append(name.encode() + np.asarray(atoms.arrays[name], np.float64).tobytes())
+    info = sorted((str(k), repr(v)) for k, v in atoms.info.items() if isinstance(v, (str, int, float, bool)))
+    parts.append(repr(info).encode())
+    if rows is not None:
+        parts.append(b"rows" + np.asarray(rows, np.int64).tobytes())
+    return b"\x00|".join(parts)
+
+
+def distinct_requests(structures: Sequence[Atoms], rows: Sequence[np.ndarray] | None = None
+                      ) -> tuple[list[int], list[int]]:
+    """``(first, inverse)``: the index of the first of each distinct request (structure, and its
+    Hessian rows when given) and, for every request, the position of its distinct one in ``first``."""
+    seen: dict[bytes, int] = {}
+    first: list[int] = []
+    inverse: list[int] = []
+    for j, atoms in enumerate(structures):
+        key = _request_key(atoms, None if rows is None else rows[j])
+        if key not in seen:
+            seen[key] = len(first)
+            first.append(j)
+        inverse.append(seen[key])
+    return first, inverse
 
 
 @contextmanager

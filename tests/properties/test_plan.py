@@ -181,3 +181,37 @@ def test_count_backend_calls_by_kind():
     eos_answers, row_answers = evaluate_plans(sw, [eos, rows])
     assert CALL_COUNTS["evaluate"] - before.get("evaluate", 0) == 1  # the row engine is the second call
     assert len(row_answers.hessians_eV_A2) == 1 and len(eos_answers.energies_eV) == 11
+
+
+def test_shared_supercells_are_evaluated_once_with_the_same_answers(monkeypatch):
+    """Phonons and thermal properties of one crystal ask for the same displaced supercells: a joint
+    evaluation computes each once, and every plan gets exactly the answers of its own evaluation."""
+    import mlip_props.backend.hessian_rows as rows_module
+    from mlip_props.potentials import load_potential
+    from mlip_props.properties.phonons import plan_phonons
+    from mlip_props.properties.plan import distinct_requests
+    from mlip_props.properties.thermal.harmonic import plan_thermal
+
+    lj = load_potential("lj:epsilon=0.0104,sigma=3.4,cutoff=7")
+    ar = bulk("Ar", "fcc", a=5.3)
+    with shared_relaxations():
+        ph, th = plan_phonons(lj, ar), plan_thermal(lj, ar)
+    assert len(ph.structures) > 0 and len(distinct_requests(ph.structures + th.structures)[0]) == len(ph.structures)
+    sizes = []
+    engine = rows_module.evaluate_hessian_rows
+
+    def spy(potential, structures, rows, **kw):
+        sizes.append(len(structures))
+        return engine(potential, structures, rows, **kw)
+
+    monkeypatch.setattr(rows_module, "evaluate_hessian_rows", spy)
+    joint = evaluate_plans(lj, [ph, th])
+    assert sizes == [len(ph.structures)]
+    alone = evaluate_plans(lj, [th])[0]
+    for a, b in zip(joint[1].hessians_eV_A2, alone.hessians_eV_A2):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    assert joint[0].hessians_eV_A2[0] is not joint[1].hessians_eV_A2[0]
+    # a different position is a different request
+    moved = ar.copy()
+    moved.positions[0, 0] += 1e-9
+    assert distinct_requests([ar, moved, ar.copy()])[1] == [0, 1, 0]
