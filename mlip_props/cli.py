@@ -91,6 +91,10 @@ def _parse_kv(items: list[str]) -> dict[str, Any]:
     return out
 
 
+_TRUST_HELP = ("allow a model file that is pickled code (mace:PATH) to be unpickled: loading it runs whatever "
+               "code it names, so only for files you made or trust")
+
+
 def _configure_calc(p: argparse.ArgumentParser) -> None:
     p.add_argument("property", help="property name (see `mlip-props properties`)")
     p.add_argument("--potential", "-p", default="emt", help="potential spec (default: emt)")
@@ -98,6 +102,7 @@ def _configure_calc(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", "-P", action="append", default=[], metavar="KEY=VALUE",
                    help="property parameter (repeatable), value parsed as YAML")
     p.add_argument("--json", action="store_true", help="print the result dictionary as JSON (units in the keys)")
+    p.add_argument("--trust-model-file", action="store_true", help=_TRUST_HELP)
 
 
 def _cmd_calc(args: argparse.Namespace) -> int:
@@ -115,7 +120,7 @@ def _cmd_calc(args: argparse.Namespace) -> int:
         raise UsageError("; ".join(m for _, m in problems))
     try:
         atoms = load_structure(args.structure)
-        pot = load_potential(args.potential)
+        pot = load_potential(args.potential, trusted=args.trust_model_file)
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
     t0 = time.perf_counter()
@@ -143,6 +148,7 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-unavailable", action="store_true",
                    help="drop properties not available in this installation instead of rejecting the campaign")
     p.add_argument("--report", metavar="DIR", help="write the report into DIR after the run")
+    p.add_argument("--trust-model-file", action="store_true", help=_TRUST_HELP)
 
 
 def campaign_path(spec: str) -> Path:
@@ -159,11 +165,12 @@ def campaign_path(spec: str) -> Path:
         raise UsageError(f"campaign file {spec!r} does not exist, and {exc}") from None
 
 
-def _load(spec: str, skip_unavailable: bool):
+def _load(spec: str, skip_unavailable: bool, trust_model_file: bool = False):
     from .campaign.schema import CampaignError, load_campaign
 
     try:
-        return load_campaign(campaign_path(spec), skip_unavailable=skip_unavailable)
+        return load_campaign(campaign_path(spec), skip_unavailable=skip_unavailable,
+                             trust_model_file=trust_model_file)
     except (CampaignError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from exc
 
@@ -192,7 +199,7 @@ def _run(args: argparse.Namespace, camp, db: str | None, report_dir: str | None)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    camp = _load(args.campaign, args.skip_unavailable)
+    camp = _load(args.campaign, args.skip_unavailable, getattr(args, "trust_model_file", False))
     report = args.report or camp.options.get("report")  # relative to the current directory
     return _run(args, camp, args.db, report)
 
@@ -200,12 +207,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _configure_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("campaign", help="campaign YAML file, or the name of a shipped campaign")
     p.add_argument("--skip-unavailable", action="store_true", help="accept properties not installed (listed)")
+    p.add_argument("--trust-model-file", action="store_true", help=_TRUST_HELP)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .campaign.sources import expand_sources
 
-    camp = _load(args.campaign, args.skip_unavailable)
+    camp = _load(args.campaign, args.skip_unavailable, getattr(args, "trust_model_file", False))
     items = expand_sources(camp)
     bad = sum(it.error is not None for it in items)
     _say(args, f"{args.campaign}: valid; {len(items)} structures ({bad} unreadable, will be recorded as failed) x "

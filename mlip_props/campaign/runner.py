@@ -37,6 +37,7 @@ from ase import Atoms
 from .. import __version__
 from ..properties.result import jsonable
 from .database import ResultsDB, RowRecord, claim_owner
+from .potential_spec import potential_identity, resolve_potential_spec
 from .registry import get_property
 from .schema import Campaign, name_problem
 from .sources import StructureItem, expand_sources
@@ -55,27 +56,6 @@ def _canonical(obj: Any) -> str:
 
 def params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical(params).encode()).hexdigest()[:16]
-
-
-def resolve_potential_spec(spec: Any, base_dir: Path) -> Any:
-    """Model-file paths relative to the campaign file become absolute; other specs unchanged."""
-    if isinstance(spec, str):
-        s = spec.strip()
-        if s.endswith((".pt", ".pth")) or "/" in s:
-            p = Path(s)
-            return str(p if p.is_absolute() else (base_dir / p).resolve())
-    return spec
-
-
-def potential_identity(spec: Any) -> tuple[str, str]:
-    """(display name, hash) of a potential spec: SHA-256 of the model file for file specs,
-    else of the canonical spec text (analytic potentials and oracles are defined by it)."""
-    if isinstance(spec, str) and Path(spec).is_file():
-        from ..potentials.serialization import file_sha256
-
-        return spec, file_sha256(spec)
-    text = _canonical(spec)
-    return (spec if isinstance(spec, str) else text), hashlib.sha256(text.encode()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------- planning
@@ -98,6 +78,8 @@ class BatchTask:
     entries: list[tuple[str, str, Atoms | None, str | None, str, dict[str, Any]]]
     min_distance_A: float
     batch_id: str
+    #: the user's opt-in to unpickle a model file that is code (``--trust-model-file``)
+    trusted: bool = False
 
     @property
     def props(self) -> list[str]:
@@ -147,12 +129,12 @@ def make_batches(work: list[WorkItem], batch_size: int, joint: bool = True) -> l
 _POTENTIALS: dict[str, Any] = {}
 
 
-def _potential(spec: Any) -> Any:
-    key = _canonical(spec)
+def _potential(spec: Any, trusted: bool = False) -> Any:
+    key = f"{_canonical(spec)}|trusted={bool(trusted)}"
     if key not in _POTENTIALS:
         from ..potentials import load_potential
 
-        _POTENTIALS[key] = load_potential(spec)
+        _POTENTIALS[key] = load_potential(spec, trusted=trusted)
     return _POTENTIALS[key]
 
 
@@ -259,7 +241,7 @@ def run_batch(task: BatchTask) -> list[Outcome]:
     host = socket.gethostname()
     outcomes: dict[str, tuple[str, dict | None, str | None]] = {}
     try:
-        potential = _potential(task.potential)
+        potential = _potential(task.potential, task.trusted)
         specs = {p: get_property(p) for p in task.props}
     except Exception as exc:  # noqa: BLE001
         e = f"{type(exc).__name__}: {exc}"
@@ -385,7 +367,8 @@ def run_campaign(
              camp.name, len(items), len(camp.properties), len(work), len(work) - n_todo, n_todo, len(batches))
 
     tasks = [BatchTask(pot_spec, [(w.key, w.item.label, w.item.atoms, w.item.error, w.prop, w.params) for w in b],
-                       float(camp.options.get("min_distance_A", 0.5)), bid) for bid, b in batches]
+                       float(camp.options.get("min_distance_A", 0.5)), bid, trusted=camp.trust_model_file)
+             for bid, b in batches]
 
     bar = None
     prop_bars: dict[str, Any] = {}

@@ -108,6 +108,8 @@ class Campaign:
     path: str = "<campaign>"
     description: str = ""
     skipped_properties: list[tuple[str, str]] = field(default_factory=list)
+    #: the user opted in (``--trust-model-file``) to unpickle a model file that is code
+    trust_model_file: bool = False
 
     def resolve(self, p: str | os.PathLike) -> Path:
         q = Path(os.path.expanduser(str(p)))
@@ -142,17 +144,32 @@ def _line(lines: dict, *path) -> int | None:
     return lines.get(p)
 
 
-def load_campaign(path: str | os.PathLike, *, skip_unavailable: bool = False, check_potential: bool = True) -> Campaign:
-    """Read and validate a campaign file; raises :class:`CampaignError` naming every bad line."""
+def _names_trust(spec: Any) -> bool:
+    """Whether a potential spec from a campaign file tries to opt in to unpickling (``trusted``)."""
+    if isinstance(spec, dict):
+        return any(str(k).strip().lower() == "trusted" for k in spec) or any(_names_trust(v) for v in spec.values())
+    if isinstance(spec, str):
+        return any(part.split("=", 1)[0].strip().lower() == "trusted"
+                   for part in spec.replace(":", ",").replace("+", ",").split(",") if "=" in part)
+    return False
+
+
+def load_campaign(path: str | os.PathLike, *, skip_unavailable: bool = False, check_potential: bool = True,
+                  trust_model_file: bool = False) -> Campaign:
+    """Read and validate a campaign file; raises :class:`CampaignError` naming every bad line.
+
+    ``trust_model_file``: the user's explicit opt-in to unpickle a model file that is code
+    (``mace:PATH``); it is never read from the campaign file itself, which may come from anyone."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"campaign file {str(p)!r} does not exist")
     return parse_campaign(p.read_text(), base_dir=p.parent, path=str(p), skip_unavailable=skip_unavailable,
-                          check_potential=check_potential)
+                          check_potential=check_potential, trust_model_file=trust_model_file)
 
 
 def parse_campaign(text: str, *, base_dir: str | os.PathLike = ".", path: str = "<campaign>",
-                   skip_unavailable: bool = False, check_potential: bool = True) -> Campaign:
+                   skip_unavailable: bool = False, check_potential: bool = True,
+                   trust_model_file: bool = False) -> Campaign:
     """Validate campaign YAML ``text``; see the module docstring for the schema.
 
     ``skip_unavailable``: drop properties that are known but not installed (listed in
@@ -191,10 +208,13 @@ def parse_campaign(text: str, *, base_dir: str | os.PathLike = ".", path: str = 
         from ..potentials import load_potential
 
         try:
-            spec = pot
-            if isinstance(pot, str) and (pot.endswith((".pt", ".pth")) or "/" in pot):
-                spec = str(base / pot) if not Path(pot).is_absolute() else pot
-            loaded_pot = load_potential(spec)
+            if _names_trust(pot):
+                raise ValueError("a campaign file cannot trust a model file itself: give --trust-model-file "
+                                 "(or trust_model_file=True) when you run it")
+            from .potential_spec import resolve_potential_spec
+
+            spec = resolve_potential_spec(pot, base)
+            loaded_pot = load_potential(spec, trusted=trust_model_file)
         except (ValueError, FileNotFoundError, TypeError, OSError) as exc:
             problems.append((_line(lines, "potential"), f"potential {pot!r}: {exc}"))
 
@@ -242,7 +262,7 @@ def parse_campaign(text: str, *, base_dir: str | os.PathLike = ".", path: str = 
         raise CampaignError(path, problems)
     return Campaign(name=name, potential=pot, sources=sources, properties=props, options=options,
                     reference=[str(_find_reference(str(r), base)) for r in refs], base_dir=base, path=path,
-                    description=str(data.get("description", "") or ""), skipped_properties=skipped)
+                    description=str(data.get("description", "") or ""), skipped_properties=skipped, trust_model_file=trust_model_file)
 
 
 #: longest campaign name (it is also the default database file name, ``<name>.db``)

@@ -58,8 +58,8 @@ def _load_model_file(path: str, trusted: bool) -> torch.nn.Module:
     if not trusted:
         raise ValueError(
             f"MACE model {path!r}: a MACE model file is a pickled torch module and loading it runs code stored "
-            "in the file; load a file you trust with load_potential('mace:PATH', trusted=True) "
-            "(or the spec 'mace:path=PATH,trusted=true')"
+            "in the file; load a file you trust with load_potential('mace:PATH', trusted=True), or on the "
+            "command line with --trust-model-file"
         )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"MACE model file not found: {path}")

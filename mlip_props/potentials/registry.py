@@ -19,6 +19,7 @@ Specs:
 """
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -66,6 +67,16 @@ def _parse_params(text: str) -> dict[str, Any] | str:
     return out
 
 
+def _accepts_trusted(factory: Callable[..., Any]) -> bool:
+    """Whether a factory takes the ``trusted`` opt-in (only those that may unpickle a model file do;
+    for the others, such as ``emt``, the opt-in has nothing to unlock)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "trusted" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def _build_one(spec: str, trusted: bool = False) -> Any:
     name, _, rest = spec.partition(":")
     key = name.strip().lower()
@@ -75,7 +86,7 @@ def _build_one(spec: str, trusted: bool = False) -> Any:
         )
     params = _parse_params(rest.strip())
     factory = _FACTORIES[key]
-    extra = {"trusted": True} if trusted else {}
+    extra = {"trusted": True} if trusted and _accepts_trusted(factory) else {}
     if isinstance(params, str):
         try:
             return factory(params, **extra)
