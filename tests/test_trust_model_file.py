@@ -53,3 +53,16 @@ def test_the_runner_is_given_the_users_opt_in(tmp_path):
     finally:
         runner._potential = original
     assert seen and all(seen)
+
+
+def test_a_model_file_argument_resolves_and_its_content_is_the_identity(tmp_path):
+    from mlip_props.campaign.potential_spec import potential_identity, resolve_potential_spec
+
+    (tmp_path / "m.pt").write_bytes(b"first weights")
+    spec = resolve_potential_spec("mace:m.pt", tmp_path)
+    assert spec == f"mace:{tmp_path / 'm.pt'}"
+    assert resolve_potential_spec("mace:path=m.pt,head=pbe", tmp_path) == f"mace:path={tmp_path / 'm.pt'},head=pbe"
+    assert resolve_potential_spec("lj:epsilon=0.01,sigma=3.4", tmp_path) == "lj:epsilon=0.01,sigma=3.4"
+    first = potential_identity(spec)[1]
+    (tmp_path / "m.pt").write_bytes(b"other weights")
+    assert potential_identity(spec)[1] != first
