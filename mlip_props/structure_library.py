@@ -20,8 +20,10 @@ the order of the formula): fcc, bcc, hcp, diamond (``ase.build.bulk``); zincblen
 (0,0,0), (1/4,1/4,1/4); rocksalt Fm-3m (0,0,0), (1/2,1/2,1/2); CsCl Pm-3m (0,0,0),
 (1/2,1/2,1/2); fluorite Fm-3m (0,0,0), (1/4,1/4,1/4); wurtzite P6_3mc (1/3,2/3,0),
 (1/3,2/3,u); rutile P4_2/mnm (0,0,0), (x,x,0); perovskite Pm-3m A (0,0,0), B (1/2,1/2,1/2),
-X (1/2,1/2,0); corundum R-3c (hexagonal axes) (0,0,z_cation), (x_anion,0,1/4). Compounds are
-built with ``ase.spacegroup.crystal`` and reduced to the primitive cell.
+X (1/2,1/2,0); corundum R-3c (hexagonal axes) (0,0,z_cation), (x_anion,0,1/4); spinel Fd-3m
+(origin choice 2) A (1/8,1/8,1/8), B (1/2,1/2,1/2), X (x_anion,x_anion,x_anion); beta-Sn I4_1/amd
+(0,0,0); bct I4/mmm (``ase.build.bulk``, the In type). Compounds and beta-Sn are built with
+``ase.spacegroup.crystal`` and reduced to the primitive cell.
 """
 from __future__ import annotations
 
@@ -53,10 +55,15 @@ PROTOTYPES: dict[str, tuple[int, tuple[tuple[Any, Any, Any], ...], tuple[str, ..
     "rutile": (136, ((0, 0, 0), ("x", "x", 0)), ("x",)),
     "perovskite": (221, ((0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)), ()),
     "corundum": (167, ((0, 0, "z_cation"), ("x_anion", 0, 0.25)), ("z_cation", "x_anion")),
+    "spinel": (227, ((0.125, 0.125, 0.125), (0.5, 0.5, 0.5), ("x_anion", "x_anion", "x_anion")), ("x_anion",)),
+    "beta-Sn": (141, ((0, 0, 0),), ()),
+    "bct": (139, ((0, 0, 0),), ()),
 }
 _HEXAGONAL = {"hcp", "wurtzite", "corundum"}
-_NEEDS_C = {"hcp", "wurtzite", "rutile", "corundum"}
-_ELEMENT_BULK = {"fcc", "bcc", "hcp", "diamond"}
+_NEEDS_C = {"hcp", "wurtzite", "rutile", "corundum", "beta-Sn", "bct"}
+_ELEMENT_BULK = {"fcc", "bcc", "hcp", "diamond", "bct"}
+#: International Tables origin choice where the prototype's sites are given in a non-default one
+_SETTING = {"spinel": 2}
 
 
 @dataclass(frozen=True)
@@ -222,14 +229,14 @@ def build_solid(entry: SolidEntry) -> Atoms:
     p = entry.prototype
     if p in _ELEMENT_BULK:
         kw: dict[str, float] = {"a": entry.a_A}
-        if p == "hcp":
+        if p in ("hcp", "bct"):
             kw["c"] = float(entry.c_A)  # type: ignore[arg-type]
         return bulk(entry.chemical_formula, p, **kw)
     number, sites, _ = PROTOTYPES[p]
     basis = [tuple(entry.internal_parameters[v] if isinstance(v, str) else float(v) for v in site) for site in sites]
     c = entry.c_A if entry.c_A else entry.a_A
     gamma = 120.0 if p in _HEXAGONAL else 90.0
-    atoms = crystal(_species(entry.chemical_formula), basis=basis, spacegroup=number,
+    atoms = crystal(_species(entry.chemical_formula), basis=basis, spacegroup=number, setting=_SETTING.get(p, 1),
                     cellpar=[entry.a_A, entry.a_A, c, 90.0, 90.0, gamma], primitive_cell=True)
     atoms.wrap()
     return atoms

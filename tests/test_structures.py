@@ -97,13 +97,13 @@ from mlip_props.structure_library import solid_entries  # noqa: E402
 
 ENTRIES = solid_entries()
 #: lattice centring of each space group used -> primitive cells per conventional cell (R: hexagonal axes)
-CENTRING = {225: 4, 216: 4, 227: 4, 229: 2, 221: 1, 194: 1, 186: 1, 136: 1, 167: 3}
+CENTRING = {225: 4, 216: 4, 227: 4, 229: 2, 221: 1, 194: 1, 186: 1, 136: 1, 167: 3, 139: 2, 141: 2}
 
 
 def _conventional_volume(e) -> float:
     if e.prototype in ("hcp", "wurtzite", "corundum"):
         return math.sqrt(3) / 2 * e.a_A**2 * e.c_A
-    if e.prototype == "rutile":
+    if e.prototype in ("rutile", "beta-Sn", "bct"):
         return e.a_A**2 * e.c_A
     return e.a_A**3
 
@@ -119,6 +119,12 @@ def _nearest_neighbour_A(e) -> float | None:
         "wurtzite": min(p.get("u", 0) * c, math.sqrt(a * a / 3 + ((0.5 - p.get("u", 0)) * c) ** 2)) if c else None,
         "rutile": min(math.sqrt(2) * p.get("x", 0) * a, math.sqrt(2 * ((0.5 - p.get("x", 0)) * a) ** 2 + c * c / 4))
         if c else None,
+        # beta-Sn: 4 neighbours at (0, 1/2, 1/4) of the conventional cell, 2 at c; bct: 4 at a, 8 at the body centre
+        "beta-Sn": min(math.sqrt(a * a / 4 + c * c / 16), c) if c else None,
+        "bct": min(a, c, math.sqrt(a * a / 2 + c * c / 4)) if c else None,
+        # spinel (origin choice 2): the tetrahedral A (1/8,1/8,1/8) - X (x,x,x) bond along [111]
+        # (MgAl2O4: Mg-O 1.92 A, the shortest pair in the cell)
+        "spinel": a * math.sqrt(3) * (p.get("x_anion", 0) - 0.125),
     }.get(e.prototype)
 
 
@@ -181,15 +187,20 @@ def test_tables_pass_the_reference_checks_and_name_library_entries():
     assert el.key == "name"
     for _, row in el.frame.iterrows():
         assert row["name"] in ENTRIES, row["name"]
-        C = {k: row[f"{k}_GPa"] for k in ("C11", "C12", "C13", "C33", "C44")}
-        if row["crystal_system"] == "cubic":
-            assert C["C13"] != C["C13"] and C["C33"] != C["C33"], row["name"]  # not independent: left empty
-            # Born stability of a cubic crystal
+        C = {k: row[f"{k}_GPa"] for k in ("C11", "C12", "C13", "C33", "C44", "C66")}
+        given = {k for k, v in C.items() if v == v}
+        system = row["crystal_system"]
+        # every independent constant of the Laue class is given, and no dependent one
+        assert given == {"cubic": {"C11", "C12", "C44"}, "hexagonal": {"C11", "C12", "C13", "C33", "C44"},
+                         "tetragonal": {"C11", "C12", "C13", "C33", "C44", "C66"}}[system], row["name"]
+        assert ENTRIES[row["name"]].space_group_number in {"cubic": range(195, 231), "hexagonal": range(168, 195),
+                                                           "tetragonal": range(89, 143)}[system], row["name"]
+        if system == "cubic":  # Born stability of a cubic crystal
             assert C["C11"] > abs(C["C12"]) and C["C11"] + 2 * C["C12"] > 0 and C["C44"] > 0, row["name"]
-        else:
-            assert row["crystal_system"] == "hexagonal" and all(v == v for v in C.values()), row["name"]
+        else:  # hexagonal and 4/mmm tetragonal: the same three conditions, plus C66 > 0 where independent
             assert C["C11"] > abs(C["C12"]) and (C["C11"] + C["C12"]) * C["C33"] > 2 * C["C13"] ** 2 and C["C44"] > 0
-        for k in C:
+            assert system == "hexagonal" or C["C66"] > 0, row["name"]
+        for k in given:
             s = row[f"{k}_second_GPa"]
             if s == s:  # where a second compilation is given it agrees within 5 %
                 assert abs(s - C[k]) / C[k] < 0.05, (row["name"], k)

@@ -11,8 +11,8 @@ on load (``ValueError`` naming file, row and column):
 
 * every numeric column carries its unit as a suffix (``_A``, ``_GPa``, ``_eV``, ``_cm1``,
   ``_THz``, ``_K``, ``_J_mol_K`` ...) or is declared dimensionless (``_ratio``, ``_count``,
-  ``_dimensionless``, or a name in :data:`DIMENSIONLESS`); a column named ``value`` may take its
-  unit from a ``unit`` column instead (every row must give one);
+  ``_dimensionless``, or a name in :data:`DIMENSIONLESS`); a column named ``value`` or
+  ``second_value`` may take its unit from a ``unit`` column instead (every row must give one);
 * a column ending in ``_source`` or named ``source`` is present, and every row has a source for
   each value it gives;
 * no key appears twice (with the same ``structure``/``state`` column when the file has one).
@@ -39,6 +39,8 @@ UNIT_SUFFIXES: dict[str, str] = {
 DIMENSIONLESS = {"bulk_modulus_derivative", "B_prime", "Bp", "multiplicity", "Z", "spin", "degeneracy",
                  "poisson_ratio", "anisotropy", "symmetry_number"}
 _DIMLESS_SUFFIX = ("_ratio", "_count", "_dimensionless", "_index")
+#: value columns whose unit is given per row by a ``unit`` column
+_UNIT_COLUMN_VALUES = ("value", "second_value")
 KEY_COLUMNS = ("element", "material", "formula", "molecule", "species", "system", "name")
 _CONDITION_COLUMNS = ("structure", "state", "phase", "point", "q_point", "branch", "mode", "temperature_K", "T_K",
                       "transition", "quantity", "condition", "isotopologue")
@@ -134,7 +136,7 @@ def load_reference(path: str | Path) -> ReferenceTable:
         if num.notna().sum() == 0:
             continue  # text column
         u = unit_of(c)
-        if u is None and c == "value" and "unit" in df.columns:
+        if u is None and c in _UNIT_COLUMN_VALUES and "unit" in df.columns:
             missing = df[df[c].notna() & (df["unit"].isna() | (df["unit"].astype(str).str.strip() == ""))]
             for i in missing.index:
                 problems.append(f"row {i + 1}: value without a unit")
