@@ -11,7 +11,10 @@ Specs:
   (:class:`~mlip_props.potentials.sevenn.SevenNetPotential`; ``sevenn`` extra; the checkpoints
   ship inside the package and load offline); ``"sevenn-ase"`` — the same model through
   SevenNet's own ASE calculator behind the oracle adapter (to compare the two routes);
-* ``"chgnet"`` — CHGNet's ASE calculator behind the oracle adapter (``pretrained`` extra);
+* ``"chgnet"``, ``"chgnet:model=r2scan"`` — CHGNet models as batched torch potentials
+  (:class:`~mlip_props.potentials.chgnet.CHGNetPotential`; ``chgnet`` or ``pretrained`` extra;
+  the checkpoints ship inside the package); ``"chgnet-ase"`` — CHGNet's own ASE calculator
+  behind the oracle adapter (to compare the two routes);
 * ``"mace:PATH"`` with ``trusted=True`` — a MACE model file as a batched torch potential
   (:class:`~mlip_props.potentials.mace.MACEPotential`; ``mace`` extra);
 * any name added with :func:`register_potential` (e.g. the ``pyscf:`` oracle of the ``qm`` extra);
@@ -161,7 +164,8 @@ register_potential("lj", LennardJones)
 register_potential("lennard-jones", LennardJones)
 register_potential("morse", Morse)
 register_potential("zbl", ZBL)
-register_potential("chgnet", lambda **kw: _pretrained("chgnet.model.dynamics", "CHGNetCalculator", "chgnet", **kw))
+register_potential("chgnet-ase", lambda **kw: _pretrained("chgnet.model.dynamics", "CHGNetCalculator", "chgnet-ase",
+                                                          **kw))
 register_potential("sevenn-ase", lambda **kw: _pretrained("sevenn.calculator", "SevenNetCalculator", "sevenn-ase",
                                                           **{"model": "7net-0", **kw}))
 
@@ -173,6 +177,15 @@ def _sevenn(*args: Any, **kwargs: Any) -> Any:
 
 
 register_potential("sevenn", _sevenn)
+
+
+def _chgnet(*args: Any, **kwargs: Any) -> Any:
+    from .chgnet import CHGNetPotential
+
+    return CHGNetPotential(*args, **kwargs)
+
+
+register_potential("chgnet", _chgnet)
 
 
 def _mace(*args: Any, **kwargs: Any) -> Any:

@@ -1,6 +1,6 @@
-"""Pretrained universal potentials behind the oracle adapter: ``"chgnet"`` and ``"sevenn-ase"``
-(SevenNet-0 through its own ASE calculator; the native batched ``"sevenn"`` is tested in
-``test_sevenn.py``).
+"""Pretrained universal potentials behind the oracle adapter: ``"chgnet-ase"`` and ``"sevenn-ase"``
+(CHGNet and SevenNet-0 through their own ASE calculators; the native batched ``"chgnet"`` and
+``"sevenn"`` are tested in ``test_chgnet.py`` and ``test_sevenn.py``).
 
 Skipped when the package is not installed (the default dev install does not pull them in).
 Where installed, the weights ship inside the package, so nothing here touches the network.
@@ -19,7 +19,7 @@ import mlip_props
 
 #: spec -> (module that must import, module and class of the package's own ASE calculator, kwargs)
 PRETRAINED = {
-    "chgnet": ("chgnet", "chgnet.model.dynamics", "CHGNetCalculator", {}),
+    "chgnet-ase": ("chgnet", "chgnet.model.dynamics", "CHGNetCalculator", {}),
     "sevenn-ase": ("sevenn", "sevenn.calculator", "SevenNetCalculator", {"model": "7net-0"}),
 }
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
