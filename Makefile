@@ -3,13 +3,13 @@
 # project with torch held at the installed version by a constraints file, so pip never swaps
 # in another torch. GPU users: `make setup TORCH_SPEC="torch==2.5.1 --index-url <your CUDA wheel index>"`
 # or install torch into .venv yourself and run `make setup TORCH_SPEC=`.
-# EXTRAS: the default includes `sevenn` (SevenNet-0 ships inside its wheel) so the native
-# SevenNet adapter is tested on every run, and `kappa` (phono3py, small) for thermal conductivity;
-# `make setup EXTRAS=dev,qm,dist,pretrained` adds CHGNet.
+# EXTRAS: the default includes `sevenn` and `chgnet` (SevenNet-0 and CHGNet 0.3.0 ship inside
+# their wheels; chgnet installs in seconds) so the native adapters are tested on every run, and
+# `kappa` (phono3py, small) for thermal conductivity.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,qm,dist,sevenn,kappa
+EXTRAS ?= dev,qm,dist,sevenn,chgnet,kappa
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlip-props-installed
 
