@@ -91,3 +91,109 @@ def test_reference_folder_override(tmp_path, monkeypatch):
     assert reference_data_dir() == tmp_path and reference_names() == ["mine"]
     assert load_reference("mine").value("Cu", "a_A") == (3.60, "my measurement")
     assert list(load_all_references()) == ["mine"]
+
+
+def test_second_value_takes_its_unit_from_the_unit_column(tmp_path):
+    p = tmp_path / "k.csv"
+    p.write_text("material,value,unit,second_value,primary_source,second_source\nSi,148,W/(m K),125,A,B\n")
+    t = load_reference(p)
+    assert t.units["value"] == t.units["second_value"] == "per row (unit column)"
+    p.write_text("material,value,second_value,primary_source\nSi,148,125,A\n")  # no unit column: rejected
+    with pytest.raises(ValueError, match="second_value"):
+        load_reference(p)
+
+
+# --- report quantities beyond the fcc metals: non-cubic a and c, C13/C33/C66, cubic compound prototypes ---------
+
+def _relax_row(atoms):
+    from mlip_props.properties.result import jsonable
+    return {"params": {"relax_cell": True}, "result": {"atoms": jsonable(atoms), "converged": True,
+                                                       "volume_A3_per_atom": atoms.get_volume() / len(atoms)}}
+
+
+@pytest.mark.parametrize("name", ["Mg-hcp", "GaN-wurtzite", "TiO2-rutile", "Al2O3-corundum", "Sn-betaSn", "In-bct"])
+def test_noncubic_a_and_c_from_the_relaxed_cell(name):
+    """A rotated, strained (c/a changed) cell of each non-cubic prototype: the report reads back a and c
+    of its conventional cell, computed here independently from the strain applied."""
+    import numpy as np
+
+    from mlip_props import structures
+    from mlip_props.campaign.report.quantities import QUANTITIES
+    from mlip_props.structure_library import solid_entry
+
+    e = solid_entry(name)
+    at = structures.get(name)
+    sa, sc = 1.013, 0.991  # in-plane and axial strain (symmetry kept: c stays along z)
+    at.set_cell(at.cell[:] @ np.diag([sa, sa, sc]), scale_atoms=True)
+    th = 0.3  # a rigid rotation must not change the lengths
+    rot = np.array([[np.cos(th), -np.sin(th), 0], [np.sin(th), np.cos(th), 0], [0, 0, 1]])
+    at.set_cell(at.cell[:] @ rot.T, scale_atoms=True)
+    res = {"relax": [_relax_row(at)]}
+    q = {x.key: x for x in QUANTITIES}
+    a = q["lattice_constant"].predict(res, e.prototype)
+    c = q["lattice_constant_c"].predict(res, e.prototype)
+    assert a[0] == pytest.approx(sa * e.a_A, rel=1e-9) and c[0] == pytest.approx(sc * e.c_A, rel=1e-9), (a, c)
+    assert "spglib" in a[1] and "spglib" in c[1]
+    # without a cell-relaxed row there is no prediction (a volume alone cannot give a and c)
+    assert q["lattice_constant"].predict({"relax": [{**_relax_row(at), "params": {}}]}, e.prototype) is None
+    assert q["lattice_constant_c"].predict(res, "fcc") is None  # c is not predicted for cubic crystals
+
+
+@pytest.mark.parametrize("name, n", [("MgO-rocksalt", 8), ("GaAs-zincblende", 8), ("CsCl-B2", 2),
+                                     ("CaF2-fluorite", 12), ("SrTiO3-perovskite", 5), ("MgAl2O4-spinel", 56)])
+def test_cubic_compound_lattice_constant_from_the_volume_per_atom(name, n):
+    from mlip_props import structures
+    from mlip_props.campaign.report.quantities import CELL_ATOMS, QUANTITIES
+    from mlip_props.structure_library import solid_entry
+
+    e = solid_entry(name)
+    at = structures.get(name)
+    assert CELL_ATOMS[e.prototype] == n
+    v = at.get_volume() / len(at)  # the primitive cell of the table: a^3 / n per atom
+    res = {"eos": [{"params": {}, "result": {"v0_A3_per_atom": v}}]}
+    got = next(q for q in QUANTITIES if q.key == "lattice_constant").predict(res, e.prototype)
+    assert got[0] == pytest.approx(e.a_A, rel=1e-12)
+
+
+def test_elastic_quantities_and_voigt_bulk_modulus():
+    """C13, C33, C66 are read at their Voigt indices; a non-cubic B from the tensor is the Voigt average
+    (computed here from the table's hexagonal Mg constants with C66 = (C11 - C12)/2), a cubic one stays
+    (C11 + 2 C12)/3."""
+    import numpy as np
+
+    from mlip_props.campaign.report.quantities import QUANTITIES
+
+    t = load_reference("elastic_constants").frame.set_index("name").loc["Mg-hcp"]
+    c11, c12, c13, c33, c44 = (t[f"{k}_GPa"] for k in ("C11", "C12", "C13", "C33", "C44"))
+    C = np.zeros((6, 6))
+    C[0, 0] = C[1, 1] = c11
+    C[2, 2] = c33
+    C[0, 1] = C[1, 0] = c12
+    C[0, 2] = C[2, 0] = C[1, 2] = C[2, 1] = c13
+    C[3, 3] = C[4, 4] = c44
+    C[5, 5] = (c11 - c12) / 2
+    res = {"elastic": [{"params": {}, "result": {"C_GPa": C.tolist()}}]}
+    q = {x.key: x for x in QUANTITIES}
+    assert q["C13"].predict(res, "hcp")[0] == c13 and q["C33"].predict(res, "hcp")[0] == c33
+    assert q["C66"].predict(res, "hcp")[0] == pytest.approx((c11 - c12) / 2)
+    # Voigt bulk modulus of a hexagonal crystal: (2 C11 + C33 + 2 C12 + 4 C13) / 9
+    assert q["bulk_modulus"].predict(res, "hcp")[0] == pytest.approx((2 * c11 + c33 + 2 * c12 + 4 * c13) / 9)
+    assert q["bulk_modulus"].predict(res, "fcc")[0] == pytest.approx((c11 + 2 * c12) / 3)
+
+
+def test_solids_table_pairs_a_library_structure_with_its_prototype():
+    """Through the report's pairing, a wurtzite label is matched with its solids.csv row and its a and c
+    come from the relaxed cell (not from a fcc (4 V)^(1/3), which is what a missing structure would give)."""
+    from mlip_props import structures
+    from mlip_props.campaign.report.comparison import quantity_pairs
+    from mlip_props.campaign.report.quantities import QUANTITIES
+
+    solids = load_reference("solids")
+    assert (solids.frame["structure"] == solids.frame["prototype"]).all()
+    at = structures.get("GaN-wurtzite")
+    preds = {"GaN-wurtzite": {"relax": [_relax_row(at)]}}
+    q = {x.key: x for x in QUANTITIES}
+    (pa,) = quantity_pairs(q["lattice_constant"], preds, [solids])
+    (pc,) = quantity_pairs(q["lattice_constant_c"], preds, [solids])
+    assert pa["predicted"] == pytest.approx(3.190) and pa["reference"] == 3.190
+    assert pc["predicted"] == pytest.approx(5.189) and pc["reference"] == 5.189 and pc["source"] == "ST-1977"

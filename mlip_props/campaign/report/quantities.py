@@ -4,10 +4,18 @@ A :class:`Quantity` names the reference-table columns it is compared with (``a_A
 ``C11_GPa`` ...) and a predictor that reads the value, from the results of one structure, out of
 the property rows of a results database. First available source wins:
 
-* lattice constant a (Å): EOS ``v0_A3_per_atom``; else a cell-relaxed ``relax``/``energy`` row's
-  ``volume_A3_per_atom``; a = (n V)^(1/3) with n atoms per cubic cell (fcc 4, bcc 2, sc 1, diamond 8);
-* bulk modulus B (GPa): EOS ``bulk_modulus_GPa``; else (C11 + 2 C12)/3 of the elastic ``C_GPa``;
-* C11, C12, C44 (GPa): elastic ``C_GPa`` (6x6 Voigt);
+* lattice constant a (Å) of a cubic crystal: EOS ``v0_A3_per_atom``; else a cell-relaxed
+  ``relax``/``energy`` row's ``volume_A3_per_atom``; a = (n V)^(1/3) with n atoms per conventional
+  cubic cell (:data:`CELL_ATOMS`: fcc 4, bcc 2, sc 1, diamond 8, and the compound prototypes of the
+  structure library: zincblende 8, rocksalt 8, CsCl 2, fluorite 12, perovskite 5, spinel 56);
+* lattice constants a and c (Å) of a non-cubic crystal (:data:`NONCUBIC`: hcp, wurtzite, rutile,
+  corundum, beta-Sn, bct): the conventional cell that spglib finds in the relaxed cell of a
+  cell-relaxed ``relax`` row (``atoms.cell_A``; hexagonal axes for corundum); a volume alone cannot
+  give them, so without such a row there is no prediction;
+* bulk modulus B (GPa): EOS ``bulk_modulus_GPa``; else (C11 + 2 C12)/3 of the elastic ``C_GPa``
+  (cubic or unknown crystal), the Voigt average (C11 + C22 + C33 + 2 (C12 + C13 + C23))/9 for a
+  non-cubic one;
+* C11, C12, C13, C33, C44, C66 (GPa): elastic ``C_GPa`` (6x6 Voigt);
 * r_e (Å), ω_e (cm⁻¹), D_0 and D_e (eV): ``bond_length_A``, ``omega_e_cm1``, ``D0_eV``,
   ``dissociation_energy_eV`` of ``diatomic`` rows;
 * Cv at 298.15 K (J/(mol K), per mole of atoms): thermal ``cv_J_molK`` interpolated in
@@ -27,11 +35,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Quantity", "QUANTITIES", "PHONON_FREQUENCIES", "VIBRATION_FREQUENCIES", "CELL_ATOMS",
+__all__ = ["Quantity", "QUANTITIES", "PHONON_FREQUENCIES", "VIBRATION_FREQUENCIES", "CELL_ATOMS", "NONCUBIC",
            "committee_views", "collect_predictions", "split_label", "is_number", "is_cv298_column"]
 
 #: atoms per conventional cubic cell of the cubic lattices the lattice constant is derived for
-CELL_ATOMS = {"fcc": 4, "bcc": 2, "sc": 1, "diamond": 8}
+CELL_ATOMS = {"fcc": 4, "bcc": 2, "sc": 1, "diamond": 8,
+              "zincblende": 8, "rocksalt": 8, "CsCl": 2, "fluorite": 12, "perovskite": 5, "spinel": 56}
+#: non-cubic prototypes whose a and c are read from a relaxed cell
+NONCUBIC = {"hcp", "wurtzite", "rutile", "corundum", "beta-Sn", "bct"}
 
 #: results of one structure: property -> list of {"params", "result"[, "from"]}
 StructureResults = dict[str, list[dict]]
@@ -101,7 +112,38 @@ def _cell_relaxed(r: dict) -> bool:
     return bool(r["params"].get("relax_cell"))
 
 
+def _conventional_lengths_A(results: StructureResults) -> tuple[float, float, str] | None:
+    """(a, c, where from) of the conventional cell spglib finds in the relaxed cell of the first
+    cell-relaxed ``relax`` row that stores its atoms (symprec 1e-3 A)."""
+    import spglib
+    from ase.data import atomic_numbers
+
+    for r in _rows(results, "relax"):
+        at = r["result"].get("atoms")
+        if not (_cell_relaxed(r) and isinstance(at, dict) and at.get("cell_A") and at.get("positions_A")):
+            continue
+        cell = np.asarray(at["cell_A"], dtype=float)
+        frac = np.linalg.solve(cell.T, np.asarray(at["positions_A"], dtype=float).T).T
+        nums = [atomic_numbers[s] for s in at["symbols"]]
+        std = spglib.standardize_cell((cell, frac, nums), to_primitive=False, no_idealize=True, symprec=1e-3)
+        if std is None:
+            continue
+        lengths = np.linalg.norm(std[0], axis=1)
+        return float(lengths[0]), float(lengths[2]), f"{r.get('from', 'relax')}.atoms.cell_A (spglib conventional cell)"
+    return None
+
+
+def _lattice_constant_c_A(results: StructureResults, structure: str) -> Prediction | None:
+    if structure not in NONCUBIC:
+        return None
+    got = _conventional_lengths_A(results)
+    return (got[1], got[2].replace("conventional cell", "conventional c")) if got else None
+
+
 def _lattice_constant_A(results: StructureResults, structure: str) -> Prediction | None:
+    if structure in NONCUBIC:
+        got = _conventional_lengths_A(results)
+        return (got[0], got[2].replace("conventional cell", "conventional a")) if got else None
     n = CELL_ATOMS.get(structure or "fcc")
     if n is None:
         return None
@@ -135,6 +177,13 @@ def _bulk_modulus_GPa(results: StructureResults, structure: str) -> Prediction |
     got = _first(results, "eos", "bulk_modulus_GPa")
     if got:
         return got
+    if structure in NONCUBIC:  # the Voigt average of the full tensor
+        for r in _rows(results, "elastic"):
+            c = r["result"].get("C_GPa")
+            if isinstance(c, list) and len(c) == 6 and all(is_number(c[i][j]) for i in range(3) for j in range(3)):
+                bv = (c[0][0] + c[1][1] + c[2][2] + 2 * (c[0][1] + c[0][2] + c[1][2])) / 9
+                return float(bv), f"Voigt average (C11 + C22 + C33 + 2 (C12 + C13 + C23))/9 of {r.get('from', 'elastic')}.C_GPa"
+        return None
     c11, c12 = _elastic_constant_GPa(results, 0, 0), _elastic_constant_GPa(results, 0, 1)
     if c11 and c12:
         out = ((c11[0] + 2 * c12[0]) / 3, f"(C11 + 2 C12)/3 of {c11[1].split('.')[0]}.C_GPa")
@@ -169,6 +218,11 @@ QUANTITIES: list[Quantity] = [
     Quantity("C11", "C11", "GPa", ("C11_GPa",), lambda r, s: _elastic_constant_GPa(r, 0, 0)),
     Quantity("C12", "C12", "GPa", ("C12_GPa",), lambda r, s: _elastic_constant_GPa(r, 0, 1)),
     Quantity("C44", "C44", "GPa", ("C44_GPa",), lambda r, s: _elastic_constant_GPa(r, 3, 3)),
+    Quantity("lattice_constant_c", "lattice constant c", "Å", ("c_A",), _lattice_constant_c_A,
+             note="Non-cubic crystals: c of the conventional cell of the relaxed structure (spglib)."),
+    Quantity("C13", "C13", "GPa", ("C13_GPa",), lambda r, s: _elastic_constant_GPa(r, 0, 2)),
+    Quantity("C33", "C33", "GPa", ("C33_GPa",), lambda r, s: _elastic_constant_GPa(r, 2, 2)),
+    Quantity("C66", "C66", "GPa", ("C66_GPa",), lambda r, s: _elastic_constant_GPa(r, 5, 5)),
     Quantity("bond_length", "bond length r_e", "Å", ("r_e_A", "re_A", "bond_length_A"),
              lambda r, s: _first(r, "diatomic", "bond_length_A")),
     Quantity("omega_e", "harmonic frequency ω_e", "cm⁻¹", ("omega_e_cm1",),
