@@ -10,12 +10,13 @@ Torch potentials are evaluated on whole batches; every derivative comes from aut
   unit vectors, batched over all structures at once (vmapped with ``is_grads_batched``).
 
 Large jobs are split into chunks by a memory budget so that 10,000 structures evaluate without
-exhausting memory; structures are never looped over in Python for torch potentials.
+exhausting memory (:mod:`mlip_props.backend.chunking`: the model's memory is learned from the
+chunks that ran, and an out-of-memory error halves the chunk); structures are never looped over
+in Python for torch potentials.
 Oracles (ASE calculators, see :mod:`mlip_props.backend.oracle`) go through the same functions.
 """
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
@@ -24,11 +25,16 @@ import numpy as np
 import torch
 
 from .batch import Batch, pack_structures, resolve_device, to_atoms, validate_packed
+from .chunking import (BACKEND_BYTES_PER_ATOM, MemoryMeter, MemoryModel, default_memory_budget, is_out_of_memory,
+                       plan_chunks, run_chunks)
 from .inputs import structure_list
 from .neighbors import NeighborGraph, assemble_graph, build_neighbor_graph, edge_vectors, shared_neighbor_lists
 from .potential import AtomicGraph, module_device
 from .precision import compute_precision
-from .results import EvaluationResult
+from .results import ChunkRecord, EvaluationResult
+
+__all__ = ["PROPERTIES", "CALL_COUNTS", "BatchOutput", "ChunkRecord", "EvaluationResult", "atomic_graph",
+           "default_memory_budget", "evaluate", "evaluate_batch", "is_oracle", "plan_chunks", "prepare_structures"]
 
 PROPERTIES = ("energy", "forces", "stress", "hessian")
 #: Use a potential's closed-form edge gradients (``closed_form_edge_gradients``) for energies,
@@ -52,19 +58,6 @@ def _check_properties(properties: Iterable[str]) -> tuple[str, ...]:
 def is_oracle(potential: Any) -> bool:
     """True for ASE-calculator oracles (evaluated structure by structure, outside autograd)."""
     return bool(getattr(potential, "is_oracle", False))
-
-
-def default_memory_budget(device: torch.device) -> int:
-    """Bytes of autograd workspace one chunk may use: ``MLIP_PROPS_MEMORY_BUDGET`` (in MiB), else
-    half the free GPU memory on CUDA, else 256 MiB (on the CPU, chunks of this size ran faster
-    than 1 GiB ones: their temporaries are reused instead of fresh pages at every call)."""
-    env = os.environ.get("MLIP_PROPS_MEMORY_BUDGET")
-    if env:
-        return int(float(env) * 2**20)
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(0.5 * free)
-    return 256 << 20
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,7 +139,9 @@ def _hessians(grad: torch.Tensor, positions: torch.Tensor, batch: Batch, block: 
             vecs[kk, ptr[:-1][has] + atom[kk], ks[kk] % 3] = 1.0
         try:
             hv = torch.autograd.grad(grad, positions, grad_outputs=vecs, is_grads_batched=True, retain_graph=True)[0]
-        except RuntimeError:  # an op without a batching rule: fall back to one product at a time
+        except RuntimeError as exc:  # an op without a batching rule: fall back to one product at a time
+            if is_out_of_memory(exc):  # out of memory: the chunk planner retries with fewer products
+                raise
             hv = torch.stack([
                 torch.autograd.grad(grad, positions, grad_outputs=v, retain_graph=True)[0] for v in vecs
             ])
@@ -176,6 +171,14 @@ def evaluate_batch(
     """
     props = _check_properties(properties)
     CALL_COUNTS["evaluate_batch"] += 1
+    return _evaluate_batch(potential, batch, props, graph, create_graph, hessian_block)
+
+
+def _evaluate_batch(potential: Any, batch: Batch, props: tuple[str, ...], graph: NeighborGraph | None,
+                    create_graph: bool, hessian_block: int | None, via_positions: bool = False) -> BatchOutput:
+    """:func:`evaluate_batch` without the call count; ``via_positions`` takes forces and stress
+    by autograd through positions and strain even for ``edge_only`` potentials (the route of
+    Hessians: what the chunk planner's memory probe measures)."""
     if is_oracle(potential):
         return potential.evaluate_batch(batch, props)
     dev = module_device(potential)
@@ -189,7 +192,7 @@ def evaluate_batch(
     want_f = "forces" in props
     want_s = "stress" in props
     want_h = "hessian" in props
-    if (want_f or want_s) and not want_h and getattr(potential, "edge_only", False):
+    if (want_f or want_s) and not want_h and not via_positions and getattr(potential, "edge_only", False):
         return _evaluate_edges(potential, batch, graph, want_f, want_s, create_graph)
     pos = batch.positions.detach().requires_grad_(want_f or want_h or create_graph)
     cells = batch.cells.detach()
@@ -303,22 +306,6 @@ def _virial(r: torch.Tensor, g: torch.Tensor, edge_structure: torch.Tensor, n_st
 # ---------------------------------------------------------------------------------------------
 # any number of structures, numpy out
 # ---------------------------------------------------------------------------------------------
-def plan_chunks(costs: Sequence[float], budget: float) -> list[list[int]]:
-    """Split structures (in order) into consecutive chunks whose summed cost stays within budget."""
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    total = 0.0
-    for k, c in enumerate(costs):
-        if current and total + c > budget:
-            chunks.append(current)
-            current, total = [], 0.0
-        current.append(k)
-        total += c
-    if current:
-        chunks.append(current)
-    return chunks
-
-
 def prepare_structures(structures: Iterable[Any]) -> list:
     """Convert to ASE ``Atoms`` and validate; raises ``ValueError`` naming the structure index."""
     return _prepare(structures)[0]
@@ -365,47 +352,44 @@ def evaluate(
     dev = resolve_device(device)
     potential = potential.to(dev)
     _check_elements(potential, packed)
+    if memory_budget is not None and not memory_budget > 0:
+        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
     half = bool(getattr(potential, "pairwise", False))
     lists, displacement, _skin = shared_neighbor_lists(packed, potential.cutoff, half=half)
-    budget = memory_budget or default_memory_budget(dev)
-    m = max(1, int(getattr(potential, "n_members", 1)))
-    bpe = potential.bytes_per_edge * m * (1 if dtype == torch.float64 else 0.5)
+    budget = int(memory_budget or default_memory_budget(dev))
     want_h = "hessian" in props
     n_edges = np.fromiter((len(nl[0]) for nl in lists), dtype=np.float64, count=len(lists))
-    costs = bpe * (n_edges * (2 if half else 1) + n_atoms) + 200 * n_atoms
-    if want_h:
-        costs = costs * 3 * n_atoms
-    chunks = plan_chunks(costs.tolist(), budget)
-
+    model = _prior_memory_model(potential, dtype, half, lower_bound=MemoryMeter(dev).lower_bound)
     energies, forces, stresses, hessians = [], [], [], []
-    iterator = chunks
-    if progress:
-        from tqdm.auto import tqdm
 
-        iterator = tqdm(chunks, desc="evaluate", unit="chunk")
-    for chunk in iterator:
-        b0, b1 = chunk[0], chunk[-1] + 1
+    def chunk_batch(b0: int, b1: int):
         batch = Batch.from_packed(packed.slice(b0, b1), dtype=dtype, device=dev)
         disp = None if displacement is None else displacement[packed.ptr[b0] : packed.ptr[b1]]
         # lists shared within cutoff + skin: assembled into the exact graph within the cutoff
-        graph = assemble_graph(batch, lists[b0:b1], potential.cutoff, half=half, displacement=disp)
-        block = None
-        if want_h:
-            per_vec = bpe * graph.n_edges + 200 * batch.n_total
-            block = int(max(1, min(3 * int(batch.n_atoms.max()), budget // max(per_vec, 1))))
+        return batch, assemble_graph(batch, lists[b0:b1], potential.cutoff, half=half, displacement=disp)
+
+    def run(b0: int, b1: int, block: int | None, meter: MemoryMeter | None) -> None:
+        batch, graph = chunk_batch(b0, b1)
+        if meter is not None:
+            meter.count(batch, graph)
         out = evaluate_batch(potential, batch, props, graph=graph, hessian_block=block)
-        energies.append(out.energies.detach().cpu().numpy())
-        if out.forces is not None:
-            f = out.forces.detach().cpu().numpy()
-            ptr = batch.ptr.cpu().numpy()
-            if f.ndim == 3:
-                forces.extend(f[:, ptr[b] : ptr[b + 1]] for b in range(batch.n_structures))
-            else:
-                forces.extend(f[ptr[b] : ptr[b + 1]] for b in range(batch.n_structures))
-        if out.stress is not None:
-            stresses.append(out.stress.detach().cpu().numpy())
-        if out.hessians is not None:
-            hessians.extend(h.detach().cpu().numpy() for h in out.hessians)
+        if meter is not None:
+            meter.count(out)
+        e, f, st, h = _to_numpy(out, batch)  # then appended together: a failed chunk leaves nothing
+        energies.append(e)
+        forces.extend(f)
+        stresses.extend(st)
+        hessians.extend(h)
+
+    def probe(b0: int, b1: int, meter: MemoryMeter) -> None:
+        """One energy+forces(+stress) pass through positions: the workspace unit of the Hessians."""
+        CALL_COUNTS["memory_probe"] += 1
+        batch, graph = chunk_batch(b0, b1)
+        meter.count(batch, graph)
+        first = tuple(p for p in ("energy", "forces", "stress") if p != "stress" or p in props)
+        meter.count(_evaluate_batch(potential, batch, first, graph, False, None, via_positions=True))
+
+    record = run_chunks(run, n_atoms, n_edges, model, budget, dev, hessian=want_h, probe=probe, progress=progress)
     return EvaluationResult(
         energies_eV=np.concatenate(energies),
         forces_eV_A=forces if "forces" in props else None,
@@ -413,7 +397,35 @@ def evaluate(
         hessians_eV_A2=hessians if want_h else None,
         n_atoms=n_atoms,
         precision=compute_precision(potential, dtype),
+        chunking=record,
     )
+
+
+def _prior_memory_model(potential: Any, dtype: torch.dtype, half: bool, lower_bound: bool) -> MemoryModel:
+    """The static estimate: the potential's ``bytes_per_edge`` (x members, /2 below float64) per
+    edge (x2 on a half list, which holds each pair once) and per atom, plus the backend's own
+    bytes per atom; a pass over n atoms and e listed edges costs ``per_atom n + per_edge e``."""
+    m = max(1, int(getattr(potential, "n_members", 1)))
+    bpe = potential.bytes_per_edge * m * (1 if dtype == torch.float64 else 0.5)
+    return MemoryModel(bpe + BACKEND_BYTES_PER_ATOM, bpe * (2 if half else 1), lower_bound=lower_bound)
+
+
+def _to_numpy(out: BatchOutput, batch: Batch):
+    """Energies (one array), forces (per structure), stress (one array in a list) and Hessians
+    (per structure) of one chunk as numpy."""
+    forces, stresses, hessians = [], [], []
+    if out.forces is not None:
+        f = out.forces.detach().cpu().numpy()
+        ptr = batch.ptr.cpu().numpy()
+        if f.ndim == 3:
+            forces = [f[:, ptr[b] : ptr[b + 1]] for b in range(batch.n_structures)]
+        else:
+            forces = [f[ptr[b] : ptr[b + 1]] for b in range(batch.n_structures)]
+    if out.stress is not None:
+        stresses = [out.stress.detach().cpu().numpy()]
+    if out.hessians is not None:
+        hessians = [h.detach().cpu().numpy() for h in out.hessians]
+    return out.energies.detach().cpu().numpy(), forces, stresses, hessians
 
 
 def _sym_of(z: int) -> str:

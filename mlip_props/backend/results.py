@@ -3,12 +3,43 @@ Hessians as numpy arrays, with views of one committee member, of the committee m
 subset of the structures."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from .units import EV_A3_TO_GPA
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """How one :func:`~mlip_props.backend.evaluate.evaluate` call was split into batched passes
+    (see :mod:`mlip_props.backend.chunking`).
+
+    ``chunks``: structures per chunk, in input order (consecutive structures; they sum to the
+    number of structures of the call). ``memory_budget_bytes``: the budget chunks were sized to.
+    ``memory_per_atom_bytes`` / ``memory_per_edge_bytes``: the workspace model of one
+    energy+forces+stress pass as the last chunk was sized (the potential's static estimate,
+    refitted to the measured chunks, raised after out-of-memory errors). ``measured_bytes``: per
+    chunk, what :class:`~mlip_props.backend.chunking.MemoryMeter` measured (``None`` where not
+    measured); ``measure``: how (``"cuda_peak"``: the allocator's peak; ``"saved_tensors"``: the
+    storages autograd saved plus the batch, graph and outputs, a lower bound; ``"none"``).
+    ``probe_bytes``: for Hessians, the measured energy+forces pass over the first chunk that the
+    model learned from (Hessian chunks themselves are measured on CUDA only, and not learned
+    from). ``retries``: chunks retried smaller after an out-of-memory error.
+    """
+
+    chunks: list[int]
+    memory_budget_bytes: int | None = None
+    memory_per_atom_bytes: float | None = None
+    memory_per_edge_bytes: float | None = None
+    measured_bytes: list[int | None] = field(default_factory=list)
+    measure: str = "none"
+    probe_bytes: int | None = None
+    retries: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -30,6 +61,10 @@ class EvaluationResult:
     #: the floating-point precision the potential computed in (``"float32"``/``"float64"``; see
     #: :func:`mlip_props.backend.precision.compute_precision`), ``None`` when not recorded.
     precision: str | None = None
+    #: how the call was chunked (:class:`ChunkRecord`; ``None`` for oracles, which go structure
+    #: by structure). A record of the whole call: :meth:`member`, :meth:`member_mean` and
+    #: :meth:`select` keep it unchanged (a selection's record still describes the call).
+    chunking: ChunkRecord | None = None
 
     @property
     def stress_GPa(self) -> np.ndarray | None:
@@ -62,7 +97,8 @@ class EvaluationResult:
             stress_eV_A3=None if self.stress_eV_A3 is None else self.stress_eV_A3[:, m],
             hessians_eV_A2=None if self.hessians_eV_A2 is None else [h[m] if h.ndim == 3 else h
                                                                       for h in self.hessians_eV_A2],
-            n_atoms=self.n_atoms, precision=self.precision)
+            n_atoms=self.n_atoms, precision=self.precision,
+            chunking=self.chunking)
 
     def members(self) -> list["EvaluationResult"]:
         """Every member's answers (:meth:`member`); one entry for a single potential."""
@@ -79,7 +115,8 @@ class EvaluationResult:
             stress_eV_A3=None if self.stress_eV_A3 is None else self.stress_eV_A3.mean(axis=1),
             hessians_eV_A2=None if self.hessians_eV_A2 is None else [h.mean(axis=0) if h.ndim == 3 else h
                                                                       for h in self.hessians_eV_A2],
-            n_atoms=self.n_atoms, precision=self.precision)
+            n_atoms=self.n_atoms, precision=self.precision,
+            chunking=self.chunking)
 
     def select(self, indices: Sequence[int] | slice) -> "EvaluationResult":
         """The answers of a subset of the structures (in the order given)."""
@@ -89,7 +126,7 @@ class EvaluationResult:
             energies_eV=self.energies_eV[idx], forces_eV_A=pick(self.forces_eV_A),
             stress_eV_A3=None if self.stress_eV_A3 is None else self.stress_eV_A3[idx],
             hessians_eV_A2=pick(self.hessians_eV_A2), n_atoms=self.n_atoms[idx] if len(self.n_atoms) else self.n_atoms,
-            precision=self.precision)
+            precision=self.precision, chunking=self.chunking)
 
     def to_dict(self) -> dict[str, Any]:
         lst = lambda xs: None if xs is None else [np.asarray(x).tolist() for x in xs]  # noqa: E731
@@ -100,4 +137,5 @@ class EvaluationResult:
             "hessians_eV_A2": lst(self.hessians_eV_A2),
             "n_atoms": self.n_atoms.tolist(),
             "precision": self.precision,
+            "chunking": None if self.chunking is None else self.chunking.to_dict(),
         }
