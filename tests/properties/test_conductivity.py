@@ -1,7 +1,8 @@
 """Lattice thermal conductivity: mlip-props' batched plan against phono3py driven structure by
 structure through the same potential's ASE calculator (written here, independently of the
-plan's bookkeeping), the cubic isotropy of kappa, the sum rules, isotope scattering, metals,
-unstable structures and bad input."""
+plan's bookkeeping), the cubic isotropy of kappa, the invariance under a change of setting
+(rotated, primitive cell), the sum rules, isotope scattering, metals, unstable structures, bad
+input, committee members, and fc3 from Hessians against fc3 from forces."""
 import numpy as np
 import pytest
 import torch
@@ -11,8 +12,12 @@ from ase.build import bulk
 pytest.importorskip("phono3py")
 
 import mlip_props  # noqa: E402
+from mlip_props.backend.potential import Potential  # noqa: E402
 from mlip_props.potentials.base import PairPotential  # noqa: E402
+from mlip_props.potentials.committee import mean_over_members  # noqa: E402
+from mlip_props.potentials.stillinger_weber import StillingerWeber  # noqa: E402
 from mlip_props.properties.conductivity import plan_conductivity, thermal_conductivity  # noqa: E402
+from mlip_props.properties.plan import evaluate_plans  # noqa: E402
 
 #: fcc primitive vectors (a/2)(0,1,1), (1,0,1), (1,1,0) in the conventional cell's coordinates
 FCC_PRIMITIVE_MATRIX = [[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
@@ -84,6 +89,31 @@ def test_sw_si_kappa_equals_phono3py_driven_through_ase(sw, sw_si, sw_si_kappa):
     assert np.asarray(r.kappa_W_mK)[0, :3] == pytest.approx(reference[:3], rel=1e-2)
     assert r.kappa_average_W_mK[0] == pytest.approx(reference[:3].mean(), rel=1e-2)
     assert 50 < r.kappa_average_W_mK[0] < 2000  # SW Si: hundreds of W/(m K) (experiment 150)
+
+
+def test_kappa_is_the_same_in_a_rotated_and_in_the_primitive_setting(sw, sw_si, sw_si_kappa):
+    # the same crystal three ways: conventional cubic cell, the same cell rotated by 37 degrees
+    # about (1, 2, 3), and the 2-atom fcc primitive cell; supercell=None picks the same 64-atom
+    # cubic supercell (widths >= 10 A) in each, the mesh is of the primitive cell in each
+    rotated = sw_si.copy()
+    rotated.rotate(37, (1, 2, 3), rotate_cell=True)
+    primitive = bulk("Si", "diamond", a=5.431)
+    plan = plan_conductivity(sw, [sw_si, rotated, primitive], mesh=5, convergence_mesh=False, relaxation=False,
+                             isotope=False)
+    answers = mlip_props.evaluate(sw, plan.structures, ("energy", "forces"))
+    assert [len(plan.templates[k].supercell) for k in range(3)] == [64, 64, 64]
+    three_phonon = [np.asarray(plan.member_kappa(k, answers).kappa_W_mK[0]) for k in range(3)]
+    # three-phonon kappa: invariant to numerical precision (cubic: the tensor itself, not just its trace)
+    for k in (1, 2):
+        assert three_phonon[k] == pytest.approx(three_phonon[0], rel=1e-8, abs=1e-8 * three_phonon[0][0])
+    # with isotope scattering, phono3py's Tamura term on a coarse mesh depends on the setting (0.2 %
+    # rotated, 0.8 % primitive on 5x5x5; 0.15 % on 8x8x8): far within the change to the denser
+    # convergence mesh (5x5x5 -> 7x7x7) and the convergence tolerance
+    plan.options.isotope = True
+    for k in (1, 2):
+        change = abs(plan.member_kappa(k, answers).kappa_W_mK[0][0] / sw_si_kappa.kappa_average_W_mK[0] - 1)
+        assert change < 0.02 < sw_si_kappa.mesh_change_rel
+        assert change < sw_si_kappa.convergence_tolerance_rel
 
 
 def test_cubic_kappa_is_isotropic(sw_si_kappa):
@@ -201,3 +231,97 @@ def test_campaign_property_and_cli_name():
     assert spec.func is thermal_conductivity and spec.plan is plan_conductivity
     assert {"supercell", "fc3_supercell", "mesh", "cutoff_pair_distance_A", "isotope", "method",
             "relaxation"} <= set(spec.params)
+
+
+@pytest.mark.parametrize("params, name", [
+    (dict(temperatures_K=[300.0, float("nan")]), "temperatures_K"),
+    (dict(temperatures_K=True), "temperatures_K"),
+    (dict(temperatures_K=[]), "temperatures_K"),
+    (dict(mesh=[4, 4.5, 4]), "mesh"),
+    (dict(mesh=[4, 4]), "mesh"),
+    (dict(mesh=-3), "mesh"),
+    (dict(convergence_mesh=[7, 0, 7]), "convergence_mesh"),
+    (dict(cutoff_pair_distance_A=-1.0), "cutoff_pair_distance_A"),
+    (dict(cutoff_pair_distance_A=float("inf")), "cutoff_pair_distance_A"),
+    (dict(displacement_A=0.0), "displacement_A"),
+    (dict(convergence_tolerance_rel=float("nan")), "convergence_tolerance_rel"),
+    (dict(imaginary_tolerance_THz=-0.1), "imaginary_tolerance_THz"),
+    (dict(min_length_A=0.0), "min_length_A"),
+    (dict(fc3_method="finite"), "fc3_method"),
+    (dict(fc3_method="hessian", cutoff_pair_distance_A=3.0), "cutoff_pair_distance_A"),
+])
+def test_numeric_parameters_are_checked_before_any_work(sw, sw_si, params, name):
+    with pytest.raises(ValueError, match=name):
+        plan_conductivity(sw, sw_si, supercell=1, relaxation=False, **params)
+
+
+class SWCommittee(Potential):
+    """A committee of Stillinger-Weber potentials differing in the three-body strength lambda."""
+
+    def __init__(self, members):
+        super().__init__(members[0].cutoff, members[0].elements)
+        self.members = torch.nn.ModuleList(members)
+        self.n_members = len(members)
+        self.bytes_per_edge, self.edge_only = members[0].bytes_per_edge, members[0].edge_only
+
+    def forward(self, graph):
+        return torch.stack([m(graph) for m in self.members], dim=-1)
+
+
+def test_committee_kappa_each_member_equals_its_plain_run(sw_si):
+    members = [StillingerWeber(lam=21.0), StillingerWeber(lam=24.0)]
+    committee = SWCommittee(members)
+    # three-phonon scattering only: phono3py's isotope term on a coarse mesh moves by 0.2 % when the
+    # forces change by rounding (4e-16 eV/A between the mean of the members' forces and the mean
+    # potential's), which would blur the exact comparisons below
+    options = dict(supercell=1, mesh=4, convergence_mesh=False, relaxation=False, raw_kappa=False, isotope=False)
+    r = thermal_conductivity(committee, sw_si, **options)  # one plan, one evaluation, each member analysed
+    assert r.n_members == 2 and len(r.kappa_W_mK_members) == 2
+    for m, member in enumerate(members):
+        plain = thermal_conductivity(member, sw_si, **options)
+        assert np.asarray(r.kappa_W_mK_members[m]) == pytest.approx(np.asarray(plain.kappa_W_mK), rel=1e-6)
+    per_member = np.asarray(r.kappa_average_W_mK_members)[:, 0]
+    # a stiffer bond angle (larger lambda) gives faster phonons: the members' kappas differ
+    assert per_member[1] > per_member[0]
+    assert r.kappa_average_W_mK_member_mean[0] == pytest.approx(per_member.mean(), rel=1e-12)
+    assert r.kappa_average_W_mK_std[0] == pytest.approx(abs(per_member[1] - per_member[0]) / 2, rel=1e-10)
+    assert np.asarray(r.kappa_W_mK_std)[0, :3] == pytest.approx([r.kappa_average_W_mK_std[0]] * 3, rel=1e-6)
+    # the main fields are the committee-mean potential's (its force constants are the members' mean)
+    mean = thermal_conductivity(mean_over_members(committee), sw_si, **options)
+    assert r.kappa_average_W_mK[0] == pytest.approx(mean.kappa_average_W_mK[0], rel=1e-6)
+    import json
+
+    json.dumps(r.to_dict())
+
+
+def test_fc3_from_hessians_equals_fc3_from_force_differences(sw, sw_si):
+    options = dict(supercell=1, mesh=4, convergence_mesh=False, relaxation=False, isotope=False)
+    fc3, kappa = {}, {}
+    for route, d in (("forces", 0.03), ("hessian", 0.03), ("forces", 0.01), ("hessian", 0.01)):
+        plan = plan_conductivity(sw, sw_si, fc3_method=route, displacement_A=d, **options)
+        answers = evaluate_plans(sw, [plan])[0]
+        ph3, raw_fc2, fc3[route, d] = plan.force_constants(0, answers)
+        kappa[route, d] = plan.analyse(answers)[0]
+        if route == "hessian":
+            # perfect supercell + phono3py's single displacements (one for diamond Si), no pairs
+            assert len(plan.structures) == 2 and kappa[route, d].fc3_method == "hessian"
+            # fc2 is the analytic Hessian; the raw fc3 is translationally invariant to rounding
+            assert kappa[route, d].fc3_sum_rule_violation_raw_eV_A3 < 1e-9
+            assert kappa[route, d].fc2_sum_rule_violation_raw_eV_A2 < 1e-9
+            # independent check: central difference of the backend's Hessians, written here
+            u = 1e-3
+            cells = []
+            for sign in (1, -1):
+                a = sw_si.copy()
+                a.positions[0, 0] += sign * u
+                cells.append(a)
+            h = mlip_props.evaluate(sw, cells, ("energy", "forces", "hessian")).hessians_eV_A2
+            direct = ((h[0] - h[1]) / (2 * u)).reshape(8, 3, 8, 3).transpose(0, 2, 1, 3)  # Phi_0jk^{x b c}
+            assert np.abs(fc3[route, d][0, :, :, 0] - direct).max() < 2e-3 * np.abs(direct).max()
+    scale = np.abs(fc3["hessian", 0.01]).max()
+    diff = {d: np.abs(fc3["forces", d] - fc3["hessian", d]).max() for d in (0.03, 0.01)}
+    # both are finite differences of one function with O(d^2) errors: they agree, and converge together
+    assert diff[0.03] < 5e-3 * scale and diff[0.01] < diff[0.03] / 4
+    for d in (0.03, 0.01):
+        assert kappa["hessian", d].kappa_average_W_mK[0] == pytest.approx(kappa["forces", d].kappa_average_W_mK[0],
+                                                                         rel=5e-3)

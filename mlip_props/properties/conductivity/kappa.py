@@ -13,6 +13,8 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
+from ...validation import check_numbers
+
 
 #: What :func:`enforce_sum_rules` does (phono3py's traditional symmetrisation).
 SUM_RULE_ENFORCEMENT = "phono3py symmetrize_fc2/fc3 (translational + index permutation, 3 iterations)"
@@ -104,14 +106,13 @@ def voigt_average(kappa_W_mK: np.ndarray | None) -> np.ndarray | None:
 
 
 def parse_mesh(mesh: Any, what: str = "mesh") -> list[int]:
-    """A q-mesh given as one int or three positive ints -> three ints."""
-    arr = np.atleast_1d(np.asarray(mesh))
-    if arr.shape == (1,):
-        arr = np.repeat(arr, 3)
-    if arr.shape != (3,) or not np.all(np.asarray(arr, dtype=float) == np.round(np.asarray(arr, dtype=float))) \
-            or np.any(arr < 1):
-        raise ValueError(f"{what} must be one or three positive integers, got {mesh!r}")
-    return [int(m) for m in arr]
+    """A q-mesh given as one int or three ints >= 1 -> three ints; ``ValueError`` naming the
+    parameter (:func:`mlip_props.validation.check_numbers`) otherwise (a zero or negative mesh
+    number would reach phono3py's compiled code)."""
+    values = [mesh] * 3 if np.ndim(mesh) == 0 else list(np.asarray(mesh, dtype=object).reshape(-1))
+    if len(values) != 3:
+        raise ValueError(f"parameter {what!r}: expected one or three integers >= 1, got {mesh!r}")
+    return [int(m) for m in check_numbers(what, values, minimum=1, integer=True)]
 
 
 def denser_mesh(mesh: Sequence[int]) -> list[int]:

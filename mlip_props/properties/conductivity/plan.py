@@ -12,6 +12,9 @@ symmetrisation, and runs phono3py's kappa with and without the enforcement and o
 from __future__ import annotations
 
 import copy
+import dataclasses
+import inspect
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
@@ -19,17 +22,21 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from ...backend.evaluate import EvaluationResult
+from ...backend.evaluate import EvaluationResult, is_oracle
+from ...validation import check_number, check_numbers
 from ..phonons import (asr_violation, choose_supercell, parse_supercell, primitive_matrix_from_dataset, reduced_formula,
                        symmetry_dataset, to_ase_atoms, to_phonopy_atoms)
-from ..plan import EvaluationPlan, one_call
+from ..plan import EvaluationPlan, evaluate_plans
 from ..relax import PROPERTY_RELAXATION, RelaxSettings, periodic_starting_points, resolve_relaxation
 from .kappa import (SUM_RULE_ENFORCEMENT, KappaRun, denser_mesh, enforce_sum_rules, fc3_sum_rule_violation,
                     is_metal, kappa_on_mesh, parse_mesh, produce_force_constants, relative_change,
                     set_supercell_forces, voigt_average)
+from .committee import committee_fields
+from .hessian_fc3 import fc_from_hessians, first_displacements, singly_displaced_supercells
 from .result import ConductivityResult
 
 Method = Literal["rta", "lbte"]
+FC3Method = Literal["forces", "hessian"]
 
 #: The relaxation of the conductivity structures by default: cell and ions, space group kept, to
 #: 1e-4 eV/A and 1e-3 GPa (:data:`~mlip_props.properties.relax.PROPERTY_RELAXATION`); residual
@@ -48,6 +55,7 @@ class ConductivityOptions:
     isotope: bool
     method: str
     imaginary_tolerance_THz: float
+    raw_kappa: bool = True
 
 
 @dataclass
@@ -59,6 +67,9 @@ class ConductivityPlan(EvaluationPlan):
     the cutoff, not evaluated); ``fc3_start[k]``: index in ``structures`` of structure k's perfect
     fc3 supercell, its ``n_fc3[k]`` evaluated displaced supercells following it; ``fc2_start[k]``
     and ``n_fc2[k]`` the same for a separate fc2 supercell (``None``, 0: fc2 from the fc3 set).
+    ``fc3_method``: ``"forces"`` (phono3py's single and pair displacements, forces) or
+    ``"hessian"`` (the perfect supercells and phono3py's single displacements, full Hessians from
+    the backend's batched, memory-chunked Hessian evaluation; :mod:`.hessian_fc3`).
     """
 
     references: list[Atoms] = field(default_factory=list)
@@ -70,33 +81,77 @@ class ConductivityPlan(EvaluationPlan):
     n_fc2: list[int] = field(default_factory=list)
     cutoff_pair_distance_A: float | None = None
     displacement_A: float = 0.03
+    fc3_method: str = "forces"
     relaxed: bool = False
     relax_converged: list[Any] = field(default_factory=list)
     options: ConductivityOptions | None = None
 
     def analyse(self, answers: EvaluationResult) -> list[ConductivityResult]:
         """One :class:`ConductivityResult` per structure from a single potential's answers."""
-        return [self._analyse_one(k, answers.forces_eV_A) for k in range(len(self.templates))]
+        return [self._analyse_one(k, answers) for k in range(len(self.templates))]
 
-    def _analyse_one(self, k: int, forces: Sequence[np.ndarray]) -> ConductivityResult:
+    def analyse_committee(self, answers: EvaluationResult) -> list[ConductivityResult]:
+        """The committee-mean potential's results (:meth:`analyse` of ``answers.member_mean()``)
+        with each member's kappa on the main mesh (the member's own fc2 and fc3 from its column
+        of the same evaluation, sum rules enforced) and their mean and spread
+        (:func:`.committee.committee_fields`). A single potential's answers give :meth:`analyse`."""
+        if not answers.n_members:
+            return self.analyse(answers)
+        results = self.analyse(answers.member_mean())
+        out = []
+        for k, r in enumerate(results):
+            runs = [self.member_kappa(k, answers.member(m)) for m in range(answers.n_members)]
+            fields, notes = committee_fields(runs)
+            out.append(dataclasses.replace(r, notes=list(r.notes) + notes, **fields))
+        return out
+
+    def member_kappa(self, k: int, answers: EvaluationResult) -> KappaRun:
+        """kappa of structure ``k`` on the main mesh from a single potential's answers (sum rules
+        enforced; no convergence mesh, no raw-constant run)."""
         opt = self.options
+        ph3, _, _ = self.force_constants(k, answers)
+        enforce_sum_rules(ph3)
+        return kappa_on_mesh(ph3, opt.mesh, temperatures_K=opt.temperatures_K, isotope=opt.isotope,
+                             lbte=opt.method == "lbte", imaginary_tolerance_THz=opt.imaginary_tolerance_THz)
+
+    def force_constants(self, k: int, answers: EvaluationResult) -> tuple[Any, np.ndarray, np.ndarray]:
+        """A copy of structure ``k``'s phono3py object with its raw (unsymmetrised) compact fc2 (eV/A^2)
+        and fc3 (eV/A^3) from a single potential's ``answers`` set on it, and copies of the two."""
         ph3 = copy.deepcopy(self.templates[k])
-        s3 = self.fc3_start[k]
+        forces = answers.forces_eV_A
+        s3, n3 = self.fc3_start[k], self.n_fc3[k]
+        if self.fc3_method == "hessian":
+            h = answers.hessians_eV_A2
+            fc2_h = h[self.fc2_start[k]] if self.fc2_start[k] is not None else None
+            raw_fc2, raw_fc3 = fc_from_hessians(ph3, h[s3], forces[s3], h[s3 + 1: s3 + 1 + n3],
+                                                forces[s3 + 1: s3 + 1 + n3], fc2_hessian=fc2_h)
+            return ph3, raw_fc2, raw_fc3
         fc2_forces = fc2_perfect = None
         if self.fc2_start[k] is not None:
             s2 = self.fc2_start[k]
             fc2_perfect, fc2_forces = forces[s2], forces[s2 + 1: s2 + 1 + self.n_fc2[k]]
-        set_supercell_forces(ph3, forces[s3 + 1: s3 + 1 + self.n_fc3[k]], forces[s3], fc2_forces, fc2_perfect,
+        set_supercell_forces(ph3, forces[s3 + 1: s3 + 1 + n3], forces[s3], fc2_forces, fc2_perfect,
                              self.included[k])
         raw_fc2, raw_fc3 = produce_force_constants(ph3, separate_fc2=self.fc2_start[k] is not None)
+        return ph3, raw_fc2, raw_fc3
+
+    def _analyse_one(self, k: int, answers: EvaluationResult) -> ConductivityResult:
+        opt = self.options
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        ph3, raw_fc2, raw_fc3 = self.force_constants(k, answers)
+        t1 = time.perf_counter()
         enforce_sum_rules(ph3)
         fc2_enforced_violation = asr_violation(ph3.fc2)
         fc3_enforced_violation = fc3_sum_rule_violation(ph3.fc3)
+        t2 = time.perf_counter()
+        timings.update(force_constants=t1 - t0, sum_rules=t2 - t1)
         lbte = opt.method == "lbte"
         run = dict(temperatures_K=opt.temperatures_K, isotope=opt.isotope, lbte=lbte,
                    imaginary_tolerance_THz=opt.imaginary_tolerance_THz)
         notes: list[str] = []
         main = kappa_on_mesh(ph3, opt.mesh, **run)
+        timings["kappa"] = time.perf_counter() - t2
         dense: KappaRun | None = None
         raw: KappaRun | None = None
         if main.imaginary_modes:
@@ -105,15 +160,20 @@ class ConductivityPlan(EvaluationPlan):
                          "potential, phonon lifetimes and kappa are not defined; no kappa computed")
         else:
             if opt.convergence_mesh is not None:
+                t = time.perf_counter()
                 dense = kappa_on_mesh(ph3, opt.convergence_mesh, **run)
+                timings["kappa_convergence_mesh"] = time.perf_counter() - t
                 if dense.imaginary_modes:
                     notes.append(f"imaginary modes on the convergence mesh {_mesh_text(opt.convergence_mesh)} "
                                  f"(lowest {dense.min_frequency_THz:.3f} THz): mesh convergence not checked")
-            ph3.fc2, ph3.fc3 = raw_fc2.copy(), raw_fc3.copy()
-            raw = kappa_on_mesh(ph3, opt.mesh, **run)
-            if raw.imaginary_modes:
-                notes.append(f"the raw force constants (sum rules not enforced) give imaginary modes (lowest "
-                             f"{raw.min_frequency_THz:.3f} THz): no kappa without enforcement")
+            if opt.raw_kappa:
+                t = time.perf_counter()
+                ph3.fc2, ph3.fc3 = raw_fc2.copy(), raw_fc3.copy()
+                raw = kappa_on_mesh(ph3, opt.mesh, **run)
+                timings["kappa_raw_force_constants"] = time.perf_counter() - t
+                if raw.imaginary_modes:
+                    notes.append(f"the raw force constants (sum rules not enforced) give imaginary modes (lowest "
+                                 f"{raw.min_frequency_THz:.3f} THz): no kappa without enforcement")
         avg = voigt_average(main.kappa_W_mK)
         dense_avg = voigt_average(dense.kappa_W_mK) if dense is not None else None
         change = relative_change(dense_avg, avg)
@@ -130,6 +190,9 @@ class ConductivityPlan(EvaluationPlan):
             notes.append("all elements are metals: kappa here is the lattice (phonon) part only; the electronic "
                          "contribution, usually the larger one in a metal, and electron-phonon scattering are not "
                          "included")
+        if not opt.raw_kappa and not main.imaginary_modes:
+            notes.append("kappa with the raw force constants not computed (raw_kappa=False): the effect of the "
+                         "sum-rule enforcement on kappa is not reported")
         raw_avg = voigt_average(raw.kappa_W_mK) if raw is not None else None
         scattering = ["three-phonon"] + (["isotope (natural abundances)"] if opt.isotope else [])
         return ConductivityResult(
@@ -149,7 +212,8 @@ class ConductivityPlan(EvaluationPlan):
             fc3_supercell_matrix=np.asarray(ph3.supercell_matrix).tolist(),
             n_fc2_supercell_atoms=len(ph3.phonon_supercell), n_fc3_supercell_atoms=len(ph3.supercell),
             cutoff_pair_distance_A=self.cutoff_pair_distance_A, displacement_A=self.displacement_A,
-            n_fc3_displaced_supercells=self.n_fc3[k], n_fc2_displaced_supercells=self.n_fc2[k],
+            fc3_method=self.fc3_method, n_fc3_displaced_supercells=self.n_fc3[k],
+            n_fc2_displaced_supercells=self.n_fc2[k],
             n_displaced_supercells=self.n_fc3[k] + self.n_fc2[k],
             fc2_sum_rule_violation_raw_eV_A2=asr_violation(raw_fc2),
             fc2_sum_rule_violation_enforced_eV_A2=fc2_enforced_violation,
@@ -157,7 +221,7 @@ class ConductivityPlan(EvaluationPlan):
             fc3_sum_rule_violation_enforced_eV_A3=fc3_enforced_violation,
             sum_rule_enforcement=SUM_RULE_ENFORCEMENT, scattering=scattering, isotope=opt.isotope,
             imaginary_modes=main.imaginary_modes, min_frequency_THz=main.min_frequency_THz, is_metal=metal,
-            relaxed=self.relaxed, relax_converged=self.relax_converged[k], notes=notes)
+            relaxed=self.relaxed, relax_converged=self.relax_converged[k], notes=notes, timings_s=timings)
 
 
 def _lists(x: Any) -> Any:
@@ -170,13 +234,13 @@ def _mesh_text(mesh: Sequence[int] | None) -> str:
 
 
 def _options(temperatures_K: Any, mesh: Any, convergence_mesh: Any, convergence_tolerance_rel: float, isotope: bool,
-             method: str, imaginary_tolerance_THz: float) -> ConductivityOptions:
-    """Validated analysis options."""
+             method: str, imaginary_tolerance_THz: float, raw_kappa: bool) -> ConductivityOptions:
+    """Validated analysis options (``ValueError`` naming the parameter)."""
     if method not in ("rta", "lbte"):
         raise ValueError(f"method must be 'rta' or 'lbte', got {method!r}")
-    temps = [float(t) for t in np.atleast_1d(np.asarray(temperatures_K, dtype=float))]
-    if not temps or any(not np.isfinite(t) or t < 0 for t in temps):
-        raise ValueError(f"temperatures_K must be finite and >= 0 K, got {temperatures_K!r}")
+    values = ([temperatures_K] if np.ndim(temperatures_K) == 0
+              else list(np.asarray(temperatures_K, dtype=object).reshape(-1)))
+    temps = [float(t) for t in check_numbers("temperatures_K", values, minimum=0.0)]
     base = parse_mesh(mesh)
     if convergence_mesh is None or convergence_mesh is True:
         check = denser_mesh(base)
@@ -184,11 +248,12 @@ def _options(temperatures_K: Any, mesh: Any, convergence_mesh: Any, convergence_
         check = None
     else:
         check = parse_mesh(convergence_mesh, "convergence_mesh")
-    if not convergence_tolerance_rel > 0:
-        raise ValueError(f"convergence_tolerance_rel must be > 0, got {convergence_tolerance_rel!r}")
+    check_number("convergence_tolerance_rel", convergence_tolerance_rel, minimum=0.0, exclusive_minimum=True)
+    check_number("imaginary_tolerance_THz", imaginary_tolerance_THz, minimum=0.0)
     return ConductivityOptions(temperatures_K=temps, mesh=base, convergence_mesh=check,
                                convergence_tolerance_rel=float(convergence_tolerance_rel), isotope=bool(isotope),
-                               method=method, imaginary_tolerance_THz=float(imaginary_tolerance_THz))
+                               method=method, imaginary_tolerance_THz=float(imaginary_tolerance_THz),
+                               raw_kappa=bool(raw_kappa))
 
 
 def plan_conductivity(
@@ -207,6 +272,8 @@ def plan_conductivity(
     isotope: bool = True,
     method: Method = "rta",
     imaginary_tolerance_THz: float = 0.05,
+    fc3_method: FC3Method = "forces",
+    raw_kappa: bool = True,
     relaxation: RelaxSettings | dict | bool | None = None,
     symprec: float = 1e-5,
     dtype: Any = None,
@@ -218,19 +285,31 @@ def plan_conductivity(
     from phono3py import Phono3py
 
     options = _options(temperatures_K, mesh, convergence_mesh, convergence_tolerance_rel, isotope, method,
-                       imaginary_tolerance_THz)
-    if not displacement_A > 0:
-        raise ValueError(f"displacement_A must be > 0, got {displacement_A!r}")
-    if cutoff_pair_distance_A is not None and not cutoff_pair_distance_A > 0:
-        raise ValueError(f"cutoff_pair_distance_A must be > 0 or None, got {cutoff_pair_distance_A!r}")
+                       imaginary_tolerance_THz, raw_kappa)
+    check_number("displacement_A", displacement_A, minimum=0.0, exclusive_minimum=True)
+    check_number("cutoff_pair_distance_A", cutoff_pair_distance_A, minimum=0.0, exclusive_minimum=True,
+                 allow_none=True)
+    check_number("min_length_A", min_length_A, minimum=0.0, exclusive_minimum=True)
+    check_number("symprec", symprec, minimum=0.0, exclusive_minimum=True)
+    if fc3_method not in ("forces", "hessian"):
+        raise ValueError(f"fc3_method must be 'forces' or 'hessian', got {fc3_method!r}")
+    hessian = fc3_method == "hessian"
+    if hessian and is_oracle(potential):
+        raise ValueError("fc3_method='hessian' needs the analytic Hessians of a torch potential; "
+                         f"{type(potential).__name__} is an oracle (use fc3_method='forces')")
+    if hessian and cutoff_pair_distance_A is not None:
+        raise ValueError("cutoff_pair_distance_A drops pairs of displacements, which fc3_method='hessian' does not "
+                         "evaluate (it uses single displacements only): use fc3_method='forces' with a pair cutoff")
     settings = resolve_relaxation(relaxation, CONDUCTIVITY_RELAXATION)
     single, atoms_list, converged = periodic_starting_points(
         potential, structures, "thermal conductivity calculations", settings, dtype=dtype or torch.float64,
         device=device)
     fixed_fc2, fixed_fc3 = parse_supercell(supercell), parse_supercell(fc3_supercell)
 
-    plan = ConductivityPlan(structures=[], quantities=("energy", "forces"), single=single, references=atoms_list,
-                            cutoff_pair_distance_A=cutoff_pair_distance_A, displacement_A=float(displacement_A),
+    quantities = ("energy", "forces", "hessian") if hessian else ("energy", "forces")
+    plan = ConductivityPlan(structures=[], quantities=quantities,
+                            single=single, references=atoms_list, cutoff_pair_distance_A=cutoff_pair_distance_A,
+                            displacement_A=float(displacement_A), fc3_method=fc3_method,
                             relaxed=settings.enabled, relax_converged=list(converged) if settings.enabled
                             else [None] * len(atoms_list), options=options)
     for k, a in enumerate(atoms_list):
@@ -251,18 +330,25 @@ def plan_conductivity(
         except (ValueError, RuntimeError, AssertionError) as exc:
             raise ValueError(f"structure {k} ({a.get_chemical_formula()}): phono3py could not set up its "
                              f"supercells: {exc}") from exc
-        displaced = ph3.supercells_with_displacements
-        included = [sc is not None for sc in displaced]
         plan.templates.append(ph3)
-        plan.included.append(included)
         plan.fc3_start.append(len(plan.structures))
-        plan.structures.append(to_ase_atoms(ph3.supercell))
-        plan.structures.extend(to_ase_atoms(sc) for sc in displaced if sc is not None)
-        plan.n_fc3.append(sum(included))
+        perfect = to_ase_atoms(ph3.supercell)
+        plan.structures.append(perfect)
+        if hessian:  # the perfect supercell and phono3py's single displacements; fc2 from the Hessian
+            singles = singly_displaced_supercells(perfect, first_displacements(ph3))
+            plan.included.append([])
+            plan.structures.extend(singles)
+            plan.n_fc3.append(len(singles))
+        else:
+            displaced = ph3.supercells_with_displacements
+            included = [sc is not None for sc in displaced]
+            plan.included.append(included)
+            plan.structures.extend(to_ase_atoms(sc) for sc in displaced if sc is not None)
+            plan.n_fc3.append(sum(included))
         if separate_fc2:
             plan.fc2_start.append(len(plan.structures))
             plan.structures.append(to_ase_atoms(ph3.phonon_supercell))
-            fc2_displaced = ph3.phonon_supercells_with_displacements
+            fc2_displaced = [] if hessian else ph3.phonon_supercells_with_displacements
             plan.structures.extend(to_ase_atoms(sc) for sc in fc2_displaced)
             plan.n_fc2.append(len(fc2_displaced))
         else:
@@ -271,12 +357,12 @@ def plan_conductivity(
     return plan
 
 
-@one_call(plan_conductivity)
 def thermal_conductivity(potential: Any, structures: Any,
                          **options: Any) -> ConductivityResult | list[ConductivityResult]:
     """Lattice thermal conductivity (W/(m K)) of one structure (a :class:`ConductivityResult`)
     or many (a list), every displaced supercell of every structure in one backend call
-    (:func:`plan_conductivity`, then :meth:`ConductivityPlan.analyse`).
+    (:func:`plan_conductivity`, then :meth:`ConductivityPlan.analyse_committee`, which is
+    :meth:`ConductivityPlan.analyse` for a single potential).
 
     ``supercell``: the fc2 (harmonic) supercell, phonopy ``supercell_matrix`` (an int, 3 ints
     or a 3x3 integer matrix; ``None``: all perpendicular widths >= ``min_length_A``, A).
@@ -290,7 +376,26 @@ def thermal_conductivity(potential: Any, structures: Any,
     (A; 0.03 by default, phono3py's). ``isotope``: isotope scattering of the natural abundances
     (Tamura). ``method``: ``"rta"`` or ``"lbte"`` (direct solution; its RTA comes along).
     ``imaginary_tolerance_THz``: harmonic frequencies below minus this on the mesh mean no kappa.
+    ``fc3_method``: ``"forces"`` (default: force differences of phono3py's pair displacements) or
+    ``"hessian"`` (torch potentials: central differences of the analytic Hessians of the singly
+    displaced supercells, fc2 the analytic Hessian; :mod:`.hessian_fc3`; no pair cutoff).
+    ``raw_kappa``: also compute kappa with the raw (unsymmetrised) force constants, the effect of
+    the sum rules on kappa (default True; one more kappa run per structure).
+    A committee potential is relaxed on its mean surface, evaluated once, and analysed for the
+    mean potential and for each member (:meth:`ConductivityPlan.analyse_committee`: the members'
+    kappa, mean and standard deviation in the result).
+    All numbers are checked first (``ValueError`` naming the parameter).
     ``relaxation`` (:class:`~mlip_props.properties.relax.RelaxSettings`, a dict of its fields,
     or False): cell and ions relaxed first, space group kept, 1e-4 eV/A and 1e-3 GPa by
     default. ``dtype`` (default float64) and ``device`` go to every backend call.
     """
+    plan = plan_conductivity(potential, structures, **options)
+    answers = evaluate_plans(potential, [plan], dtype=options.get("dtype"), device=options.get("device"))[0]
+    results = plan.analyse_committee(answers)
+    return results[0] if plan.single else results
+
+
+# the parameters (help(), IDEs, the campaign schema) are plan_conductivity's, as plan.one_call gives them to the
+# other properties; the body differs from one_call's in analysing a committee's members too
+thermal_conductivity.__signature__ = inspect.signature(plan_conductivity).replace(  # type: ignore[attr-defined]
+    return_annotation="ConductivityResult | list[ConductivityResult]")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field
 from typing import ClassVar
 
 from ase import Atoms
@@ -32,12 +33,27 @@ class ConductivityResult(PropertyResult):
     imaginary modes on the mesh (``imaginary_modes``; ``min_frequency_THz``): then no kappa is
     defined and ``notes`` says so. ``is_metal``: the structure contains only metallic elements,
     whose electronic contribution to kappa is not included (a note says so).
+
+    ``fc3_method``: how fc3 was obtained (``"forces"``: force differences of phono3py's pair
+    displacements; ``"hessian"``: central differences of analytic Hessians of singly displaced
+    supercells, fc2 the analytic Hessian). ``timings_s``: seconds of this structure's analysis
+    (``force_constants``, ``sum_rules``, ``kappa``, ``kappa_convergence_mesh``,
+    ``kappa_raw_force_constants``; the planning and the backend call are shared by all structures
+    and not included).
+
+    Committee potentials (``n_members`` members; ``None`` otherwise): ``kappa_W_mK`` and the
+    other main fields are those of the committee-mean potential; ``kappa_W_mK_members``
+    (M, n_T, 6) and ``kappa_average_W_mK_members`` (M, n_T) each member's own kappa on ``mesh``
+    (its own fc2 and fc3 from the same evaluation, sum rules enforced; ``None`` for a member
+    with imaginary modes, ``min_frequency_THz_members``), ``kappa_W_mK_member_mean`` /
+    ``kappa_average_W_mK_member_mean`` their mean and ``kappa_W_mK_std`` /
+    ``kappa_average_W_mK_std`` their standard deviation over members (ddof 0), W/(m K).
     """
 
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
         "kappa_average_W_mK", "kappa_rta_average_W_mK", "kappa_no_sum_rule_average_W_mK", "sum_rule_kappa_change_rel",
         "mesh_change_rel", "fc2_sum_rule_violation_raw_eV_A2", "fc3_sum_rule_violation_raw_eV_A3",
-        "n_displaced_supercells", "min_frequency_THz")
+        "n_displaced_supercells", "min_frequency_THz", "kappa_average_W_mK_std")
 
     atoms: Atoms
     formula: str
@@ -79,3 +95,13 @@ class ConductivityResult(PropertyResult):
     relaxed: bool
     relax_converged: bool | None
     notes: list
+    fc3_method: str = "forces"
+    timings_s: dict = field(default_factory=dict)
+    n_members: int | None = None
+    kappa_W_mK_members: list | None = None
+    kappa_average_W_mK_members: list | None = None
+    min_frequency_THz_members: list | None = None
+    kappa_W_mK_member_mean: list | None = None
+    kappa_average_W_mK_member_mean: list | None = None
+    kappa_W_mK_std: list | None = None
+    kappa_average_W_mK_std: list | None = None
