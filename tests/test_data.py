@@ -160,3 +160,41 @@ def test_new_reference_files_are_package_data():
     globs = cfg["tool"]["setuptools"]["package-data"]["mlip_props.data"]
     for name in reference_names():
         assert any(Path("reference", f"{name}.csv").match(g) for g in globs), name
+
+
+def test_debye_temperature_from_elastic_constants_matches_the_calorimetric_one():
+    """Cross-table check: the Debye temperature computed here from the room-temperature elastic constants
+    and lattice constant (Voigt-Reuss-Hill moduli, mean sound velocity v_m = [(2/v_t^3 + 1/v_l^3)/3]^(-1/3),
+    theta = (h/k_B) (3/(4 pi V_atom))^(1/3) v_m; O. L. Anderson, J. Phys. Chem. Solids 24, 909 (1963)) agrees
+    with Kittel's calorimetric theta_0 within 7 % (room-temperature constants are a few % softer than at 0 K,
+    which is why theta(elastic) comes out low for Al and Au). A unit slip (GPa vs kbar, A vs nm) or a row
+    swap between the tables breaks it."""
+    from ase.data import atomic_masses, atomic_numbers
+
+    h, kB, NA = 6.62607015e-34, 1.380649e-23, 6.02214076e23
+
+    def theta(c11, c12, c44, a_A, element, atoms_per_cell):
+        c11, c12, c44 = (x * 1e9 for x in (c11, c12, c44))
+        v_atom = (a_A * 1e-10) ** 3 / atoms_per_cell
+        rho = atomic_masses[atomic_numbers[element]] * 1e-3 / NA / v_atom
+        b = (c11 + 2 * c12) / 3
+        g = ((c11 - c12 + 3 * c44) / 5 + 5 * (c11 - c12) * c44 / (4 * c44 + 3 * (c11 - c12))) / 2
+        vl, vt = math.sqrt((b + 4 * g / 3) / rho), math.sqrt(g / rho)
+        vm = ((2 / vt**3 + 1 / vl**3) / 3) ** (-1 / 3)
+        return h / kB * (3 / (4 * math.pi * v_atom)) ** (1 / 3) * vm
+
+    fcc = load_reference("elements_fcc").frame.set_index("element")
+    cub = load_reference("elastic_constants").frame.set_index("name")
+    solids = load_reference("solids").frame.set_index("name")
+    deb = load_reference("debye_temperatures").frame.set_index("material")
+    checked = 0
+    for el, row in deb.iterrows():
+        if el in fcc.index:
+            r = fcc.loc[el]
+            t = theta(r["C11_GPa"], r["C12_GPa"], r["C44_GPa"], r["a_second_A"], el, 4)
+        else:  # Si: the diamond-structure row of elastic_constants.csv, 8 atoms per cubic cell
+            r = cub.loc[f"{el}-diamond"]
+            t = theta(r["C11_GPa"], r["C12_GPa"], r["C44_GPa"], solids.loc[f"{el}-diamond", "a_A"], el, 8)
+        assert abs(t / row["theta_D_K"] - 1) < 0.07, (el, t, row["theta_D_K"])
+        checked += 1
+    assert checked == len(deb) >= 6
