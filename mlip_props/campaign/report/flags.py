@@ -17,6 +17,7 @@ flag                            result field
 ``unstable``                    ``stable`` false
 ``v0 outside range``            ``v0_inside_range`` false
 ``residual stress``             ``residual_stress_ok`` false
+``no LO-TO``                    ``lo_to_missing`` true (a polar crystal's phonons without Born charges)
 ``float32``                     ``precision`` or ``dtype`` (result or parameters) ``float32``
 ==============================  ======================================================================
 """
@@ -40,6 +41,7 @@ FLAG_FIELDS: dict[str, tuple[bool, str]] = {
     "stable": (False, "unstable"),
     "v0_inside_range": (False, "v0 outside range"),
     "residual_stress_ok": (False, "residual stress"),
+    "lo_to_missing": (True, "no LO-TO"),
 }
 
 #: the sentence the report prints above its tables
@@ -47,7 +49,8 @@ FLAGS_LEGEND = ("Flags (column \"flags\"; \"-\" = every check passed): unconverg
                 "relaxation/ionic relaxation/mesh/bond length unconverged = relax_converged/ions_converged/"
                 "mesh_converged/bond_length_converged false; fit failed = success false; imaginary modes; "
                 "Born-unstable; v0 outside range = the EOS minimum lies outside the sampled volumes; residual stress "
-                "= the unrelaxed cell carries a stress above the threshold; float32 = computed in single precision.")
+                "= the unrelaxed cell carries a stress above the threshold; no LO-TO = phonons of a polar crystal "
+                "without Born charges (no LO-TO splitting); float32 = computed in single precision.")
 
 
 def row_flags(result: dict[str, Any] | None, params: dict[str, Any] | None = None) -> list[str]:

@@ -34,6 +34,12 @@ Method (Togo & Tanaka, Scr. Mater. 108, 1 (2015); Togo et al., J. Phys.: Condens
    a coarser mesh, imaginary modes (frequencies below ``-imaginary_tolerance_THz``; phonopy's
    convention: imaginary frequencies are returned as negative numbers). Meshes are reduced by
    the primitive cell's point group even where the supercell symmetry search is skipped.
+   The imaginary-mode tolerance knows the precision: 0.05 THz for float64 force constants,
+   max(0.05 THz, 3 x the measured noise) for float32 models (the raw sum-rule violation as a
+   frequency, ``asr_noise_THz``);
+6. LO-TO splitting (:mod:`.nac`): a polar crystal (at least two elements, not all metals) without
+   Born charges is flagged ``lo_to_missing``; ``nac_params`` (Born charges, eps_inf) switch on
+   phonopy's non-analytical correction.
 
 Plan -> evaluate -> analyse: :func:`plan_phonons` does steps 1-2 and returns a
 :class:`PhononPlan` (the supercells to evaluate); :meth:`PhononPlan.analyse` does steps 3-5 from
@@ -41,8 +47,8 @@ one potential's answers (``answers.member(m)`` for member m of a committee); :fu
 both, with one backend evaluation.
 
 Modules: :mod:`.cells` (ASE <-> phonopy, supercell choice), :mod:`.force_constants` (force
-constants, acoustic sum rule, :class:`HarmonicModel`), :mod:`.plan`, :mod:`.analysis` (bands,
-meshes, DOS, group velocities), :mod:`.result`, :mod:`.io_plots` (phonopy files, figures).
+constants, acoustic sum rule, :class:`HarmonicModel`), :mod:`.nac` (LO-TO), :mod:`.plan`,
+:mod:`.analysis` (bands, meshes, DOS, group velocities), :mod:`.result`, :mod:`.io_plots` (phonopy files, figures).
 
 Work done once per structure: one spglib search of the input cell (primitive matrix and
 conventional cell for the supercell), one of the primitive cell (mesh reduction), one inside
@@ -58,6 +64,7 @@ from .cells import (choose_supercell, parse_supercell, perpendicular_widths, pri
 from .force_constants import (AcousticSumRuleCheck, HarmonicModel, asr_violation, enforce_acoustic_sum_rule,
                               frequencies_at_qpoints, gamma_acoustic_frequencies, hessian_rows, resolve_enforcement,
                               symfc_available)
+from .nac import is_polar, resolve_nac_params
 from .io_plots import (REFERENCE_DIR, band_axis, band_path_ticks, max_frequency_difference_THz, plot_band_structure,
                        reference_frequencies, save_or_return, write_phonopy_files)
 from .plan import PHONON_RELAXATION, Method, PhononPlan, phonons, plan_phonons
@@ -72,5 +79,5 @@ __all__ = [
     "frequencies_at_qpoints", "hessian_rows", "band_path", "band_distances", "mesh_object", "sampling_mesh",
     "group_velocities", "mean_group_velocity_m_s", "tetrahedron_dos", "THZ_A_TO_M_S", "REFERENCE_DIR",
     "write_phonopy_files", "reference_frequencies", "band_path_ticks", "band_axis", "save_or_return",
-    "plot_band_structure", "max_frequency_difference_THz",
+    "plot_band_structure", "max_frequency_difference_THz", "is_polar", "resolve_nac_params",
 ]

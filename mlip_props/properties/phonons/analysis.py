@@ -13,6 +13,7 @@ from ase import Atoms
 
 from .cells import perpendicular_widths, reduced_formula
 from .force_constants import AcousticSumRuleCheck, HarmonicModel, frequencies_at_qpoints
+from .nac import lo_to_note
 from .result import PhononResult
 
 #: 1 THz * 1 A in m/s (phonopy group velocities are in THz A).
@@ -24,13 +25,14 @@ class AnalysisOptions:
     """What to compute from the force constants. ``band_npoints``: q-points per band segment;
     ``mesh``/``group_velocity_mesh``: Gamma-centred meshes as 3 ints or a length (A, phonopy's
     ``length2mesh``; ``group_velocity_mesh=None`` skips group velocities);
-    ``imaginary_tolerance_THz``: frequencies below minus this count as imaginary."""
+    ``imaginary_tolerance_THz``: frequencies below minus this count as imaginary (``None``: chosen
+    from the compute precision and the measured noise, :func:`imaginary_tolerance`)."""
 
     band_structure: bool = True
     band_npoints: int = 51
     mesh: float | Sequence[int] = 40.0
     group_velocity_mesh: float | Sequence[int] | None = 15.0
-    imaginary_tolerance_THz: float = 0.05
+    imaginary_tolerance_THz: float | None = None
 
 
 @dataclass
@@ -47,6 +49,38 @@ class HarmonicSystem:
     relaxed: bool
     relax_converged: bool | None
     asr: AcousticSumRuleCheck
+    precision: str | None = None
+    polar: bool = False
+    lo_to_included: bool = False
+    born_charge_sum_e: float | None = None
+
+
+#: the imaginary-mode tolerance (THz) when the force constants are float64: well above their
+#: noise (raw sum-rule violations ~1e-12 eV/A^2), below any physical instability worth reporting
+IMAGINARY_TOLERANCE_FLOAT64_THZ = 0.05
+#: in lower precision, the tolerance is at least this multiple of :func:`asr_noise_THz`
+NOISE_MULTIPLE = 3.0
+
+
+def asr_noise_THz(violation_eV_A2: float, masses_amu: Sequence[float], to_THz: float) -> float:
+    """The frequency (THz) that the raw acoustic-sum-rule violation corresponds to on the lightest
+    atom, sqrt(violation / m_min) in phonopy's units. The violation is a sum over the supercell of
+    force-constant errors, as every dynamical-matrix element is, so for a translationally
+    invariant model computed in float32 it measures the rounding noise of the dynamical matrix:
+    eigenvalues below about (this)^2 in magnitude are indistinguishable from zero."""
+    return float(np.sqrt(max(violation_eV_A2, 0.0) / float(np.min(masses_amu))) * to_THz)
+
+
+def imaginary_tolerance(requested: float | None, precision: str | None, noise_THz: float) -> float:
+    """The imaginary-mode tolerance (THz): ``requested`` when given; else 0.05 THz for float64
+    force constants and, for lower precision (float32 models), the larger of 0.05 THz and
+    :data:`NOISE_MULTIPLE` x the measured noise frequency :func:`asr_noise_THz`."""
+    if requested is not None:
+        return float(requested)
+    tol = IMAGINARY_TOLERANCE_FLOAT64_THZ
+    if precision not in (None, "float64"):
+        tol = max(tol, NOISE_MULTIPLE * noise_THz)
+    return float(tol)
 
 
 def sampling_mesh(mesh: float | Sequence[int], ph) -> np.ndarray:
@@ -208,8 +242,15 @@ class _Bands:
 def _bands(ph, npoints: int, tol: float) -> _Bands:
     """Frequencies along the seekpath path, all segments diagonalised together."""
     bands, raw_labels, connections = band_path(ph, npoints)
-    sizes = [len(b) for b in bands]
-    freqs = np.split(frequencies_at_qpoints(ph, np.concatenate(bands)), np.cumsum(sizes)[:-1])
+    if _has_nac(ph):  # per segment: one through Gamma takes its direction there (phonopy's rule)
+        rec = np.linalg.inv(np.asarray(ph.primitive.cell))
+        freqs = []
+        for b in bands:
+            through_gamma = np.linalg.norm(np.cross(rec @ b[0], rec @ b[-1])) < 1e-8
+            freqs.append(frequencies_at_qpoints(ph, b, q_direction=(b[0] - b[-1]) if through_gamma else None))
+    else:
+        sizes = [len(b) for b in bands]
+        freqs = np.split(frequencies_at_qpoints(ph, np.concatenate(bands)), np.cumsum(sizes)[:-1])
     out = _Bands([], [], [], [], {}, None, 0, (raw_labels, connections))
     for (l0, l1), q, d, f in zip(segment_labels(raw_labels, connections, len(bands)), bands,
                                  band_distances(ph, bands), freqs):
@@ -225,6 +266,12 @@ def _bands(ph, npoints: int, tol: float) -> _Bands:
     return out
 
 
+def _has_nac(ph) -> bool:
+    from phonopy.harmonic.dynamical_matrix import DynamicalMatrixNAC
+
+    return isinstance(ph.dynamical_matrix, DynamicalMatrixNAC)
+
+
 def mean_group_velocity_m_s(ph, symmetry, mesh: float | Sequence[int]) -> np.ndarray:
     """|group velocity| per branch (m/s), averaged with the weights of a Gamma-centred mesh."""
     gm = mesh_object(ph, symmetry, sampling_mesh(mesh, ph))
@@ -235,7 +282,9 @@ def mean_group_velocity_m_s(ph, symmetry, mesh: float | Sequence[int]) -> np.nda
 
 def analyse_harmonic(system: HarmonicSystem, options: AnalysisOptions) -> PhononResult:
     """Bands, DOS mesh, group velocities and imaginary-mode counts of one harmonic system."""
-    ph, sym, tol = system.harmonic, system.primitive_symmetry, options.imaginary_tolerance_THz
+    ph, sym, asr = system.harmonic, system.primitive_symmetry, system.asr
+    noise = asr_noise_THz(asr.violation_raw_eV_A2, ph.primitive.masses, ph.unit_conversion_factor)
+    tol = imaginary_tolerance(options.imaginary_tolerance_THz, system.precision, noise)
     bands = _bands(ph, options.band_npoints, tol) if options.band_structure else _Bands([], [], [], [], {}, None, 0,
                                                                                           None)
     mesh_numbers = sampling_mesh(options.mesh, ph)
@@ -249,7 +298,6 @@ def analyse_harmonic(system: HarmonicSystem, options: AnalysisOptions) -> Phonon
     lowest = float(mesh_freqs.min()) if bands.lowest_THz is None else min(bands.lowest_THz, float(mesh_freqs.min()))
     n_imaginary = bands.n_imaginary + int(((mesh_freqs < -tol) * weights[:, None]).sum())
     dos_points, dos = tetrahedron_dos(dos_mesh)
-    asr = system.asr
     return PhononResult(
         atoms=system.atoms,
         formula=reduced_formula(system.atoms),
@@ -267,6 +315,7 @@ def analyse_harmonic(system: HarmonicSystem, options: AnalysisOptions) -> Phonon
         gamma_acoustic_raw_THz=asr.gamma_acoustic_raw_THz,
         gamma_acoustic_THz=asr.gamma_acoustic_THz,
         asr_enforcement=asr.enforcement,
+        asr_noise_THz=noise,
         band_labels=bands.labels,
         band_distances_inv_A=bands.distances,
         band_frequencies_THz=bands.frequencies,
@@ -280,6 +329,11 @@ def analyse_harmonic(system: HarmonicSystem, options: AnalysisOptions) -> Phonon
         n_imaginary_modes=n_imaginary,
         lowest_frequency_THz=lowest,
         imaginary_tolerance_THz=float(tol),
+        polar=system.polar,
+        lo_to_included=system.lo_to_included,
+        lo_to_missing=system.polar and not system.lo_to_included,
+        lo_to_note=lo_to_note(system.polar, system.lo_to_included),
+        born_charge_sum_e=system.born_charge_sum_e,
         harmonic=ph,
         _phonopy=ph if not isinstance(ph, HarmonicModel) else None,
         primitive_symmetry=sym,

@@ -17,16 +17,20 @@ import numpy as np
 # ---------------------------------------------------------------------------------------------
 # frequencies of a harmonic model
 # ---------------------------------------------------------------------------------------------
-def frequencies_at_qpoints(ph, qpoints: np.ndarray) -> np.ndarray:
+def frequencies_at_qpoints(ph, qpoints: np.ndarray, q_direction: Any = None) -> np.ndarray:
     """Frequencies (THz, ascending; imaginary as negative) of a phonopy object at many q-points:
     all dynamical matrices from phonopy's batched builder in one call, eigenvalues from one
-    batched ``numpy.linalg.eigvalsh`` (the same numbers as phonopy's per-q band-structure loop)."""
+    batched ``numpy.linalg.eigvalsh`` (the same numbers as phonopy's per-q band-structure loop).
+    ``q_direction`` (reduced coordinates): the direction of approach to Gamma, used by the
+    non-analytical correction at q = 0 exactly (LO-TO splitting; ignored without NAC)."""
     from phonopy.harmonic.dynamical_matrix import get_dynamical_matrices_at_qpoints
 
     q = np.ascontiguousarray(np.atleast_2d(qpoints), dtype="double")
     if ph.dynamical_matrix is None:
         raise RuntimeError("phonopy object without force constants")
-    ev = np.linalg.eigvalsh(get_dynamical_matrices_at_qpoints(ph.dynamical_matrix, q)).real
+    direction = None if q_direction is None else np.ascontiguousarray(q_direction, dtype="double")
+    ev = np.linalg.eigvalsh(get_dynamical_matrices_at_qpoints(ph.dynamical_matrix, q,
+                                                              nac_q_direction=direction)).real
     return np.sqrt(np.abs(ev)) * np.sign(ev) * ph.unit_conversion_factor
 
 
@@ -163,12 +167,14 @@ class HarmonicModel:
         self.force_constants = None
         self.dynamical_matrix = None
         self.displacements = None
+        #: phonopy ``nac_params`` (Born charges of the primitive atoms, dielectric tensor) or None
+        self.nac_params = None
 
     def set_force_constants(self, fc: np.ndarray) -> None:
         from phonopy.harmonic.dynamical_matrix import get_dynamical_matrix
 
         self.dynamical_matrix = get_dynamical_matrix(np.asarray(fc, dtype="double", order="C"), self.supercell,
-                                                     self.primitive)
+                                                     self.primitive, nac_params=self.nac_params)
         self.force_constants = self.dynamical_matrix.force_constants
 
     def symmetrize_force_constants(self, level: int = 3) -> None:
@@ -192,6 +198,8 @@ class HarmonicModel:
                      symprec=self.symprec, is_symmetry=False)
         if self.force_constants is not None:
             ph.force_constants = self.force_constants
+        if self.nac_params is not None:
+            ph.nac_params = self.nac_params
         return ph
 
 

@@ -31,6 +31,7 @@ from .cells import (choose_supercell, parse_supercell, primitive_matrix_from_dat
                     to_phonopy_atoms)
 from .force_constants import (HarmonicModel, apply_force_constants, force_constants_from_displacements,
                               force_constants_from_hessian, resolve_enforcement)
+from .nac import charge_neutrality_e, is_polar, phonopy_nac_params, resolve_nac_params
 from .result import PhononResult
 
 Method = Literal["auto", "hessian", "displacement"]
@@ -50,7 +51,9 @@ class PhononPlan(EvaluationPlan):
     primitive cell's phonopy ``Symmetry`` (mesh reduction); ``supercell_start[k]``: index in
     ``structures`` of structure k's perfect supercell, its displaced supercells following it;
     ``hessian_rows``: per entry of ``structures``, the atoms whose Hessian rows are needed
-    (``None``: the full Hessian, or no Hessian on the displacement route).
+    (``None``: the full Hessian, or no Hessian on the displacement route); ``polar``,
+    ``born_charge_sum_e``: per structure, the LO-TO bookkeeping (:mod:`.nac`; the Born charges
+    themselves sit on each ``harmonic`` template as phonopy ``nac_params``).
     """
 
     references: list[Atoms] = field(default_factory=list)
@@ -64,6 +67,8 @@ class PhononPlan(EvaluationPlan):
     relax_converged: list[Any] = field(default_factory=list)
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
     hessian_rows: list[np.ndarray] | None = None
+    polar: list[bool] = field(default_factory=list)
+    born_charge_sum_e: list[float | None] = field(default_factory=list)
 
     def input_index(self, k: int) -> int:
         return int(np.searchsorted(self.supercell_start, k, side="right")) - 1
@@ -90,7 +95,9 @@ class PhononPlan(EvaluationPlan):
             out.append(HarmonicSystem(
                 harmonic=ph, primitive_symmetry=self.primitive_symmetry[k], atoms=self.references[k],
                 method=self.method, displacement_A=self.displacement_A, relaxed=self.relaxed,
-                relax_converged=self.relax_converged[k], asr=asr))
+                relax_converged=self.relax_converged[k], asr=asr, precision=answers.precision,
+                polar=self.polar[k], lo_to_included=ph.nac_params is not None,
+                born_charge_sum_e=self.born_charge_sum_e[k]))
         return out
 
     def analyse(self, answers: EvaluationResult) -> list[PhononResult]:
@@ -129,8 +136,10 @@ def plan_phonons(
     band_npoints: int = 51,
     mesh: float | Sequence[int] = 40.0,
     group_velocity_mesh: float | Sequence[int] | None = 15.0,
-    imaginary_tolerance_THz: float = 0.05,
+    imaginary_tolerance_THz: float | None = None,
     symprec: float = 1e-5,
+    nac_params: dict | Sequence[dict | None] | None = None,
+    polar: bool | Sequence[bool] | None = None,
     dtype: Any = None,
     device: Any = None,
 ) -> PhononPlan:
@@ -147,7 +156,8 @@ def plan_phonons(
     band_npoints = check_number("band_npoints", band_npoints, minimum=2, integer=True)
     check_mesh("mesh", mesh)
     check_mesh("group_velocity_mesh", group_velocity_mesh, allow_none=True)
-    check_number("imaginary_tolerance_THz", imaginary_tolerance_THz, minimum=0.0)
+    if imaginary_tolerance_THz is not None:
+        check_number("imaginary_tolerance_THz", imaginary_tolerance_THz, minimum=0.0)
     check_number("symprec", symprec, minimum=0.0, exclusive_minimum=True)
     single, items = structure_list(structures)
     atoms_list = prepare_structures(items)
@@ -163,6 +173,9 @@ def plan_phonons(
     # displacement route and by symfc; the primitive cell's symmetry is always used for meshes
     use_symmetry = route == "displacement" or enforcement == "symfc"
     fixed_supercell = parse_supercell(supercell)
+    nac_list = _per_structure(nac_params, len(atoms_list), "nac_params", dict)
+    polar_list = _per_structure(polar, len(atoms_list), "polar", bool)
+    resolved_nac = [resolve_nac_params(n, a, f"structure {k}") for k, (n, a) in enumerate(zip(nac_list, atoms_list))]
 
     converged: list[bool | None] = [None] * len(atoms_list)
     if settings.enabled:  # batched, and shared with other properties inside shared_relaxations()
@@ -193,6 +206,7 @@ def plan_phonons(
                          is_symmetry=True)
         else:  # no Phonopy object (its supercell symmetry is unused here); built on demand
             ph = HarmonicModel(unit, smat, primitive_matrix, symprec)
+        ph.nac_params = phonopy_nac_params(resolved_nac[k], ph)
         harmonic.append(ph)
         symmetries.append(_primitive_symmetry(ph, unit_symmetry, unit, symprec, use_symmetry))
         starts.append(len(supercells))
@@ -216,7 +230,20 @@ def plan_phonons(
         structures=supercells, quantities=quantities, single=single, references=atoms_list, harmonic=harmonic,
         primitive_symmetry=symmetries, supercell_start=starts, method=route, asr_enforcement=enforcement,
         displacement_A=displacement_A if route == "displacement" else None, relaxed=settings.enabled,
-        relax_converged=converged, options=options, hessian_rows=hessian_rows)
+        relax_converged=converged, options=options, hessian_rows=hessian_rows,
+        polar=[is_polar(a) if p is None else bool(p) for a, p in zip(atoms_list, polar_list)],
+        born_charge_sum_e=[charge_neutrality_e(n) for n in resolved_nac])
+
+
+def _per_structure(value: Any, n: int, name: str, kind: type) -> list:
+    """A parameter given once for all structures (``None`` or one ``kind``) or as one per structure."""
+    if value is None or isinstance(value, kind):
+        return [value] * n
+    values = list(value)
+    if len(values) != n or not all(v is None or isinstance(v, kind) for v in values):
+        raise ValueError(f"{name} must be None, one {kind.__name__} or a list of {n} (one per structure, None "
+                         f"allowed), got {value!r:.80}")
+    return values
 
 
 @one_call(plan_phonons)
@@ -237,6 +264,15 @@ def phonons(potential: Any, structures: Any, **options: Any) -> PhononResult | l
     ``"none"``. ``mesh``: Gamma-centred sampling mesh for DOS/imaginary modes, as 3 ints or a
     length (A, phonopy's ``length2mesh``). ``group_velocity_mesh``: coarser mesh (same
     conventions) on which the mean group velocity per branch is averaged (``None``: skip).
+    ``imaginary_tolerance_THz``: frequencies below minus this count as imaginary; ``None`` (default):
+    0.05 THz for float64 force constants, max(0.05, 3 x the measured float32 noise) for float32
+    models (the noise is the raw sum-rule violation as a frequency, ``result.asr_noise_THz``).
+    ``nac_params`` (one dict for all structures, or one per structure): Born effective charges
+    ``"born"`` (one number or 3x3 tensor (e) per atom of the input structure, in its order) and the
+    electronic dielectric tensor ``"dielectric"`` (eps_inf, a number or 3x3), optional ``"method"``
+    (``"gonze"``, default, or ``"wang"``): phonopy's non-analytical correction, i.e. LO-TO splitting.
+    Without it a polar crystal (``polar``: ``None`` = the composition rule of :mod:`.nac`, at least
+    two elements and not all metals) has ``result.lo_to_missing`` set.
     ``dtype`` (default float64) and ``device`` go to every backend call. ``result.write(folder)``
     writes ``phonopy_params.yaml`` and ``band.yaml`` for phonopy.
     """

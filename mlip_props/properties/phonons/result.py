@@ -26,11 +26,22 @@ class PhononResult(PropertyResult):
     ``gamma_acoustic_raw_THz`` the three Gamma acoustic frequencies from them;
     ``asr_violation_enforced_eV_A2`` and ``gamma_acoustic_THz`` after ``asr_enforcement``.
     All later quantities (bands, DOS, thermal properties) use the enforced force constants.
+    ``asr_noise_THz``: the frequency sqrt(raw violation / lightest mass) -- for a float32 model
+    the rounding noise of the dynamical matrix in frequency units.
+
+    Imaginary modes: frequencies below ``-imaginary_tolerance_THz`` (the tolerance used: the
+    user's, or 0.05 THz in float64 and max(0.05, 3 ``asr_noise_THz``) in float32).
+
+    LO-TO splitting: ``polar`` (the composition rule of :mod:`.nac`, or the user's ``polar=``),
+    ``lo_to_included`` (Born charges and eps_inf were given: phonopy's non-analytical correction
+    is in every frequency), ``lo_to_missing`` = polar and not included (a report flag),
+    ``lo_to_note`` says what that means; ``born_charge_sum_e``: max |sum_k Z*_k| of the given
+    charges (charge neutrality; ``None`` without charges).
     """
 
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
         "high_symmetry_frequencies_THz", "imaginary_modes", "n_imaginary_modes", "lowest_frequency_THz",
-        "asr_violation_eV_A2", "asr_violation_enforced_eV_A2", "relax_converged",)
+        "asr_violation_eV_A2", "asr_violation_enforced_eV_A2", "relax_converged", "lo_to_missing",)
 
     atoms: Atoms
     formula: str
@@ -61,6 +72,12 @@ class PhononResult(PropertyResult):
     n_imaginary_modes: int
     lowest_frequency_THz: float
     imaginary_tolerance_THz: float
+    asr_noise_THz: float
+    polar: bool
+    lo_to_included: bool
+    lo_to_missing: bool
+    lo_to_note: str
+    born_charge_sum_e: float | None
     #: internal, not serialised: the lattice-dynamics object the numbers came from (a phonopy
     #: ``Phonopy``, or a :class:`HarmonicModel` on the Hessian route, whose ``Phonopy`` twin
     #: ``phonopy_object`` builds on first use), the phonopy ``Symmetry`` of the primitive cell
@@ -98,10 +115,13 @@ class PhononResult(PropertyResult):
             fc = compact_fc_to_full_fc(self.harmonic.primitive, fc)
         return fc
 
-    def frequencies_at(self, qpoints: Sequence[Sequence[float]]) -> np.ndarray:
+    def frequencies_at(self, qpoints: Sequence[Sequence[float]],
+                       q_direction: Sequence[float] | None = None) -> np.ndarray:
         """Frequencies (THz, ascending) at q-points in reduced coordinates of the primitive
-        reciprocal lattice (phonopy's primitive cell), shape (n_q, 3 n_atoms_primitive)."""
-        return frequencies_at_qpoints(self.harmonic, np.atleast_2d(qpoints))
+        reciprocal lattice (phonopy's primitive cell), shape (n_q, 3 n_atoms_primitive).
+        ``q_direction`` (same coordinates): the direction of approach to Gamma, which the
+        non-analytical correction needs at q = 0 (LO-TO splitting; without it Gamma is TO only)."""
+        return frequencies_at_qpoints(self.harmonic, np.atleast_2d(qpoints), q_direction)
 
     def write(self, output_dir: str | Path) -> dict[str, Path]:
         """Write phonopy's ``phonopy_params.yaml`` (structure, supercell, force constants) and
