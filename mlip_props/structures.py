@@ -105,13 +105,57 @@ def _lattice_from_volume(crystal: str, v: float) -> dict[str, float]:
     raise ValueError(crystal)
 
 
-def _repeat(value: Any) -> tuple[int, int, int]:
-    if isinstance(value, int):
-        return (value, value, value)
-    parts = str(value).lower().split("x")
-    if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-        raise ValueError(f"repeat={value!r}: expected an integer or NxMxK")
-    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+def _repeat(value: Any, spec: str = "") -> tuple[int, int, int]:
+    where = f"structure {spec!r}: " if spec else ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        rep = (value, value, value)
+    else:
+        parts = str(value).lower().split("x")
+        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"{where}repeat={value!r}: expected an integer or NxMxK")
+        rep = tuple(int(p) for p in parts)  # type: ignore[assignment]
+    if min(rep) < 1:
+        raise ValueError(f"{where}repeat={value!r}: every repeat must be an integer >= 1")
+    return rep  # type: ignore[return-value]
+
+
+def _repeated(spec: str, atoms: Atoms, rep: tuple[int, int, int] | None) -> Atoms:
+    """``atoms.repeat(rep)`` after the size guard (``$MLIP_PROPS_MAX_ATOMS``, 1,000,000 atoms)."""
+    if rep is None:
+        return atoms
+    from .backend.guards import check_atom_count
+
+    check_atom_count(len(atoms) * rep[0] * rep[1] * rep[2],
+                     f"structure {spec!r} ({len(atoms)} atom{'s' if len(atoms) != 1 else ''} repeated "
+                     f"{rep[0]}x{rep[1]}x{rep[2]})", advice="use a smaller repeat")
+    return atoms.repeat(rep)
+
+
+#: lattice parameters of a crystal name and their allowed ranges (Angstrom, degrees; ``u`` is a
+#: fractional internal coordinate)
+_LATTICE_PARAMETER_RANGES: dict[str, dict[str, Any]] = {
+    "a": dict(minimum=0.0, exclusive_minimum=True),
+    "b": dict(minimum=0.0, exclusive_minimum=True),
+    "c": dict(minimum=0.0, exclusive_minimum=True),
+    "covera": dict(minimum=0.0, exclusive_minimum=True),
+    "alpha": dict(minimum=0.0, maximum=180.0, exclusive_minimum=True, exclusive_maximum=True),
+    "u": dict(minimum=0.0, maximum=1.0, exclusive_maximum=True),
+}
+
+
+def _check_lattice_parameters(spec: str, params: dict[str, Any]) -> None:
+    """``ValueError`` naming the spec for a lattice parameter that is not a finite number in its
+    range (a negative ``a`` would build a left-handed cell), or a flag that is not true/false."""
+    from .validation import check_number
+
+    for name, value in params.items():
+        if name in _LATTICE_PARAMETER_RANGES:
+            try:
+                check_number(name, value, **_LATTICE_PARAMETER_RANGES[name])
+            except ValueError as exc:
+                raise ValueError(f"structure {spec!r}: {exc}") from None
+        elif name in ("cubic", "orthorhombic") and value not in (True, False):  # 0 and 1 pass too
+            raise ValueError(f"structure {spec!r}: parameter {name!r}: expected true or false, got {value!r}")
 
 
 def _is_element(name: str) -> bool:
@@ -122,11 +166,12 @@ def _build_crystal(spec: str, symbol: str, crystal: str | None, params: dict[str
     from ase.build import bulk
 
     params = dict(params)
-    rep = _repeat(params.pop("repeat")) if "repeat" in params else None
+    rep = _repeat(params.pop("repeat"), spec) if "repeat" in params else None
     allowed = {"a", "b", "c", "covera", "cubic", "orthorhombic", "alpha", "u"}
     unknown = set(params) - allowed
     if unknown:
         raise ValueError(f"structure {spec!r}: unknown parameter(s) {sorted(unknown)}; allowed: {sorted(allowed | {'repeat'})}")
+    _check_lattice_parameters(spec, params)
     ref = reference_states[atomic_numbers[symbol]] or {}
     ref_sym = ref.get("symmetry")
     if crystal is None:
@@ -146,9 +191,7 @@ def _build_crystal(spec: str, symbol: str, crystal: str | None, params: dict[str
         atoms = bulk(symbol, crystal, **params)
     except Exception as exc:  # ase raises ValueError/KeyError/RuntimeError with its own words
         raise ValueError(f"structure {spec!r}: ase.build.bulk failed: {exc}") from exc
-    if rep is not None:
-        atoms = atoms.repeat(rep)
-    return atoms
+    return _repeated(spec, atoms, rep)
 
 
 def _build_molecule(spec: str, name: str, params: dict[str, Any]) -> Atoms | None:
@@ -173,6 +216,12 @@ def _build_molecule(spec: str, name: str, params: dict[str, Any]) -> Atoms | Non
     if atoms is None:
         return None
     if vac is not None:
+        from .validation import check_number
+
+        try:
+            check_number("vacuum", vac, minimum=0.0)
+        except ValueError as exc:
+            raise ValueError(f"structure {spec!r}: {exc}") from None
         atoms.center(vacuum=float(vac))
     return atoms
 
@@ -212,12 +261,11 @@ def _build_reference_solid(spec: str, name: str, crystal: str | None, params: di
         raise ValueError(f"structure {spec!r}: {name!r} is a reference solid with its own prototype; "
                          f"unexpected part {crystal!r}")
     params = dict(params)
-    rep = _repeat(params.pop("repeat")) if "repeat" in params else None
+    rep = _repeat(params.pop("repeat"), spec) if "repeat" in params else None
     if params:
         raise ValueError(f"structure {spec!r}: reference solids take only 'repeat', got {sorted(params)}; "
                          f"for other lattice parameters build it with ase or give a file")
-    atoms = get(name)
-    return atoms.repeat(rep) if rep is not None else atoms
+    return _repeated(spec, get(name), rep)
 
 
 def _read_file(path: Path, index: Any) -> list[Atoms]:

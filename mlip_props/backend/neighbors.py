@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .batch import COINCIDENT_ATOMS_A, Batch, PackedStructures
+from .guards import check_neighbor_search
 
 
 @dataclass(frozen=True)
@@ -135,17 +136,23 @@ def _vesin(cutoff: float, full: bool):
 
 
 def structure_neighbors(
-    positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float, half: bool = False
+    positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float, half: bool = False, index: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Neighbour list of one structure: ``(i, j, shifts, distances, vectors)`` within ``cutoff``
     (Angstrom); ``vectors[e] = x_j - x_i + shifts[e] @ cell``.
 
     Full (both ``i -> j`` and ``j -> i``) unless ``half``, where each pair appears once.
+    Raises :class:`~mlip_props.backend.guards.SizeLimitError` naming ``structure {index}``
+    when the search would crash the library or exceed a size limit
+    (:func:`~mlip_props.backend.guards.check_neighbor_search`).
     """
     pbc = np.asarray(pbc, dtype=bool)
+    box = _box_for(np.asarray(cell, dtype=np.float64), pbc)
+    # size guard: refuse a search that would crash vesin, exhaust memory or run for hours
+    check_neighbor_search(positions, box, pbc, float(cutoff), index=index)
     i, j, s, d, v = _vesin(float(cutoff), not half).compute(
         points=np.ascontiguousarray(positions, dtype=np.float64),
-        box=np.ascontiguousarray(_box_for(np.asarray(cell, dtype=np.float64), pbc)),
+        box=np.ascontiguousarray(box),
         periodic=[bool(p) for p in pbc],
         quantities="ijSdD",
     )
@@ -159,6 +166,7 @@ def neighbor_lists(
     cutoff: float,
     half: bool = False,
     check_overlap: bool = True,
+    structure_ids: Sequence[int] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """:func:`structure_neighbors` of many structures.
 
@@ -166,9 +174,13 @@ def neighbor_lists(
     calls do not run concurrently, so they run in the calling thread.)
 
     Raises ``ValueError`` naming the structure when two atoms coincide (closer than
-    ``COINCIDENT_ATOMS_A``), where no potential has a finite gradient.
+    ``COINCIDENT_ATOMS_A``), where no potential has a finite gradient. ``structure_ids``: the
+    index each structure has in the caller's list (for the size guard's message; default
+    ``0, 1, ...``).
     """
-    lists = [structure_neighbors(positions[b], cells[b], pbcs[b], cutoff, half) for b in range(len(positions))]
+    ids = range(len(positions)) if structure_ids is None else structure_ids
+    lists = [structure_neighbors(positions[b], cells[b], pbcs[b], cutoff, half, index=int(ids[b]))
+             for b in range(len(positions))]
     if check_overlap:
         for b, (i, j, _, d, *_rest) in enumerate(lists):
             if len(d) and d.min() < COINCIDENT_ATOMS_A:
@@ -246,7 +258,7 @@ def shared_neighbor_lists(
         return lists, None, 0.0
     own = np.nonzero(~shared)[0]
     built = neighbor_lists([packed.positions_of(b) for b in own], packed.cells[own], packed.pbc[own],
-                           cutoff + skin, half, check_overlap=False)
+                           cutoff + skin, half, check_overlap=False, structure_ids=own.tolist())
     by_owner = dict(zip(own.tolist(), built))
     lists = [by_owner[int(owner[b])] for b in range(nb)]
     # each atom's reference atom: same local index in its structure's owner

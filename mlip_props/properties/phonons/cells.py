@@ -70,8 +70,33 @@ def primitive_matrix_from_dataset(dataset) -> np.ndarray:
     return np.array(np.linalg.inv(np.asarray(dataset.transformation_matrix, dtype=float)) @ centring, order="C")
 
 
+_SUPERCELL_NOTE = "phonopy's symmetry search of a supercell grows as the square of its atom count"
+
+
+def check_supercell_size(atoms: Atoms, supercell_matrix: Any, index: int | None = None,
+                         max_atoms: float | None = None, how: str = "") -> int:
+    """Atoms of the phonon supercell ``supercell_matrix`` (phonopy's, 3x3 integers) of ``atoms``;
+    :class:`~mlip_props.backend.guards.SizeLimitError` above ``max_atoms`` (default
+    ``$MLIP_PROPS_MAX_SUPERCELL_ATOMS``, 5,000: phonopy's symmetry search of the supercell grows
+    as the square of its atom count, minutes at 5,000 on one CPU core). ``index`` names the
+    structure (else its formula); ``how``: how the supercell was chosen, for the message."""
+    from ...backend.guards import check_atom_count
+
+    smat = np.asarray(supercell_matrix)
+    cells = int(round(abs(np.linalg.det(smat))))
+    n = len(atoms) * cells
+    name = f"structure {index}" if index is not None else f"the {atoms.get_chemical_formula()} structure"
+    diagonal = np.count_nonzero(smat - np.diag(np.diag(smat))) == 0
+    shape = "x".join(str(int(v)) for v in np.diag(smat)) if diagonal else str(smat.tolist())
+    plural = "s" if len(atoms) != 1 else ""
+    check_atom_count(n, f"{name} ({len(atoms)} atom{plural}): the phonon supercell {shape}{how} ({cells:,} cells)",
+                     env="MLIP_PROPS_MAX_SUPERCELL_ATOMS", maximum=max_atoms, note=_SUPERCELL_NOTE,
+                     advice="give a smaller supercell or min_length_A")
+    return n
+
+
 def choose_supercell(atoms: Atoms, min_length_A: float = 10.0, primitive_matrix: np.ndarray | None = None,
-                     symprec: float = 1e-5, dataset: Any = None) -> np.ndarray:
+                     symprec: float = 1e-5, dataset: Any = None, index: int | None = None) -> np.ndarray:
     """Smallest supercell (phonopy ``supercell_matrix``, integer 3x3, column convention) whose
     three perpendicular widths are all >= ``min_length_A``.
 
@@ -79,6 +104,8 @@ def choose_supercell(atoms: Atoms, min_length_A: float = 10.0, primitive_matrix:
     in phonopy's convention) and of spglib's conventional cell, kept when integer in the given
     cell's basis; the one with fewest atoms wins (ties: the diagonal one). ``dataset``: the
     structure's spglib dataset when already at hand (else searched with ``symprec``).
+    A supercell above the size limit is refused (:func:`check_supercell_size`, naming
+    ``structure {index}`` when given).
     """
     lat = np.asarray(atoms.get_cell(), dtype=float)
     bases = [np.eye(3)]
@@ -100,6 +127,7 @@ def choose_supercell(atoms: Atoms, min_length_A: float = 10.0, primitive_matrix:
             continue
         if best is None or det < best[0]:
             best = (det, s_row)
+    check_supercell_size(atoms, best[1].T, index, how=f" for min_length_A={min_length_A:g}")
     return best[1].T.copy()
 
 
@@ -110,12 +138,22 @@ def parse_supercell(supercell: Any) -> np.ndarray | None:
         return None
     arr = np.asarray(supercell)
     if arr.ndim == 0:
-        return np.eye(3, dtype=int) * int(arr)
-    if arr.shape == (3,):
-        return np.diag(arr.astype(int))
-    if arr.shape == (3, 3):
-        return arr.astype(int)
-    raise ValueError(f"supercell must be an int, 3 ints or a 3x3 integer matrix, got shape {arr.shape}")
+        out = np.eye(3, dtype=int) * int(arr)
+    elif arr.shape == (3,):
+        out = np.diag(arr.astype(int))
+    elif arr.shape == (3, 3):
+        out = arr.astype(int)
+    else:
+        raise ValueError(f"supercell must be an int, 3 ints or a 3x3 integer matrix, got shape {arr.shape}")
+    # size guard: every cell holds at least one atom, so the supercell has >= det atoms
+    # (check_supercell_size with the structure gives the exact count)
+    from ...backend.guards import check_atom_count
+
+    cells = int(round(abs(np.linalg.det(out))))
+    check_atom_count(cells, f"supercell {supercell!r} ({cells:,} cells of at least one atom each)",
+                     env="MLIP_PROPS_MAX_SUPERCELL_ATOMS", note=_SUPERCELL_NOTE, at_least=True,
+                     advice="give a smaller supercell")
+    return out
 
 
 def same_cell(a, b, tol: float = 1e-8) -> bool:
