@@ -34,10 +34,12 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from ..backend.evaluate import EvaluationResult
+from ..backend.evaluate import EvaluationResult, is_oracle
+from ..backend.precision import compute_precision
 from ..backend.units import EV_A3_TO_GPA
 from ..validation import check_number, check_numbers
 from .plan import EvaluationPlan, errors_name_inputs, one_call
+from .ion_newton import newton_inverse, reference_hessians, relax_ions_newton
 from .relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from .result import PropertyResult
 
@@ -139,6 +141,13 @@ class ElasticResult(PropertyResult):
     ``max_residual_stress_GPa`` (default 0.1 GPa). Above it the stress-strain slopes are those of
     a pre-stressed crystal (they differ from the elastic constants by terms of the order of the
     stress) and ``notes`` says so.
+
+    How it was computed: ``strain_patterns``: the Voigt components that were strained (all six,
+    or the symmetry-reduced set whose point-group images span the six strains);
+    ``n_strained_cells``: patterns x magnitudes; ``ion_optimizer``: ``"fire"``, ``"newton"``
+    (chord-Newton steps with the reference cell's Hessian) or ``"none"`` (clamped ions);
+    ``ion_relax_steps``: optimizer steps summed over the strained cells;
+    ``ion_residual_force_eV_A``: the largest residual force left in a relaxed strained cell.
     """
 
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
@@ -178,6 +187,11 @@ class ElasticResult(PropertyResult):
     formula: str = ""
     residual_stress_ok: bool = True
     notes: tuple[str, ...] = ()
+    strain_patterns: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    n_strained_cells: int = 0
+    ion_residual_force_eV_A: float = 0.0
+    ion_relax_steps: int = 0
+    ion_optimizer: str = "fire"
 
 
 def _moduli(c: np.ndarray) -> dict[str, float]:
@@ -213,11 +227,76 @@ def fit_stiffness(strains: np.ndarray, stress: np.ndarray) -> tuple[np.ndarray, 
     return c * EV_A3_TO_GPA, worst * EV_A3_TO_GPA
 
 
+def _strain_voigt(eps: np.ndarray) -> np.ndarray:
+    """Voigt vector (engineering shear strains) of symmetric 3x3 strain tensors (..., 3, 3)."""
+    return np.stack([eps[..., a, b] * (1.0 if a == b else 2.0) for a, b in _VOIGT], axis=-1)
+
+
+def _stress_voigt(sig: np.ndarray) -> np.ndarray:
+    return np.stack([sig[..., a, b] for a, b in _VOIGT], axis=-1)
+
+
+def _stress_33(v: np.ndarray) -> np.ndarray:
+    out = np.zeros(v.shape[:-1] + (3, 3))
+    for i, (a, b) in enumerate(_VOIGT):
+        out[..., a, b] = out[..., b, a] = v[..., i]
+    return out
+
+
+def _images(component: int, rotations: np.ndarray) -> np.ndarray:
+    """Voigt strain vectors R e R^T of the unit strain ``component`` under every rotation."""
+    e = voigt_strain_tensor(component, 1.0)
+    return _strain_voigt(np.einsum("rai,ij,rbj->rab", rotations, e, rotations))
+
+
+def symmetry_strain_patterns(rotations: np.ndarray, tol: float = 1e-6) -> list[int]:
+    """The fewest Voigt strain components (taken in order xx, yy, zz, yz, xz, xy) whose images under
+    the point group ``rotations`` (Cartesian) span all six strains: the stress response to the
+    others follows from theirs by symmetry, sigma(R e R^T) = R sigma(e) R^T (as phonopy needs
+    only the symmetry-inequivalent displacements). Cubic: xx and yz; hexagonal and trigonal: xx,
+    zz, yz; tetragonal (4/mmm): xx, zz, yz, xy; triclinic: all six."""
+    rotations = np.asarray(rotations, dtype=float)
+    chosen: list[int] = []
+    span, rank = np.zeros((0, 6)), 0
+    for j in range(6):
+        trial = np.vstack([span, _images(j, rotations)])
+        if np.linalg.matrix_rank(trial, tol=tol) > rank:
+            chosen.append(j)
+            span, rank = trial, np.linalg.matrix_rank(trial, tol=tol)
+        if rank == 6:
+            break
+    return chosen
+
+
+def fit_stiffness_symmetry(strains: np.ndarray, stress: np.ndarray, patterns: Sequence[int],
+                           rotations: np.ndarray) -> tuple[np.ndarray, float]:
+    """C (6x6 GPa) and the largest line-fit residual (GPa) from the stresses of the strained
+    ``patterns`` only: stress (len(patterns), n strains, 6) eV/A^3. Each pattern's slope d sigma / d e
+    and every rotated copy (R e R^T, R sigma R^T) are one equation C e = sigma; C is their
+    least-squares solution (exact when the images span the six strains, as the patterns of
+    :func:`symmetry_strain_patterns` do)."""
+    x = np.asarray(strains)
+    rotations = np.asarray(rotations, dtype=float)
+    e_rows, s_rows, worst = [], [], 0.0
+    for i, j in enumerate(patterns):
+        coef = np.polyfit(x, stress[i], 1)
+        worst = max(worst, float(np.abs(np.polyval(coef, x[:, None]) - stress[i]).max()))
+        sig = _stress_33(coef[0])
+        e_rows.append(_images(j, rotations))
+        s_rows.append(_stress_voigt(np.einsum("rai,ij,rbj->rab", rotations, sig, rotations)))
+    e_all, s_all = np.vstack(e_rows), np.vstack(s_rows)
+    if np.linalg.matrix_rank(e_all, tol=1e-6) < 6:
+        raise ValueError(f"strain patterns {list(patterns)} and their symmetry images do not span the six strains")
+    c_t = np.linalg.lstsq(e_all, s_all, rcond=None)[0]  # S = E C^T
+    return c_t.T * EV_A3_TO_GPA, worst * EV_A3_TO_GPA
+
+
 @dataclass
 class ElasticPlan(EvaluationPlan):
-    """The strained cells of every structure (6 Voigt components x ``len(strains)`` magnitudes,
-    clamped ions), then the ion-relaxed copies of those that were relaxed, then the unstrained
-    references (for their residual stress). ``analyse`` fits the stress-strain slopes."""
+    """The strained cells of every structure (its strain ``patterns`` x ``len(strains)``
+    magnitudes, clamped ions), then the ion-relaxed copies of those that were relaxed, then the
+    unstrained references (for their residual stress and force). ``analyse`` fits the
+    stress-strain slopes."""
 
     references: list[Atoms] = field(default_factory=list)
     strains: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -228,32 +307,46 @@ class ElasticPlan(EvaluationPlan):
     ions_converged: list[bool] = field(default_factory=list)
     max_ion_displacement_A: list[float] = field(default_factory=list)
     max_residual_stress_GPa: float = 0.1
+    patterns: list[list[int]] = field(default_factory=list)
+    ion_residual_force_eV_A: list[float] = field(default_factory=list)
+    ion_relax_steps: list[int] = field(default_factory=list)
+    ion_optimizer: str = "fire"
+
+    def _starts(self) -> list[int]:
+        n_s = len(self.strains)
+        pats = self.patterns or [list(range(6))] * len(self.references)
+        return list(np.cumsum([0] + [len(p) * n_s for p in pats]))
 
     def input_index(self, k: int) -> int:
-        per = 6 * len(self.strains)
-        n_clamped, n_relaxed = per * len(self.references), len(self.relaxed_indices)
+        starts = self._starts()
+        n_clamped, n_relaxed = starts[-1], len(self.relaxed_indices)
         if k < n_clamped:
-            return k // per
+            return int(np.searchsorted(starts, k, side="right") - 1)
         if k < n_clamped + n_relaxed:
-            return self.relaxed_indices[k - n_clamped] // per
+            return self.input_index(self.relaxed_indices[k - n_clamped])
         return k - n_clamped - n_relaxed
 
     def analyse(self, answers: EvaluationResult) -> list[ElasticResult]:
         stress = np.asarray(answers.stress_eV_A3, dtype=float)
         x = self.strains
         n_s = len(x)
-        per = 6 * n_s
-        nc, nx = per * len(self.references), len(self.relaxed_indices)
+        starts = self._starts()
+        nc, nx = starts[-1], len(self.relaxed_indices)
         s_clamped = stress[:nc]
         s_relaxed = s_clamped.copy()
         s_relaxed[self.relaxed_indices] = stress[nc: nc + nx]
         s_ref = np.abs(stress[nc + nx:]).max(axis=1) * EV_A3_TO_GPA
         results = []
         for b, a in enumerate(self.references):
-            sl = slice(b * per, (b + 1) * per)
-            c_cl, res_cl = fit_stiffness(x, s_clamped[sl].reshape(6, n_s, 6))
-            c_rx, res_rx = fit_stiffness(x, s_relaxed[sl].reshape(6, n_s, 6))
+            pat = self.patterns[b] if self.patterns else list(range(6))
+            sl = slice(starts[b], starts[b + 1])
             rots, pg, sg = point_group_rotations(a, self.symprec)
+            if len(pat) == 6:
+                c_cl, res_cl = fit_stiffness(x, s_clamped[sl].reshape(6, n_s, 6))
+                c_rx, res_rx = fit_stiffness(x, s_relaxed[sl].reshape(6, n_s, 6))
+            else:
+                c_cl, res_cl = fit_stiffness_symmetry(x, s_clamped[sl].reshape(len(pat), n_s, 6), pat, rots)
+                c_rx, res_rx = fit_stiffness_symmetry(x, s_relaxed[sl].reshape(len(pat), n_s, 6), pat, rots)
             cs_cl = symmetrize_stiffness(c_cl, rots)
             cs_rx = symmetrize_stiffness(c_rx, rots)
             asym = max(np.abs(c_rx - cs_rx).max(), np.abs(c_cl - cs_cl).max())
@@ -273,8 +366,16 @@ class ElasticPlan(EvaluationPlan):
                 ions_relaxed=self.ions_relaxed[b], max_ion_displacement_A=self.max_ion_displacement_A[b],
                 relax_converged=self.relax_converged[b],
                 converged=bool(self.relax_converged[b] and self.ions_converged[b]),
-                formula=a.get_chemical_formula(), residual_stress_ok=stress_ok, notes=notes, **_moduli(cs_rx)))
+                formula=a.get_chemical_formula(), residual_stress_ok=stress_ok, notes=notes,
+                strain_patterns=tuple(int(j) for j in pat), n_strained_cells=len(pat) * n_s,
+                ion_residual_force_eV_A=self.ion_residual_force_eV_A[b] if self.ion_residual_force_eV_A else 0.0,
+                ion_relax_steps=self.ion_relax_steps[b] if self.ion_relax_steps else 0,
+                ion_optimizer=self.ion_optimizer if self.ions_relaxed[b] else "none", **_moduli(cs_rx)))
         return results
+
+
+_PATTERN_CHOICES = ("auto", "all", "symmetry")
+_OPTIMIZER_CHOICES = ("auto", "fire", "newton")
 
 
 def plan_elastic(
@@ -285,43 +386,72 @@ def plan_elastic(
     relaxation: RelaxSettings | dict | bool | None = None,
     symprec: float = 1e-5,
     max_residual_stress_GPa: float = 0.1,
+    strain_patterns: str = "auto",
+    ion_optimizer: str = "auto",
     dtype: Any = None,
     device: Any = None,
 ) -> ElasticPlan:
     """Plan the elastic tensors of one structure or many (see :func:`elastic_tensor`): relax the
-    references (batched), strain each, relax the ions of every strained cell (one batched call),
-    and return the cells whose stresses are needed."""
+    references (batched), strain each, relax the ions of every strained cell (batched), and
+    return the cells whose stresses are needed."""
     check_numbers("strains", strains, minimum=-0.1, maximum=0.1)
     check_number("symprec", symprec, minimum=0.0, exclusive_minimum=True)
     x = np.asarray(strains, dtype=float)
     if x.ndim != 1 or len(np.unique(x)) < 2 or np.any(np.abs(x) > 0.1) or not np.isfinite(x).all():
         raise ValueError(f"strains must hold at least two distinct magnitudes within +-0.1, got {list(strains)}")
     check_number("max_residual_stress_GPa", max_residual_stress_GPa, minimum=0.0, exclusive_minimum=True)
+    if strain_patterns not in _PATTERN_CHOICES:
+        raise ValueError(f"strain_patterns must be one of {_PATTERN_CHOICES}, got {strain_patterns!r}")
+    if ion_optimizer not in _OPTIMIZER_CHOICES:
+        raise ValueError(f"ion_optimizer must be one of {_OPTIMIZER_CHOICES}, got {ion_optimizer!r}")
     settings = resolve_relaxation(relaxation)
     kw = dict(dtype=dtype or torch.float64, device=device)
     single, base, relax_ok = periodic_starting_points(potential, structures, "elastic constants", settings, **kw)
+    reduced = compute_precision(potential, kw["dtype"]) != "float64"  # model calls are what costs there
+    if strain_patterns == "symmetry" or (strain_patterns == "auto" and reduced):
+        patterns = [symmetry_strain_patterns(point_group_rotations(a, symprec)[0]) for a in base]
+    else:
+        patterns = [list(range(6)) for _ in base]
+    newton = ion_optimizer == "newton" or (ion_optimizer == "auto" and reduced and not is_oracle(potential))
 
-    per = 6 * len(x)
-    clamped = [strained(a, voigt_strain_tensor(j, m)) for a in base for j in range(6) for m in x]
+    clamped, owner = [], []
+    for b, a in enumerate(base):
+        for j in patterns[b]:
+            for m in x:
+                clamped.append(strained(a, voigt_strain_tensor(j, m)))
+                owner.append(b)
     ions = [settings.ions_for(a) for a in base]
-    to_relax = [k for k in range(len(clamped)) if ions[k // per]]
+    to_relax = [k for k in range(len(clamped)) if ions[owner[k]]]
     relaxed: list[Atoms] = []
     ion_ok = [True] * len(base)
     disp = [0.0] * len(base)
+    resid = [0.0] * len(base)
+    nsteps = [0] * len(base)
     if to_relax:
         ion_settings = dataclasses.replace(settings, cell=False, keep_symmetry=False)  # fixed cell: ions only
-        with errors_name_inputs(lambda i: (to_relax[i] // per, f"strained cell #{to_relax[i] % per}")):
-            relaxed_cells = relax(potential, [clamped[k] for k in to_relax], settings=ion_settings, **kw)
+        with errors_name_inputs(lambda i: (owner[to_relax[i]], f"strained cell #{to_relax[i]}")):
+            if newton:
+                refs = sorted({owner[k] for k in to_relax})
+                inv = dict(zip(refs, (newton_inverse(h) for h in reference_hessians(
+                    potential, [base[b] for b in refs], **kw))))
+                relaxed_cells = relax_ions_newton(potential, [clamped[k] for k in to_relax],
+                                                  [inv[owner[k]] for k in to_relax], ion_settings, **kw)
+            else:
+                relaxed_cells = relax(potential, [clamped[k] for k in to_relax], settings=ion_settings, **kw)
         for k, r in zip(to_relax, relaxed_cells):
-            b = k // per
+            b = owner[k]
             relaxed.append(r.atoms)
             ion_ok[b] = ion_ok[b] and r.converged
             d = r.atoms.get_positions() - clamped[k].get_positions()
             disp[b] = max(disp[b], float(np.linalg.norm(d, axis=1).max()))
-    return ElasticPlan(structures=clamped + relaxed + list(base), quantities=("energy", "stress"), single=single,
-                       references=base, strains=x, symprec=symprec, ions_relaxed=ions, relaxed_indices=to_relax,
-                       relax_converged=list(relax_ok), ions_converged=ion_ok, max_ion_displacement_A=disp,
-                       max_residual_stress_GPa=float(max_residual_stress_GPa))
+            resid[b] = max(resid[b], r.max_force_eV_A)
+            nsteps[b] += r.n_steps
+    return ElasticPlan(structures=clamped + relaxed + list(base), quantities=("energy", "stress"),
+                       single=single, references=base, strains=x, symprec=symprec, ions_relaxed=ions,
+                       relaxed_indices=to_relax, relax_converged=list(relax_ok), ions_converged=ion_ok,
+                       max_ion_displacement_A=disp, max_residual_stress_GPa=float(max_residual_stress_GPa),
+                       patterns=patterns, ion_residual_force_eV_A=resid, ion_relax_steps=nsteps,
+                       ion_optimizer="newton" if newton else "fire")
 
 
 @one_call(plan_elastic)

@@ -28,6 +28,7 @@ from ..backend import Batch, build_neighbor_graph, evaluate_batch, is_oracle
 from ..backend.evaluate import prepare_structures
 from ..backend.inputs import is_single_structure, structure_list  # noqa: F401  (re-exported)
 from ..backend.neighbors import select_graph
+from ..backend.precision import compute_precision
 from ..backend.units import EV_A3_TO_GPA
 from ..potentials.committee import mean_over_members
 from ..validation import check_number
@@ -45,6 +46,12 @@ class RelaxResult(PropertyResult):
     or without cell relaxation); ``max_force_eV_A``: largest atomic force norm at the end;
     ``max_stress_GPa``: largest component of sigma + p I at the end (``None`` when the cell
     was fixed); ``converged``: both below their thresholds within ``max_steps``.
+    ``fmax_target_eV_A`` / ``smax_target_GPa``: the thresholds that applied (they depend on the
+    compute precision, see :meth:`RelaxSettings.tolerances`); ``stalled``: the relaxation was
+    stopped because its residual had not fallen for ``stall_steps`` steps (the noise floor of the
+    compute precision, or a flat surface): ``converged`` is then False and ``max_force_eV_A`` /
+    ``max_stress_GPa`` are the residuals reached; ``optimizer``: ``"fire"`` or ``"newton"``
+    (``"newton+fire"`` when the Newton steps handed over to FIRE).
     """
 
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
@@ -59,6 +66,10 @@ class RelaxResult(PropertyResult):
     max_stress_GPa: float | None
     pressure_GPa: float
     volume_A3_per_atom: float | None
+    fmax_target_eV_A: float = float("nan")
+    smax_target_GPa: float | None = None
+    stalled: bool = False
+    optimizer: str = "fire"
 
 
 class _Symmetrizer:
@@ -125,6 +136,7 @@ def relax(
     device: str | torch.device | None = None,
     skin_A: float = 0.5,
     settings: RelaxSettings | None = None,
+    stall_steps: int = 200,
 ) -> RelaxResult | list[RelaxResult]:
     """Relax one structure or many (batched) to ``fmax`` (eV/A) and, with ``relax_cell``, to a
     residual stress below ``smax_GPa`` at the target ``pressure_GPa``.
@@ -139,14 +151,23 @@ def relax(
     never hidden). Committees relax on the committee-mean energy surface. The neighbour graph
     is built with a ``skin_A`` margin and reused until an atom has moved, or the cell has
     deformed, enough that a pair could have crossed the cutoff.
+
+    With ``settings`` the thresholds follow the compute precision of ``potential`` and ``dtype``
+    (:meth:`RelaxSettings.tolerances`: float64 as given, float32 no tighter than float32 noise
+    lets a relaxation reach); explicit ``fmax``/``smax_GPa`` apply as given. A structure whose
+    residual (the larger of force/fmax and stress/smax) has not fallen by 5 % for
+    ``stall_steps`` consecutive steps stops there, ``converged=False`` and ``stalled=True``, with
+    the residual it reached (it is not spun on to ``max_steps``).
     """
     if settings is not None:
-        fmax, relax_cell, smax_GPa = settings.fmax_eV_A, settings.cell, settings.smax_GPa
+        relax_cell = settings.cell
+        fmax, smax_GPa = settings.tolerances(compute_precision(potential, dtype))
         max_steps, keep_symmetry, pressure_GPa = settings.max_steps, settings.keep_symmetry, settings.pressure_GPa
-        symprec = settings.symprec_A
+        symprec, stall_steps = settings.symprec_A, settings.stall_steps
     for name, value in (("fmax", fmax), ("smax_GPa", smax_GPa), ("symprec", symprec)):
         check_number(name, value, minimum=0.0, exclusive_minimum=True)
     max_steps = check_number("max_steps", max_steps, minimum=0, integer=True)
+    stall_steps = check_number("stall_steps", stall_steps, minimum=1, integer=True)
     check_number("pressure_GPa", pressure_GPa)
     check_number("skin_A", skin_A, minimum=0.0)
     potential = mean_over_members(potential)
@@ -180,6 +201,9 @@ def relax(
     energy = torch.zeros(B, dtype=dt_, device=dev)
     fmax_now = torch.zeros(B, dtype=dt_, device=dev)
     smax_now = torch.zeros(B, dtype=dt_, device=dev)
+    best = torch.full((B,), float("inf"), dtype=torch.float64, device=dev)  # best residual / threshold
+    last_gain = torch.zeros(B, dtype=torch.long, device=dev)  # step of the last 5 % improvement
+    stalled = torch.zeros(B, dtype=torch.bool, device=dev)
     symm = [_symmetrizer(a, symprec, k) for k, a in enumerate(atoms_list)] if keep_symmetry else None
     props = ("energy", "forces", "stress") if relax_cell else ("energy", "forces")
 
@@ -232,14 +256,22 @@ def relax(
             forces = torch.as_tensor(fn, dtype=dt_, device=dev)
             stress = torch.as_tensor(sn, dtype=dt_, device=dev)
         fnorm = forces.norm(dim=1)
-        fmax_now = torch.zeros(B, dtype=dt_, device=dev).scatter_reduce(0, sidx, fnorm, reduce="amax", include_self=True)
+        f_now = torch.zeros(B, dtype=dt_, device=dev).scatter_reduce(0, sidx, fnorm, reduce="amax", include_self=True)
+        fmax_now = torch.where(active, f_now, fmax_now)  # structures that left keep their final residual
         done = fmax_now < fmax
+        ratio = fmax_now.double() / fmax
         if relax_cell:
             resid = stress + p_eV_A3 * torch.tensor([1, 1, 1, 0, 0, 0], dtype=dt_, device=dev)
-            smax_now = resid.abs().max(dim=1).values * EV_A3_TO_GPA
+            smax_now = torch.where(active, resid.abs().max(dim=1).values * EV_A3_TO_GPA, smax_now)
             done = done & (smax_now < smax_GPa)
+            ratio = torch.maximum(ratio, smax_now.double() / smax_GPa)
+        gain = active & (ratio < 0.95 * best)
+        best = torch.where(gain, ratio, best)
+        last_gain = torch.where(gain, torch.full_like(last_gain, it), last_gain)
+        stuck = active & ~done & (it - last_gain >= stall_steps)
+        stalled = stalled | stuck
         newly = active & done
-        active = active & ~done
+        active = active & ~done & ~stuck
         if it == max_steps or not bool(active.any()):
             break
         # generalised forces
@@ -295,8 +327,9 @@ def relax(
     final = batch.with_positions(x).with_cells(cells).to_atoms()
     vols = torch.linalg.det(cells).abs().cpu().numpy()
     results = []
+    precision = compute_precision(potential, dtype)
     for b, a in enumerate(final):
-        conv = not bool(active[b])
+        conv = not bool(active[b]) and not bool(stalled[b])
         n = len(a)
         vol = float(vols[b]) if a.pbc.all() else None
         e = float(energy[b])
@@ -311,6 +344,10 @@ def relax(
                 max_stress_GPa=float(smax_now[b]) if relax_cell else None,
                 pressure_GPa=float(pressure_GPa),
                 volume_A3_per_atom=None if vol is None else vol / n,
+                fmax_target_eV_A=float(fmax),
+                smax_target_GPa=float(smax_GPa) if relax_cell else None,
+                stalled=bool(stalled[b]),
+                precision=precision,
             )
         )
     return results[0] if single else results
@@ -339,6 +376,15 @@ class RelaxSettings:
     resolution of elastic constants from +-1 % strains. Properties that only compare energies
     (convex hulls) use :data:`ENERGY_RELAXATION` (1e-3 eV/A: an energy error second order in the
     residual force, below 1e-6 eV/atom).
+
+    Precision: ``fmax_eV_A`` and ``smax_GPa`` are the float64 thresholds. A potential that computes
+    in float32 (universal models) relaxes to ``max(fmax_eV_A, fmax_float32_eV_A)`` and
+    ``max(smax_GPa, smax_float32_GPa)`` (default 1e-3 eV/A, 1e-2 GPa): float32 rounding puts a
+    noise floor of ~1e-5..1e-4 eV/A on forces and ~1e-3 GPa on stresses, which FIRE cannot get
+    below reliably. Both still bound the elastic and EOS errors well (the fits take slopes with an
+    intercept: a residual stress enters them at second order). Set the float32 fields lower to ask
+    for more. ``stall_steps``: a relaxation whose residual has not fallen by 5 % in this many
+    steps stops, reported unconverged and ``stalled`` with the residual it reached.
     """
 
     enabled: bool = True
@@ -350,9 +396,15 @@ class RelaxSettings:
     max_steps: int = 3000
     pressure_GPa: float = 0.0
     symprec_A: float = 1e-4
+    fmax_float32_eV_A: float = 1e-3
+    smax_float32_GPa: float = 1e-2
+    stall_steps: int = 200
 
     def __post_init__(self) -> None:
-        for name in ("fmax_eV_A", "smax_GPa", "symprec_A"):
+        if not isinstance(self.stall_steps, (int, np.integer)) or isinstance(self.stall_steps, bool) \
+                or self.stall_steps < 1:
+            raise ValueError(f"relaxation stall_steps must be an integer >= 1, got {self.stall_steps!r}")
+        for name in ("fmax_eV_A", "smax_GPa", "symprec_A", "fmax_float32_eV_A", "smax_float32_GPa"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
                 raise ValueError(f"relaxation {name} must be a positive finite number, got {v!r}")
@@ -360,6 +412,15 @@ class RelaxSettings:
             raise ValueError(f"relaxation max_steps must be an integer >= 0, got {self.max_steps!r}")
         if not (isinstance(self.pressure_GPa, (int, float)) and np.isfinite(self.pressure_GPa)):
             raise ValueError(f"relaxation pressure_GPa must be a finite number, got {self.pressure_GPa!r}")
+
+    def tolerances(self, precision: str | None) -> tuple[float, float]:
+        """``(fmax_eV_A, smax_GPa)`` that apply to a potential computing in ``precision``
+        (``"float64"``/``None``: the fields as given; lower precisions: no tighter than the
+        float32 fields)."""
+        if precision in (None, "float64"):
+            return float(self.fmax_eV_A), float(self.smax_GPa)
+        return max(float(self.fmax_eV_A), float(self.fmax_float32_eV_A)), \
+            max(float(self.smax_GPa), float(self.smax_float32_GPa))
 
     def ions_for(self, atoms: Atoms) -> bool:
         """Whether the ions of deformed copies of ``atoms`` are relaxed."""
