@@ -132,7 +132,8 @@ class CHGNetPotential(Potential):
     """A CHGNet model (default the pretrained CHGNet 0.3.0) on the backend's batched graph.
 
     ``model``: ``"0.3.0"``, ``"0.2.0"``, ``"r2scan"`` (shipped in the wheel) or a checkpoint
-    path; ``dtype``: ``None`` (follow the batch), ``"float32"`` or ``"float64"``. Cutoff
+    path; ``dtype``: ``None`` (follow the batch), ``"float32"`` or ``"float64"``; ``trusted``:
+    accepted and not needed (checkpoints are read with ``weights_only=True``). Cutoff
     (``atom_graph_cutoff``, Angstrom) and the bond-graph cutoff come from the checkpoint;
     elements H-Pu (Z = 1-94, CHGNet's embedding table).
     """
@@ -146,7 +147,7 @@ class CHGNetPotential(Potential):
     #: within a factor 2. float32 needs half (the planner halves it).
     bytes_per_edge = 50_000
 
-    def __init__(self, model: str = "0.3.0", dtype: str | None = None):
+    def __init__(self, model: str = "0.3.0", dtype: str | None = None, trusted: bool = False):
         if dtype is not None and dtype not in _DTYPES:
             raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
         model = str(model)

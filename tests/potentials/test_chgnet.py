@@ -89,6 +89,8 @@ def test_registry_builds_native_and_ase_routes(pot):
     assert pot.cutoff == 6.0 and pot.bond_cutoff == 3.0  # CHGNet 0.3.0's atom and bond graphs
     assert pot.elements == frozenset(range(1, 95))
     assert getattr(mlip_props.load_potential("chgnet-ase"), "is_oracle", False)
+    # weights_only checkpoints need no opt-in, and a global opt-in does not break the spec
+    assert isinstance(mlip_props.load_potential("chgnet", trusted=True), CHGNetPotential)
 
 
 @pytest.fixture(scope="module")
