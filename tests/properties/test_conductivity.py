@@ -292,6 +292,12 @@ def test_committee_kappa_each_member_equals_its_plain_run(sw_si):
     import json
 
     json.dumps(r.to_dict())
+    # the Hessian route reads each member's Hessians from the same single evaluation
+    options["fc3_method"] = "hessian"
+    r = thermal_conductivity(committee, sw_si, **options)
+    for m, member in enumerate(members):
+        plain = thermal_conductivity(member, sw_si, **options)
+        assert np.asarray(r.kappa_W_mK_members[m]) == pytest.approx(np.asarray(plain.kappa_W_mK), rel=1e-6)
 
 
 def test_fc3_from_hessians_equals_fc3_from_force_differences(sw, sw_si):

@@ -20,20 +20,29 @@ B 27, 858 (1983) for isotope scattering):
    natural abundances on by default), with the enforced constants, with the raw ones (the
    effect of the sum-rule violation on kappa), and on a denser mesh (the convergence check).
 
+With ``fc3_method="hessian"`` (torch potentials) steps 2-4 use phono3py's single displacements
+only: analytic Hessians of the perfect and singly displaced supercells give fc2 directly and fc3
+by central differences (:mod:`.hessian_fc3`).
+
 Plan -> evaluate -> analyse: :func:`plan_conductivity` does steps 1-2 and returns a
 :class:`ConductivityPlan`; :meth:`ConductivityPlan.analyse` does steps 4-5 from one potential's
-forces (``answers.member(m)`` for member m of a committee); :func:`thermal_conductivity` is both.
+forces (``answers.member(m)`` for member m of a committee); :meth:`ConductivityPlan.analyse_committee`
+adds each member's kappa, their mean and spread; :func:`thermal_conductivity` is plan, one
+evaluation and the analysis.
 
 Modules: :mod:`.plan`, :mod:`.kappa` (force constants, sum rules, kappa on a mesh),
+:mod:`.hessian_fc3` (fc3 from Hessians), :mod:`.committee` (the committee fields),
 :mod:`.result`.
 """
 from .kappa import SUM_RULE_ENFORCEMENT, KappaRun, denser_mesh, fc3_sum_rule_violation, is_metal, kappa_on_mesh
-from .plan import (CONDUCTIVITY_RELAXATION, ConductivityOptions, ConductivityPlan, Method, plan_conductivity,
-                   thermal_conductivity)
+from .committee import committee_fields
+from .hessian_fc3 import fc_from_hessians
+from .plan import (CONDUCTIVITY_RELAXATION, ConductivityOptions, ConductivityPlan, FC3Method, Method,
+                   plan_conductivity, thermal_conductivity)
 from .result import ConductivityResult
 
 __all__ = [
     "thermal_conductivity", "plan_conductivity", "ConductivityPlan", "ConductivityResult", "ConductivityOptions",
     "CONDUCTIVITY_RELAXATION", "Method", "SUM_RULE_ENFORCEMENT", "KappaRun", "kappa_on_mesh", "denser_mesh",
-    "fc3_sum_rule_violation", "is_metal",
+    "fc3_sum_rule_violation", "is_metal", "FC3Method", "fc_from_hessians", "committee_fields",
 ]

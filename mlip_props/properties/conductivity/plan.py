@@ -23,11 +23,13 @@ import torch
 from ase import Atoms
 
 from ...backend.evaluate import EvaluationResult, is_oracle
+from ...backend.precision import compute_precision
 from ...validation import check_number, check_numbers
 from ..phonons import (asr_violation, choose_supercell, parse_supercell, primitive_matrix_from_dataset, reduced_formula,
                        symmetry_dataset, to_ase_atoms, to_phonopy_atoms)
 from ..plan import EvaluationPlan, evaluate_plans
 from ..relax import PROPERTY_RELAXATION, RelaxSettings, periodic_starting_points, resolve_relaxation
+from ..result import with_precision
 from .kappa import (SUM_RULE_ENFORCEMENT, KappaRun, denser_mesh, enforce_sum_rules, fc3_sum_rule_violation,
                     is_metal, kappa_on_mesh, parse_mesh, produce_force_constants, relative_change,
                     set_supercell_forces, voigt_average)
@@ -68,8 +70,11 @@ class ConductivityPlan(EvaluationPlan):
     fc3 supercell, its ``n_fc3[k]`` evaluated displaced supercells following it; ``fc2_start[k]``
     and ``n_fc2[k]`` the same for a separate fc2 supercell (``None``, 0: fc2 from the fc3 set).
     ``fc3_method``: ``"forces"`` (phono3py's single and pair displacements, forces) or
-    ``"hessian"`` (the perfect supercells and phono3py's single displacements, full Hessians from
-    the backend's batched, memory-chunked Hessian evaluation; :mod:`.hessian_fc3`).
+    ``"hessian"`` (the perfect supercells and phono3py's single displacements, full Hessians;
+    :mod:`.hessian_fc3`); ``hessian_rows``: for the Hessian route every atom of every structure,
+    so that the backend's Hessian-row engine answers (committees included; one Hessian-vector
+    product at a time on the CPU, measured faster there than the batched products), ``None``
+    for the force route.
     """
 
     references: list[Atoms] = field(default_factory=list)
@@ -82,6 +87,7 @@ class ConductivityPlan(EvaluationPlan):
     cutoff_pair_distance_A: float | None = None
     displacement_A: float = 0.03
     fc3_method: str = "forces"
+    hessian_rows: list[np.ndarray] | None = None
     relaxed: bool = False
     relax_converged: list[Any] = field(default_factory=list)
     options: ConductivityOptions | None = None
@@ -354,6 +360,8 @@ def plan_conductivity(
         else:
             plan.fc2_start.append(None)
             plan.n_fc2.append(0)
+    if hessian:
+        plan.hessian_rows = [np.arange(len(a)) for a in plan.structures]
     return plan
 
 
@@ -391,7 +399,8 @@ def thermal_conductivity(potential: Any, structures: Any,
     """
     plan = plan_conductivity(potential, structures, **options)
     answers = evaluate_plans(potential, [plan], dtype=options.get("dtype"), device=options.get("device"))[0]
-    results = plan.analyse_committee(answers)
+    precision = answers.precision or compute_precision(potential, options.get("dtype"))
+    results = [with_precision(r, precision) for r in plan.analyse_committee(answers)]
     return results[0] if plan.single else results
 
 
