@@ -17,8 +17,11 @@ from mlip_props.potentials import load_potential
 from mlip_props.properties.diatomic import diatomic
 from mlip_props.properties.elastic import elastic_tensor
 from mlip_props.properties.eos import equation_of_state
+from mlip_props.properties.phonons import phonons
 from mlip_props.properties.relax import relax
+from mlip_props.properties.thermal.qha import quasi_harmonic
 from mlip_props.properties.vibrations import vibrations
+from mlip_props.structures import load_structure
 from mlip_props.validation import check_number
 
 
@@ -131,6 +134,32 @@ BAD_PARAMETERS = [
     ("diatomic", lambda p: diatomic(p, "Cu2", n_refine=2.5), "n_refine"),
     ("diatomic", lambda p: diatomic(p, "Cu2", tol_A=0.0), "tol_A"),
     ("diatomic", lambda p: diatomic(p, "Cu2", max_passes=-1), "max_passes"),
+    # QHA: refused before the relaxations start
+    ("qha", lambda p: quasi_harmonic(p, bulk("Cu"), temperatures_K=[-10.0, 0.0, 10.0]), "temperatures_K"),
+    ("qha", lambda p: quasi_harmonic(p, bulk("Cu"), temperatures_K=[300.0, 200.0, 100.0]), "temperatures_K"),
+    ("qha", lambda p: quasi_harmonic(p, bulk("Cu"), temperatures_K=[0.0, NAN, 20.0]), "temperatures_K"),
+    ("qha", lambda p: quasi_harmonic(p, bulk("Cu"), pressure_GPa=NAN), "pressure_GPa"),
+    ("qha", lambda p: quasi_harmonic(p, bulk("Cu"), pressure_GPa=INF), "pressure_GPa"),
+    ("qha", lambda p: quasi_harmonic(p, bulk("Cu"), volume_factors=[0.0, 0.9, 1.0, 1.1, 1.2]), "volume_factors"),
+    ("qha", lambda p: quasi_harmonic(p, bulk("Cu"), volume_factors=[NAN, 0.9, 1.0, 1.1, 1.2]), "volume_factors"),
+    ("qha", lambda p: quasi_harmonic(p, bulk("Cu"), volume_factors=[1.0] * 7), "volume_factors"),
+    ("qha", lambda p: quasi_harmonic(p, bulk("Cu"), volume_factors=[0.98, 1.0, 1.02]), "volume_factors"),
+    ("qha", lambda p: quasi_harmonic(p, bulk("Cu"), eos="parabola"), "eos"),
+    ("qha", lambda p: quasi_harmonic(p, bulk("Cu"), mesh=[-1, 2, 2]), "mesh"),
+    # potential specs
+    ("potential", lambda p: load_potential("lj:epsilon=nan"), "epsilon"),
+    ("potential", lambda p: load_potential("lj:sigma=-2.3"), "sigma"),
+    ("potential", lambda p: load_potential("morse:D=inf,a=1.3,r0=2.6"), "'D'"),
+    ("potential", lambda p: load_potential("morse:D=0.3,a=0,r0=2.6"), "'a'"),
+    ("potential", lambda p: load_potential({"name": "lj", "cutoff": -1.0}), "cutoff"),
+    ("potential", lambda p: load_potential("lj:cutoff=5,switch_width=6"), "switch_width"),
+    ("potential", lambda p: load_potential("morse:D=0.3,a=1.3,r0=2.6+zbl:cutoff=nan"), "cutoff"),
+    # lattice parameters of structure names
+    ("structure", lambda p: load_structure("Cu:fcc:a=-3.6"), "'a'"),
+    ("structure", lambda p: load_structure("Cu:fcc:a=nan"), "'a'"),
+    ("structure", lambda p: load_structure("Cu:hcp:covera=-1.6"), "covera"),
+    ("structure", lambda p: load_structure("Cu:fcc:repeat=0x1x1"), "repeat"),
+    ("structure", lambda p: load_structure("N2:vacuum=-3"), "vacuum"),
 ]
 
 
@@ -138,6 +167,42 @@ BAD_PARAMETERS = [
                          ids=[f"{p}-{n}-{k}" for k, (p, _, n) in enumerate(BAD_PARAMETERS)])
 def test_bad_numeric_parameter_is_refused_naming_it(emt, prop, call, name):
     with pytest.raises(ValueError, match=name):
+        call(emt)
+
+
+def test_negative_lattice_constant_is_refused_not_built_left_handed():
+    with pytest.raises(ValueError, match=r"structure 'Cu:fcc:a=-3.6': parameter 'a': -3.6 is out of range "
+                                         r"\(allowed: > 0\)"):
+        load_structure("Cu:fcc:a=-3.6")
+    assert np.linalg.det(load_structure("Cu:fcc:a=3.6").cell) > 0  # the valid one is right-handed
+
+
+#: each too big to compute: refused in well under a second, naming the structure and the knob
+SIZE_CASES = [
+    ("dense Hessian", lambda p: evaluate(load_potential("lj"), [molecule("N2"), bulk("Cu", cubic=True)],
+                                         ("energy", "hessian")), "MLIP_PROPS_MAX_HESSIAN_GIB"),
+    ("repeat", lambda p: load_structure("Cu:fcc:repeat=300x300x300"), "MLIP_PROPS_MAX_ATOMS"),
+    ("supercell", lambda p: phonons(p, bulk("Cu"), supercell=40, relaxation=False), "MLIP_PROPS_MAX_SUPERCELL_ATOMS"),
+    ("min_length_A", lambda p: phonons(p, bulk("Cu"), min_length_A=200.0, relaxation=False),
+     "MLIP_PROPS_MAX_SUPERCELL_ATOMS"),
+    ("cutoff", lambda p: evaluate(load_potential("lj:cutoff=1000"), bulk("Cu"), ("energy",)),
+     "MLIP_PROPS_MAX_NEIGHBOR_GIB"),
+    ("thin cell", lambda p: evaluate(load_potential("lj"), Atoms("Cu", cell=np.diag([10.0, 3000.0, 3000.0]), pbc=True),
+                                     ("energy",)), "vesin"),
+]
+_SIZE_MARKS = {"dense Hessian": pytest.mark.xfail(strict=True, reason="evaluate() does not call "
+                                                  "guards.check_dense_hessians yet (another engineer's file)")}
+
+
+@pytest.mark.parametrize("case, call, knob", [pytest.param(*c, marks=_SIZE_MARKS.get(c[0], ())) for c in SIZE_CASES],
+                         ids=[c[0] for c in SIZE_CASES])
+def test_too_big_is_refused_with_the_knob(emt, monkeypatch, case, call, knob):
+    from mlip_props.backend.guards import LIMITS, SizeLimitError
+
+    for env in LIMITS:
+        monkeypatch.delenv(env, raising=False)
+    monkeypatch.setenv("MLIP_PROPS_MAX_HESSIAN_GIB", "1e-6")  # so that the Hessian case stays small if it runs
+    with pytest.raises(SizeLimitError, match=knob):
         call(emt)
 
 
@@ -165,9 +230,11 @@ CLI_CASES = [
     ["calc", "vibrations", "-s", "N2", "-P", "temperature_K=-10"],
     ["calc", "eos", "-s", "Fe"],
     ["calc", "eos", "-s", "Cu:fcc:repeat=0x1x1"],
-    pytest.param(["calc", "eos", "-s", "Cu:fcc:a=-3.6"],
-                 marks=pytest.mark.xfail(strict=True, reason="mlip_props/structures.py builds a left-handed cell "
-                                                             "from a negative lattice constant")),
+    ["calc", "eos", "-s", "Cu:fcc:a=-3.6"],
+    ["calc", "energy", "-s", "Cu:fcc:repeat=300x300x300"],
+    ["calc", "energy", "-s", "Cu", "-p", "lj:epsilon=nan"],
+    ["calc", "energy", "-s", "Cu", "-p", "lj:cutoff=1000"],
+    ["calc", "phonons", "-s", "Cu", "-P", "supercell=40"],
     ["calc", "phonons", "-s", "Cu", "-P", "mesh=[-1,2,2]"],
     ["calc", "nosuchproperty", "-s", "Cu"],
     ["calc", "energy", "-s", "no_such_file.xyz"],

@@ -7,15 +7,11 @@ and raises :class:`SizeLimitError` (a ``ValueError``, so the CLI exits 2) when t
 above its limit. A limit comes from the guard's argument, else its environment variable, else
 the default of :data:`LIMITS`:
 
-============================== ========= ==================================================
-variable                       default   what it bounds
-============================== ========= ==================================================
-``MLIP_PROPS_MAX_HESSIAN_GIB``    0.5    memory of dense Hessians, (3N)^2 numbers each
-``MLIP_PROPS_MAX_NEIGHBOR_GIB``   8      memory of one structure's neighbour list
-``MLIP_PROPS_MAX_NEIGHBOR_S``     120    estimated time of one neighbour search (s)
-``MLIP_PROPS_MAX_ATOMS``        1e6      atoms of a structure built from a name (``repeat=``)
-``MLIP_PROPS_MAX_SUPERCELL_ATOMS`` 5000 atoms of a phonon supercell
-============================== ========= ==================================================
+* ``MLIP_PROPS_MAX_HESSIAN_GIB`` (0.5): memory of dense Hessians, (3N)^2 numbers each;
+* ``MLIP_PROPS_MAX_NEIGHBOR_GIB`` (8): memory of one structure's neighbour list;
+* ``MLIP_PROPS_MAX_NEIGHBOR_S`` (120): estimated time of one neighbour search, seconds;
+* ``MLIP_PROPS_MAX_ATOMS`` (1,000,000): atoms of a structure built from a name (``repeat=``);
+* ``MLIP_PROPS_MAX_SUPERCELL_ATOMS`` (5,000): atoms of a phonon supercell.
 
 Besides its limit, a memory estimate above the memory available now (the host's
 ``MemAvailable``, or the free memory of the CUDA device) is refused too.

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..backend.oracle import OraclePotential, emt_oracle
+from ..validation import check_number
 from .base import SumPotential
 from .pair import ZBL, LennardJones, Morse
 from .serialization import load_model_file
@@ -80,6 +81,35 @@ def _accepts_trusted(factory: Callable[..., Any]) -> bool:
     return any(p.name == "trusted" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
+_POSITIVE = dict(minimum=0.0, exclusive_minimum=True)
+#: allowed ranges of the numeric parameters of the built-in analytic potentials (eV, Angstrom,
+#: 1/Angstrom); any other numeric parameter of any spec must be finite
+PARAMETER_RANGES: dict[str, dict[str, dict[str, Any]]] = {
+    "lj": {"epsilon": _POSITIVE, "sigma": _POSITIVE, "cutoff": _POSITIVE, "switch_width": _POSITIVE},
+    "morse": {"D": _POSITIVE, "a": _POSITIVE, "r0": _POSITIVE, "cutoff": _POSITIVE, "switch_width": _POSITIVE},
+    "zbl": {"cutoff": _POSITIVE, "switch_width": _POSITIVE},
+}
+PARAMETER_RANGES["lennard-jones"] = PARAMETER_RANGES["lj"]
+
+
+def _check_parameters(name: str, params: dict[str, Any]) -> None:
+    """``ValueError`` naming the potential and the parameter for a NaN, infinite or out-of-range
+    number in a spec (``"lj:epsilon=nan"`` would give NaN energies); a switch wider than the cutoff
+    is refused too."""
+    ranges = PARAMETER_RANGES.get(name.strip().lower(), {})
+    for key, value in params.items():
+        if key not in ranges and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            continue  # strings (model names, paths) and flags of other potentials are their business
+        try:
+            check_number(key, value, **ranges.get(key, {}))
+        except ValueError as exc:
+            raise ValueError(f"potential {name!r}: {exc}") from None
+    cutoff, width = params.get("cutoff"), params.get("switch_width")
+    if ranges and isinstance(cutoff, (int, float)) and isinstance(width, (int, float)) and width > cutoff:
+        raise ValueError(f"potential {name!r}: parameter 'switch_width': {width!r} is out of range "
+                         f"(allowed: > 0 and <= cutoff = {cutoff!r})")
+
+
 def _build_one(spec: str, trusted: bool = False) -> Any:
     name, _, rest = spec.partition(":")
     key = name.strip().lower()
@@ -90,6 +120,8 @@ def _build_one(spec: str, trusted: bool = False) -> Any:
     params = _parse_params(rest.strip())
     factory = _FACTORIES[key]
     extra = {"trusted": True} if trusted and _accepts_trusted(factory) else {}
+    if isinstance(params, dict):
+        _check_parameters(name, params)
     if isinstance(params, str):
         try:
             return factory(params, **extra)

@@ -14,6 +14,7 @@ from ...backend.evaluate import EvaluationResult
 from ..phonons import PhononPlan, plan_phonons, reduced_formula
 from ..plan import EvaluationPlan, one_call
 from ..relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
+from ...validation import check_mesh, check_number, check_numbers
 from ..result import PropertyResult
 from .harmonic import phonon_plan_options, thermal_from_phonons
 from .sums import default_temperatures
@@ -68,6 +69,7 @@ class QHAResult(PropertyResult):
         """G(T, P) in eV per atom, shape (n_P, n_T) on ``temperatures_K``; NaN where the
         equilibrium volume leaves the sampled range. Static enthalpy + vibrational free energy
         (zero-point included) minimised over volume at each (T, P) by phonopy's EOS fits."""
+        pressures_GPa = check_numbers("pressures_GPa", pressures_GPa)
         out = np.full((len(pressures_GPa), len(self.temperatures_K)), np.nan)
         for i, p in enumerate(pressures_GPa):
             q = run_qha(self.volumes_A3_per_atom, self.static_energies_eV_per_atom, self.temperatures_K,
@@ -170,6 +172,22 @@ class QHAPlan(EvaluationPlan):
         return out
 
 
+def _check_qha_parameters(temperatures_K: Any, pressure_GPa: Any, eos: Any, mesh: Any) -> np.ndarray | None:
+    """Validate the QHA's own parameters before any work (``ValueError`` naming the parameter and
+    its allowed range); returns the temperatures (K) as an array, ``None`` for the default."""
+    check_number("pressure_GPa", pressure_GPa)
+    if eos not in _PHONOPY_EOS_NAMES:
+        raise ValueError(f"parameter 'eos': unknown equation of state {eos!r}; choose from {tuple(_PHONOPY_EOS_NAMES)}")
+    check_mesh("mesh", mesh)
+    if temperatures_K is None:
+        return None
+    temps = np.asarray(check_numbers("temperatures_K", temperatures_K, minimum=0.0), dtype=float)
+    if len(temps) < 3 or np.any(np.diff(temps) <= 0):
+        raise ValueError(f"parameter 'temperatures_K': expected at least 3 strictly increasing temperatures "
+                         f"(>= 0 K; thermal expansion and Cp are derivatives in T), got {list(temperatures_K)!r}")
+    return temps
+
+
 def plan_qha_from_structures(
     potential: Any,
     volume_sets: Sequence[Sequence[Atoms]],
@@ -185,6 +203,7 @@ def plan_qha_from_structures(
 ) -> QHAPlan:
     """The QHA plan of materials given at several (already relaxed) volumes each: one phonon plan
     for every supercell of every volume (see :func:`qha_from_structures`)."""
+    checked_temps = _check_qha_parameters(temperatures_K, pressure_GPa, eos, mesh)
     for k, vs in enumerate(volume_sets):
         if len(vs) < 5:
             raise ValueError(f"structure {k}: quasi-harmonic fits need at least 5 volumes, got {len(vs)}")
@@ -195,7 +214,7 @@ def plan_qha_from_structures(
     options = phonon_plan_options(phonon_options, band_structure=False)
     flat = [a for vs in volume_sets for a in vs]
     pp = plan_phonons(potential, flat, relaxation=False, dtype=dtype, device=device, **options)
-    temps = default_temperatures() if temperatures_K is None else np.asarray(temperatures_K, dtype=float)
+    temps = default_temperatures() if checked_temps is None else checked_temps
     energies = None if static_energies_eV_per_atom is None else [np.asarray(e, dtype=float)
                                                                  for e in static_energies_eV_per_atom]
     return QHAPlan(structures=pp.structures, quantities=pp.quantities, phonon_plan=pp,
@@ -235,6 +254,12 @@ def plan_quasi_harmonic(
     """Plan the quasi-harmonic properties of one structure or many (see :func:`quasi_harmonic`):
     relax (batched), scale to the volumes, relax the ions at each volume (one batched call), and
     plan the phonons of all volumes together."""
+    _check_qha_parameters(temperatures_K, pressure_GPa, eos, mesh)
+    factors = check_numbers("volume_factors", volume_factors, minimum=0.5, maximum=2.0, exclusive_minimum=True,
+                            exclusive_maximum=True)
+    if len(set(factors)) < 5:
+        raise ValueError(f"parameter 'volume_factors': quasi-harmonic fits need at least 5 distinct volume "
+                         f"factors, got {len(set(factors))} ({list(volume_factors)!r})")
     settings = resolve_relaxation(relaxation)
     kw = dict(dtype=dtype or torch.float64, device=device)
     single, base, _ = periodic_starting_points(potential, structures, "quasi-harmonic calculations", settings, **kw)
