@@ -155,7 +155,7 @@ class MemoryMeter:
         try:
             s = t.untyped_storage()
             self._storages[(s.data_ptr(), s.nbytes())] = s.nbytes()
-        except (RuntimeError, NotImplementedError):  # tensors without a storage (vmap, subclasses)
+        except Exception:  # noqa: BLE001 - tensors without a storage (vmap, subclasses): their size
             self._storages[(id(t), -1)] = t.nelement() * t.element_size()
 
     def _pack(self, t: torch.Tensor) -> torch.Tensor:

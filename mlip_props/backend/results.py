@@ -17,7 +17,10 @@ class ChunkRecord:
     (see :mod:`mlip_props.backend.chunking`).
 
     ``chunks``: structures per chunk, in input order (consecutive structures; they sum to the
-    number of structures of the call). ``memory_budget_bytes``: the budget chunks were sized to.
+    number of structures of the call; for
+    :func:`~mlip_props.backend.hessian_rows.evaluate_hessian_rows` the chunks group structures
+    of equal row count, in the order they ran, without a budget). ``memory_budget_bytes``: the
+    budget chunks were sized to.
     ``memory_per_atom_bytes`` / ``memory_per_edge_bytes``: the workspace model of one
     energy+forces+stress pass as the last chunk was sized (the potential's static estimate,
     refitted to the measured chunks, raised after out-of-memory errors). ``measured_bytes``: per
