@@ -7,11 +7,12 @@ whose estimated workspace stays within a memory budget (bytes; :func:`default_me
   ``per_atom x atoms + per_edge x edges``, from the potential's ``bytes_per_edge`` (the static
   estimate of every potential; x members, /2 in float32). Hessians cost 3n times that per
   structure (3n Hessian-vector products). The first chunk is planned with this prior.
-* **Learning.** Every chunk's pass is measured (:class:`MemoryMeter`): on CUDA the allocator's
-  peak above what was allocated before it; on the CPU, where torch does not track peak
-  allocation, the distinct storages autograd saves for backward (a saved-tensors hook) plus the
-  batch, graph and output tensors. The model is refitted after each chunk
-  (:class:`MemoryModel`) and later chunks are sized by it. A CPU measurement is a lower bound
+* **Learning.** Chunk passes are measured (:class:`MemoryMeter`): on CUDA every chunk, by the
+  allocator's peak above what was allocated before it; on the CPU, where torch does not track
+  peak allocation, the first chunks and those of a new edges-per-atom ratio, by the distinct
+  storages autograd saves for backward (a saved-tensors hook) plus the batch, graph and output
+  tensors. The model is refitted after each measured chunk (:class:`MemoryModel`) and later
+  chunks are sized by it. A CPU measurement is a lower bound
   (temporaries are not seen), so there the model only ever grows above the prior.
 * **Out of memory.** An out-of-memory error (:func:`is_out_of_memory`) halves the chunk and
   retries; the model's estimates are raised so that later chunks stay small. For Hessians of a
@@ -204,6 +205,11 @@ class MemoryModel:
         self._obs: list[tuple[float, float, float]] = []
 
     @property
+    def observations(self) -> list[tuple[float, float, float]]:
+        """(atoms, edges, measured bytes) of the chunks learned from."""
+        return list(self._obs)
+
+    @property
     def effective(self) -> tuple[float, float]:
         """(bytes per atom, bytes per edge) as chunks are sized now (out-of-memory factor included)."""
         return self.per_atom * self.oom_factor, self.per_edge * self.oom_factor
@@ -258,6 +264,26 @@ def attempt_chunk(fn: Callable[[], None], meter: MemoryMeter | None, device: tor
     return error
 
 
+#: On the CPU (where measuring costs Python work for every saved tensor) the first chunks are
+#: measured, and later ones only when their edges per atom fall outside those measured.
+CPU_MEASURED_CHUNKS = 2
+
+
+def _measure(model: MemoryModel, device: torch.device, hessian: bool, n_atoms: np.ndarray, n_edges: np.ndarray) -> bool:
+    """Whether to measure a chunk: always on CUDA (the allocator's peak is free); on the CPU not
+    for Hessian chunks, and for energy+forces+stress chunks the first ``CPU_MEASURED_CHUNKS``
+    and any whose edges per atom lie outside the range measured so far (by more than 10 %)."""
+    if device.type == "cuda":
+        return True
+    if hessian:
+        return False
+    ratios = [e / n for n, e, _ in model.observations]
+    if len(ratios) < CPU_MEASURED_CHUNKS:
+        return True
+    r = float(n_edges.sum()) / max(float(n_atoms.sum()), 1.0)
+    return not (0.9 * min(ratios) <= r <= 1.1 * max(ratios))
+
+
 def run_chunks(
     run: Callable[[int, int, int | None, MemoryMeter | None], None],
     n_atoms: np.ndarray,
@@ -271,10 +297,11 @@ def run_chunks(
     progress: bool = False,
 ) -> ChunkRecord:
     """Run ``run(b0, b1, hessian_block, meter)`` over consecutive chunks ``[b0, b1)`` of the
-    structures, sized by ``model`` to ``budget`` and relearned after every measured chunk,
-    halving on out-of-memory (see the module docstring). Energy+forces+stress chunks are measured
-    and learned from; for Hessians ``probe(b0, b1, meter)`` (an energy+forces pass) is measured on
-    the first chunk instead, and the Hessian chunks are not measured on the CPU.
+    structures, sized by ``model`` to ``budget`` and relearned after every measured chunk
+    (:func:`_measure` says which), halving on out-of-memory (see the module docstring).
+    Energy+forces+stress chunks are learned from; for Hessians ``probe(b0, b1, meter)`` (an
+    energy+forces pass) is measured on the first chunk instead, and the Hessian chunks are not
+    learned from (measured on CUDA only).
     Returns the :class:`ChunkRecord`."""
     n_atoms = np.asarray(n_atoms, dtype=float)
     n_edges = np.asarray(n_edges, dtype=float)
@@ -326,7 +353,7 @@ def run_chunks(
             block = int(max(1, min(3 * n_atoms[start:end].max(), budget // max(per_vec, 1.0))))
             if block_cap is not None:
                 block = min(block, block_cap)
-        meter = MemoryMeter(device) if (not hessian or device.type == "cuda") else None
+        meter = MemoryMeter(device) if _measure(model, device, hessian, n_atoms[start:end], n_edges[start:end]) else None
         error = attempt_chunk(lambda: run(start, end, block, meter), meter, device)
         if error is None:
             sizes.append(end - start)

@@ -11,7 +11,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from mlip_props import evaluate, load_potential
-from mlip_props.backend import Potential
+from mlip_props.backend import Potential, chunking
 from mlip_props.backend.chunking import (MemoryMeter, MemoryModel, StructureMemoryError, is_out_of_memory,
                                          next_chunk_end, plan_chunks)
 from mlip_props.backend.hessian_rows import evaluate_hessian_rows
@@ -85,8 +85,9 @@ def reference(sw):
     return frames, res
 
 
-def test_many_chunks_equal_one_chunk(sw, reference):
+def test_many_chunks_equal_one_chunk(sw, reference, monkeypatch):
     frames, one = reference
+    monkeypatch.setattr(chunking, "CPU_MEASURED_CHUNKS", 100)
     many = evaluate(sw, frames, ALL, memory_budget=20_000)
     assert len(many.chunking.chunks) == len(frames) and sum(many.chunking.chunks) == len(frames)
     assert_same(many, one)
@@ -133,9 +134,10 @@ def test_next_chunk_end_groups_as_plan_chunks():
     assert next_chunk_end(costs, 0, 100.0, max_count=3) == 3
 
 
-def test_later_chunks_are_sized_by_the_learned_memory(sw):
+def test_later_chunks_are_sized_by_the_learned_memory(sw, monkeypatch):
     """A potential that claims 1 byte per edge: the first chunk (planned by that prior) holds far
     more than the budget; after measuring it the later chunks fit the budget."""
+    monkeypatch.setattr(chunking, "CPU_MEASURED_CHUNKS", 1000)  # measure every chunk, to check each
     frames = [bulk("Si", "diamond", a=5.43, cubic=True) for _ in range(100)]
     for k, a in enumerate(frames):
         a.rattle(0.03, seed=k)
@@ -151,6 +153,11 @@ def test_later_chunks_are_sized_by_the_learned_memory(sw):
     prior = (1 + 200, 1)  # bytes per atom (potential + backend), per edge
     assert rec.memory_per_atom_bytes > 5 * prior[0] and rec.memory_per_edge_bytes > 5 * prior[1]  # learned
     assert_same(res, evaluate(sw, frames, ALL[:3], memory_budget=1 << 40))
+    monkeypatch.setattr(chunking, "CPU_MEASURED_CHUNKS", 2)  # the default: the first two, then new ratios
+    again = evaluate(liar, frames, ALL[:3], memory_budget=budget).chunking
+    assert again.chunks[:2] == rec.chunks[:2] and sum(again.chunks) == len(frames)
+    assert all(b is None for b in again.measured_bytes[2:])
+    assert_same(res, evaluate(liar, frames, ALL[:3], memory_budget=budget))
 
 
 @pytest.mark.parametrize("error", [lambda: RuntimeError(CPU_OOM),
