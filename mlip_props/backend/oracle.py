@@ -177,7 +177,8 @@ def _check_no_coincident_atoms(atoms: Atoms, index: int) -> None:
     from .neighbors import structure_neighbors
 
     i, j, _shifts, d, _vectors = structure_neighbors(
-        atoms.get_positions(), np.asarray(atoms.get_cell()), atoms.get_pbc(), _COINCIDENCE_SEARCH_A, half=True
+        atoms.get_positions(), np.asarray(atoms.get_cell()), atoms.get_pbc(), _COINCIDENCE_SEARCH_A, half=True,
+        index=index,
     )
     close = d < COINCIDENT_ATOMS_A
     if close.any():
