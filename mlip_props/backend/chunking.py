@@ -311,13 +311,25 @@ def run_chunks(
     retries = 0
     method = "cuda_peak" if device.type == "cuda" else "saved_tensors"
 
-    def costs() -> np.ndarray:
-        w = model.predict(n_atoms, n_edges)
-        return w * 3 * n_atoms if hessian else w
+    def costs(start: int, end: int) -> np.ndarray:
+        """Estimated bytes of structures start..end-1 under the model as it is now."""
+        w = model.predict(n_atoms[start:end], n_edges[start:end])
+        return w * 3 * n_atoms[start:end] if hessian else w
+
+    def chunk_end(start: int, cap: int | None) -> int:
+        """:func:`next_chunk_end` from ``start``, pricing only a window of structures that grows
+        until the chunk closes (not all of them after every chunk)."""
+        window = 64
+        while True:
+            stop = min(n_structures, start + window)
+            end = start + next_chunk_end(costs(start, stop), 0, budget, cap)
+            if end < stop or stop == n_structures or (cap is not None and end - start >= cap):
+                return end
+            window *= 4
 
     def halve(start: int, end: int, block: int | None, what: str, error: BaseException):
         """(structure cap, block cap) after an out-of-memory error, or raise for one structure."""
-        model.register_oom(float(costs()[start:end].sum()), budget)
+        model.register_oom(float(costs(start, end).sum()), budget)
         if end - start > 1:
             return (end - start) // 2, None
         if block is not None and block > 1:
@@ -328,7 +340,7 @@ def run_chunks(
     if hessian and probe is not None and n_structures:
         cap = None
         while True:
-            end = next_chunk_end(costs(), 0, budget, cap)
+            end = chunk_end(0, cap)
             meter = MemoryMeter(device)
             error = attempt_chunk(lambda: probe(0, end, meter), meter, device)
             if error is None:
@@ -346,7 +358,7 @@ def run_chunks(
         bar = tqdm(total=n_structures, desc="evaluate", unit="structure")
     start, cap, block_cap = 0, None, None
     while start < n_structures:
-        end = next_chunk_end(costs(), start, budget, cap)
+        end = chunk_end(start, cap)
         block = None
         if hessian:
             per_vec = float(model.predict(n_atoms[start:end].sum(), n_edges[start:end].sum()))

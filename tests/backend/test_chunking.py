@@ -244,3 +244,30 @@ def test_record_survives_views_and_serialises(sw, reference, monkeypatch):
         evaluate(sw, frames[:3], ALL[:3])
     with pytest.raises(ValueError, match="memory_budget"):
         evaluate(sw, frames[:3], ALL[:3], memory_budget=-5)
+
+
+def test_first_plan_is_the_static_prior():
+    """Lennard-Jones (closed-form gradients: nothing saved for backward) never measures above its
+    static estimate on the CPU, so every chunk is the one plan_chunks gives for the prior cost
+    (bytes_per_edge + 200) x atoms + 2 bytes_per_edge x (half-list) edges; 300 structures in
+    chunks of a few."""
+    from mlip_props.backend.evaluate import _prepare
+    from mlip_props.backend.neighbors import shared_neighbor_lists
+    from mlip_props.potentials import LennardJones
+
+    lj = LennardJones(0.4, 2.3)
+    frames = []
+    for k in range(300):
+        a = bulk("Cu", "fcc", a=3.6 + 0.001 * (k % 7)).repeat((1, 1, 1 + k % 3))
+        a.rattle(0.02, seed=k)
+        frames.append(a)
+    _, packed = _prepare(frames)
+    lists, _, _ = shared_neighbor_lists(packed, lj.cutoff, half=True)
+    n = packed.n_atoms.astype(float)
+    e = np.array([len(nl[0]) for nl in lists], float)
+    costs = (lj.bytes_per_edge + 200) * n + 2 * lj.bytes_per_edge * e
+    budget = int(4.5 * costs.mean())
+    res = evaluate(lj, frames, ALL[:3], memory_budget=budget)
+    assert res.chunking.chunks == [len(c) for c in plan_chunks(costs.tolist(), budget)]
+    assert len(res.chunking.chunks) > 50 and res.chunking.memory_per_edge_bytes == 2 * lj.bytes_per_edge
+    assert_same(res, evaluate(lj, frames, ALL[:3]))
