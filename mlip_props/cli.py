@@ -8,7 +8,8 @@ Subcommands (``mlip-props SUBCOMMAND -h`` for options):
 * ``report results.db --out report/ [--reference file.csv ...]``
 * ``export results.db --out results.csv`` — the pandas DataFrame as CSV (or ``.json``/``.parquet``)
 * ``properties`` — registered properties, their parameters, and the unavailable ones
-* ``demo [--out DIR]`` — the fcc-metals campaign with the embedded EMT potential, and its report
+* ``demo [--out DIR] [--universal]`` — the fcc-metals campaign with the embedded EMT potential, and
+  its report; ``--universal``: six crystals (Si, MgO, GaN, Mg, Cu, NaCl) with SevenNet-0 instead
 
 Exit codes: 0 success; 1 unexpected error (a bug, or a fault of a compiled library such as a
 Rust panic, reported in one line); 2 bad input (usage, invalid campaign file or parameter value,
@@ -291,22 +292,34 @@ def _cmd_properties(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------- demo
-def demo_campaign_path() -> Path:
-    """The campaign ``mlip-props demo`` runs: the shipped ``fcc_metals.yaml``."""
+def demo_campaign_path(universal: bool = False) -> Path:
+    """The campaign ``mlip-props demo`` runs: the shipped ``fcc_metals.yaml``; with ``universal``,
+    ``universal_demo.yaml`` (Si, MgO, GaN, Mg, Cu, NaCl with SevenNet-0 in float32: relax, EOS,
+    elastic constants, phonons)."""
     from .data import campaign_file
 
-    return campaign_file("fcc_metals")
+    return campaign_file("universal_demo" if universal else "fcc_metals")
 
 
 def _configure_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", "-o", default="mlip-props-demo", help="output folder (default: ./mlip-props-demo)")
     p.add_argument("--workers", type=int, help="run on a local Dask cluster with N workers")
     p.add_argument("--scheduler", help=argparse.SUPPRESS)
+    p.add_argument("--universal", action="store_true",
+                   help="Si, MgO, GaN, Mg, Cu, NaCl with SevenNet-0 (needs the sevenn extra; minutes to an hour on a "
+                        "small CPU)")
     p.set_defaults(batch_size=None, retry_failed=False)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    camp = _load(str(demo_campaign_path()), skip_unavailable=True)
+    if getattr(args, "universal", False):
+        import importlib.util
+
+        if importlib.util.find_spec("sevenn") is None:
+            print("mlip-props demo --universal: skipped: SevenNet-0 needs the sevenn package, which is not installed "
+                  "(pip install 'mlip-props[pretrained]', with your torch held by a constraints file)", file=sys.stderr)
+            return EXIT_OK
+    camp = _load(str(demo_campaign_path(getattr(args, "universal", False))), skip_unavailable=True)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _say(args, f"mlip-props demo: {camp.description or camp.name}")

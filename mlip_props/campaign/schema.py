@@ -15,6 +15,9 @@ A campaign file (the shipped ones: ``mlip_props/data/workflows/*.yaml``)::
         elements: [Al, Cu, Ni]            #     fcc/bcc/hcp/sc/diamond/dimer, or L1_2/L1_0/B2 over
                                           #     ``pairs: [[Cu, Au]]`` (A3B, AB, AB)
       - db: structures.db                 #   an ASE database, optional ``select: "natoms<10"``
+      - library: all                      #   reference solids of mlip_props.structure_library: all, or
+        exclude: [Fe-bcc]                 #     crystal systems / prototypes ([cubic, wurtzite]); labels are
+                                          #     the library names (see campaign.sources.library_names)
     properties:                           # mapping name -> parameters (or null), or a list of
       energy: {relax: true}               #   such one-key mappings (same property twice)
       eos: {}
@@ -62,9 +65,10 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "claim_ttl_s": 3600.0,
 }
 _TOP_KEYS = {"name", "description", "potential", "structures", "properties", "options", "reference"}
-_SOURCE_KINDS = ("name", "names", "file", "glob", "prototype", "db")
+_SOURCE_KINDS = ("name", "names", "file", "glob", "prototype", "db", "library")
 _SOURCE_EXTRA = {"name": {"label"}, "names": set(), "file": {"frames", "label"}, "glob": {"frames"},
-                 "prototype": {"elements", "pairs", "a", "label"}, "db": {"select"}}
+                 "prototype": {"elements", "pairs", "a", "label"}, "db": {"select"},
+                 "library": {"exclude"}}
 ELEMENT_PROTOTYPES = ("fcc", "bcc", "hcp", "sc", "diamond", "dimer")
 BINARY_PROTOTYPES = ("L1_2", "L1_0", "B2")
 
@@ -354,6 +358,11 @@ def _check_sources(raw: Any, lines: dict, base: Path, problems: list) -> list[St
         elif kind == "db":
             if not (base / str(val)).is_file() and "://" not in str(val):
                 problems.append((vln, f"structure database {val!r} does not exist"))
+        elif kind == "library":
+            from .sources import library_problems
+
+            for msg in library_problems(val, entry.get("exclude")):
+                problems.append((vln, msg))
         elif kind == "prototype":
             if val in ELEMENT_PROTOTYPES:
                 els = entry.get("elements")

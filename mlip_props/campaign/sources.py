@@ -1,7 +1,10 @@
 """Structure sources of a campaign -> labelled structures (or recorded load errors).
 
 Every structure gets a label (``"Cu"``, ``"data/x.xyz@3"``, ``"Cu3Au:L1_2"``, ``"db.db@17"``) and a
-content fingerprint (atomic numbers, positions, cell and pbc rounded to 1e-8 A). A structure
+content fingerprint (atomic numbers, positions, cell and pbc rounded to 1e-8 A). A ``library``
+source (``library: all``, ``library: [cubic, wurtzite]``, optional ``exclude: [names]``) gives the
+reference solids of :mod:`mlip_props.structure_library`, labelled by their library names
+(``"Si-diamond"``, ``"Cu-fcc"``), in table order (:func:`library_names`). A structure
 that cannot be read (empty file, unknown element symbol in a file) is kept as an item with its
 error, so that the run records it as failed instead of stopping.
 """
@@ -18,7 +21,62 @@ from ase import Atoms
 from ..structures import _reference_volume_per_atom, load_structure, load_structures
 from .schema import BINARY_PROTOTYPES, Campaign, StructureSource
 
-__all__ = ["StructureItem", "expand_sources", "fingerprint", "binary_prototype"]
+__all__ = ["StructureItem", "expand_sources", "fingerprint", "binary_prototype", "library_names", "library_problems",
+           "crystal_system", "CRYSTAL_SYSTEMS"]
+
+#: the seven crystal systems with the last space-group number of each (International Tables)
+CRYSTAL_SYSTEMS: tuple[tuple[str, int], ...] = (
+    ("triclinic", 2), ("monoclinic", 15), ("orthorhombic", 74), ("tetragonal", 142), ("trigonal", 167),
+    ("hexagonal", 194), ("cubic", 230))
+
+
+def crystal_system(space_group_number: int) -> str:
+    """Crystal system of a space group (1-230); ``ValueError`` outside that range."""
+    n = int(space_group_number)
+    if not 1 <= n <= 230:
+        raise ValueError(f"space-group number {space_group_number!r} is not in 1..230")
+    return next(name for name, last in CRYSTAL_SYSTEMS if n <= last)
+
+
+def _library_selectors(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value) if isinstance(value, list) else []
+
+
+def library_problems(value, exclude=None) -> list[str]:
+    """Why a ``library`` source's value (``all``, or a list of crystal systems and prototypes)
+    or its ``exclude`` list (library names) is not valid; empty when it is."""
+    from ..structure_library import PROTOTYPES, resolve_solid_name
+
+    known = {"all"} | {c for c, _ in CRYSTAL_SYSTEMS} | set(PROTOTYPES)
+    sel = _library_selectors(value)
+    out = []
+    if not sel or not all(isinstance(v, str) for v in sel):
+        return [f"'library' must be 'all' or a non-empty list of crystal systems or prototypes, got {value!r}"]
+    for v in sel:
+        if v not in known:
+            out.append(f"library selector {v!r} is not 'all', a crystal system or a prototype "
+                       f"(known: {', '.join(sorted(known))})")
+    if exclude is not None:
+        if not isinstance(exclude, list):
+            out.append(f"'exclude' must be a list of reference-solid names, got {exclude!r}")
+        else:
+            out += [f"exclude: unknown reference solid {n!r}" for n in exclude
+                    if not isinstance(n, str) or resolve_solid_name(n) is None]
+    if not out and not library_names(value, exclude):
+        out.append(f"library {value!r} (exclude {exclude!r}) selects no reference solid")
+    return out
+
+
+def library_names(value="all", exclude=None) -> list[str]:
+    """Names of the reference solids a ``library`` source selects: ``"all"``, or those whose crystal
+    system (from the space group of the table) or prototype is listed; minus ``exclude``
+    (library names or their formula aliases). Table order."""
+    from ..structure_library import resolve_solid_name, solid_entries
+
+    sel = set(_library_selectors(value))
+    drop = {resolve_solid_name(n) for n in (exclude or []) if isinstance(n, str)}
+    return [name for name, e in solid_entries().items()
+            if name not in drop and ("all" in sel or e.prototype in sel or crystal_system(e.space_group_number) in sel)]
 
 
 @dataclass
@@ -132,6 +190,14 @@ def _expand_one(src: StructureSource, camp: Campaign) -> list[StructureItem]:
                     out.append(_item(label, load_structure(spec), None, f"prototype:{val}"))
                 except (ValueError, FileNotFoundError) as exc:
                     out.append(_item(label, None, f"{type(exc).__name__}: {exc}", f"prototype:{val}"))
+    elif kind == "library":
+        from ..structure_library import get as _get_solid
+
+        for n in library_names(val, opt.get("exclude")):
+            try:
+                out.append(_item(n, _get_solid(n), None, f"library:{n}"))
+            except ValueError as exc:
+                out.append(_item(n, None, f"ValueError: {exc}", f"library:{n}"))
     elif kind == "db":
         import ase.db
 

@@ -1,8 +1,11 @@
 """``build_report``: a results database against experiment, as report.md, report.html, report.json
 and figures/*.png, section by section.
 
-Sections, in order: summary (rows per property, done, failed); one comparison per quantity that
-has pairs (statistics, parity plot, table of pairs with sources); E(V), Cv(T) and phonon
+Sections, in order: summary (rows per property, done, failed); accuracy against experiment (MAE,
+MAPE, RMSE, R^2 per quantity, overall and per crystal system of the input structures, from spglib);
+one comparison per quantity that has pairs (statistics overall and per crystal system, parity plot
+coloured by crystal system, table of pairs with sources); the largest deviations; the physics the
+comparison ignores (:mod:`.experiment`); E(V), Cv(T) and phonon
 dispersion curves; committee bands; binary convex hulls; a table of the main scalar results per
 property (committee rows as mean ± std); the failed rows with their errors; the rows that no
 longer read back from the database. Every row of every table carries its physical-check flags
@@ -25,10 +28,12 @@ from ..reference import ReferenceTable, load_all_references, load_reference
 from . import figures as fig
 from .comparison import parity_stats, phonon_pairs, quantity_pairs, vibration_pairs
 from .document import Document, format_value, format_with_std
+from .experiment import (annotate_crystal_systems, grouped_stats, ignored_physics, largest_deviations,
+                         structure_crystal_systems, system_sort_key)
 from .flags import FLAGS_LEGEND, flags_text, row_flags
 from .hulls import binary_hulls
 from .quantities import (PHONON_FREQUENCIES, QUANTITIES, VIBRATION_FREQUENCIES, Quantity, collect_predictions,
-                         is_cv298_column, is_number, split_label)
+                         is_cv298_column, is_number, reference_keys)
 
 __all__ = ["build_report", "Report"]
 
@@ -77,6 +82,11 @@ class _Sections:
         r2 = "n/a" if not math.isfinite(stats["R2"]) else f"{stats['R2']:.4f}"
         doc.paragraph(f"n = {stats['n']}, MAE = {stats['MAE']:.4g} {q.unit}, RMSE = {stats['RMSE']:.4g} {q.unit}, "
                       f"mean signed error = {stats['ME']:.4g} {q.unit}, R² = {r2}, MAPE = {stats['MAPE_pct']:.3g} %.")
+        by_system = grouped_stats(pairs)
+        self.data["comparisons"][q.key]["stats_by_crystal_system"] = by_system
+        if len(by_system) > 1:
+            doc.table(["crystal system", "n", f"MAE ({q.unit})", "MAPE (%)", f"RMSE ({q.unit})", "R²"],
+                      [[cs] + _stat_cells(st) for cs, st in by_system.items()])
         flagged = [p for p in pairs if p.get("flags")]
         if flagged:
             unflagged = [p for p in pairs if not p.get("flags")]
@@ -100,6 +110,57 @@ class _Sections:
                     format_value(p["difference"]), format_value(p["relative_difference_pct"]),
                     f"{p['source']} ({p['reference_file']})", p["via"], flags_text(p.get("flags", []))]
                    for p in pairs])
+
+    def accuracy(self, comparisons: list[tuple[Quantity, list[dict]]]) -> None:
+        """One row per compared quantity (n, MAE, MAPE, RMSE, R²) and the MAE per crystal system."""
+        rows = [(q, pairs) for q, pairs in comparisons if pairs]
+        if not rows:
+            return
+        systems = sorted({p.get("crystal_system", "unknown") for _, pairs in rows for p in pairs}, key=system_sort_key)
+        self.doc.heading(2, "Accuracy against experiment")
+        self.doc.paragraph("Predicted minus experimental value over every compared pair of each quantity (flagged "
+                           "results included; each quantity's section also gives the statistics without them). "
+                           "MAPE = mean |difference| / |experimental| in %. Crystal systems from spglib's space "
+                           "group of each input structure (symprec 1e-3 Å).")
+        table = []
+        for q, pairs in rows:
+            st = parity_stats(np.array([p["predicted"] for p in pairs]), np.array([p["reference"] for p in pairs]))
+            table.append([f"{q.label} ({q.unit})"] + _stat_cells(st))
+        self.doc.table(["quantity", "n", "MAE", "MAPE (%)", "RMSE", "R²"], table)
+        if len(systems) > 1 or systems != ["unknown"]:
+            self.doc.paragraph("MAE per crystal system (number of pairs in parentheses):")
+            cells = []
+            for q, pairs in rows:
+                by = grouped_stats(pairs)
+                cells.append([f"{q.label} ({q.unit})"] + [f"{by[cs]['MAE']:.4g} ({by[cs]['n']})" if cs in by else ""
+                                                          for cs in systems])
+            self.doc.table(["quantity"] + systems, cells)
+
+    def deviations(self, n: int = 15) -> None:
+        """The pairs with the largest relative deviation over every quantity."""
+        worst = largest_deviations(self.data["comparisons"], n)
+        if not worst:
+            return
+        self.data["largest_deviations"] = worst
+        self.doc.heading(2, f"Largest deviations (the {len(worst)} largest |relative difference|)")
+        self.doc.table(["quantity", "structure", "crystal system", "predicted", "experimental", "difference",
+                        "difference (%)", "source", "flags"],
+                       [[f"{w['quantity_label']} ({w['unit']})", w["label"], w.get("crystal_system", ""),
+                         format_value(w["predicted"]), format_value(w["reference"]), format_value(w["difference"]),
+                         format_value(w["relative_difference_pct"]), f"{w['source']} ({w['reference_file']})",
+                         flags_text(w.get("flags", []))] for w in worst])
+
+    def ignored_physics(self, labels: list[str], tables: list[ReferenceTable], df) -> None:
+        """What the comparison leaves out, so that a reader can judge it."""
+        flags: dict[str, list[str]] = {}
+        for prop in ("phonons", "thermal", "committee"):
+            for lab, fl in _label_flags(df, prop).items():
+                flags.setdefault(lab, []).extend(fl)
+        items = ignored_physics(self.data["comparisons"], labels, tables, flags)
+        self.data["ignored_physics"] = [{"topic": t, "text": x} for t, x in items]
+        self.doc.heading(2, "What the comparison ignores")
+        for topic, text in items:
+            self.doc.paragraph(f"{topic}: {text}")
 
     def curves(self, done, tables: list[ReferenceTable]) -> None:
         """E(V) curves, Cv(T) curves (with 3R and the experimental Cv at 298 K) and phonon
@@ -125,7 +186,7 @@ class _Sections:
                 if col is None:
                     continue
                 for lab in th["label"]:
-                    got = tb.value(split_label(lab)[0], col)
+                    got = next(filter(None, (tb.value(k, col) for k, _ in reference_keys(lab))), None)
                     if got:
                         measured.append(got[0])
             path = self.figure_path("cv_curves.png")
@@ -142,7 +203,8 @@ class _Sections:
             safe = "".join(ch if ch.isalnum() else "_" for ch in lab)
             path = self.figure_path(f"phonons_{safe}.png")
             fig.write_phonon_dispersion(path, lab, d, fr, r.get("band_labels"),
-                                        _measured_at_points(tables, split_label(lab)[0]))
+                                        next(filter(None, (_measured_at_points(tables, k)
+                                                           for k, _ in reference_keys(lab))), []))
             self.image(path, f"{lab} phonon dispersion")
 
     def committee_curves(self, done, n_std: float = 2.0) -> None:
@@ -229,6 +291,12 @@ class _Sections:
         self.data["unreadable_rows"] = unreadable
 
 
+def _stat_cells(st: dict[str, float]) -> list[str]:
+    """n, MAE, MAPE, RMSE, R² of a :func:`parity_stats` dict as table cells."""
+    return [str(st["n"]), format_value(st["MAE"]), format_value(st["MAPE_pct"]), format_value(st["RMSE"]),
+            format_value(st["R2"])]
+
+
 _COMMITTEE_SKIP = {"B_GPa"}  # the same number as bulk_modulus_GPa
 
 
@@ -275,7 +343,9 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
     rdb = db if isinstance(db, ResultsDB) else ResultsDB(db, check_integrity=False)
     unreadable: list[str] = []
     df = to_dataframe(rdb, expand_results=False, unreadable=unreadable)
-    results_by_id = {row.id: (row.data.get("result") or {}) for row in readable_rows(rdb)}
+    rows = readable_rows(rdb)
+    results_by_id = {row.id: (row.data.get("result") or {}) for row in rows}
+    systems = structure_crystal_systems(rows)
     df["_result"] = [results_by_id[i] for i in df["id"]] if len(df) else []
     s.data.update({"db": str(rdb.url), "comparisons": {}, "properties": {}})
     potentials = sorted(set(df["potential"].dropna())) if len(df) else []
@@ -301,9 +371,15 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
     comparisons = [(q, quantity_pairs(q, preds, tables)) for q in QUANTITIES]
     comparisons += [(PHONON_FREQUENCIES, phonon_pairs(preds, tables)),
                     (VIBRATION_FREQUENCIES, vibration_pairs(preds, tables))]
+    for _, pairs in comparisons:
+        annotate_crystal_systems(pairs, systems)
+    s.accuracy(comparisons)
     for q, pairs in comparisons:
         if pairs:
             s.comparison(q, pairs, pot)
+    s.deviations()
+    if len(df):
+        s.ignored_physics(sorted(preds), tables, df)
 
     if len(df):
         done = df[df["status"] == "done"]

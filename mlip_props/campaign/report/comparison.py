@@ -6,9 +6,11 @@ field it was read from), ``difference`` (predicted - reference), ``relative_diff
 ``flags`` (the physical-check flags of the result rows the prediction was read from, see
 :mod:`.flags`) and, for committee predictions only, ``predicted_std``.
 
-Reference rows are picked by the structure label's key (``"Cu"`` of ``"Cu:fcc"``) and, where the
-table has a ``structure``/``phase`` column, by the label's crystal structure (else the table's
-first row for that key).
+Reference rows are picked by the structure label's key (``"Cu"`` of ``"Cu:fcc"``; a library name
+such as ``"GaN-wurtzite"`` also under its formula and prototype, see
+:func:`~.quantities.reference_keys`, first key with a row per table) and, where the table has a
+``structure``/``phase`` column, by the label's crystal structure (else the table's first row for
+that key).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from ..reference import ReferenceTable
 from .flags import row_flags
-from .quantities import Quantity, StructureResults, is_number, split_label
+from .quantities import Quantity, StructureResults, is_number, reference_keys
 
 __all__ = ["parity_stats", "make_pair", "quantity_pairs", "phonon_pairs", "vibration_pairs"]
 
@@ -95,10 +97,12 @@ def quantity_pairs(q: Quantity, preds: dict[str, StructureResults], tables: list
         if col is None:
             continue
         for label, res in sorted(preds.items()):
-            key, crystal = split_label(label)
-            cond, crystal = _structure_condition(t, key, crystal)
-            cond.update({c: v for c, v in q.conditions.items() if c in t.frame.columns})
-            refv = t.value(key, col, **cond)
+            for key, crystal in reference_keys(label):
+                cond, crystal = _structure_condition(t, key, crystal)
+                cond.update({c: v for c, v in q.conditions.items() if c in t.frame.columns})
+                refv = t.value(key, col, **cond)
+                if refv is not None:
+                    break
             if refv is None:
                 continue
             pv = q.predict(res, crystal or "")
@@ -142,11 +146,13 @@ def phonon_pairs(preds: dict[str, StructureResults], tables: list[ReferenceTable
             at_points_std = ph[0]["result"].get("high_symmetry_frequencies_THz_std") or {}
             via_prop = ph[0].get("from", "phonons")
             flags = row_flags(ph[0]["result"], ph[0].get("params"))
-            key, crystal = split_label(label)
-            cond, _ = _structure_condition(t, key, crystal)
-            rows = t.frame[t.frame[t.key] == key]
-            for c, v in cond.items():
-                rows = rows[rows[c] == v]
+            for key, crystal in reference_keys(label):
+                cond, _ = _structure_condition(t, key, crystal)
+                rows = t.frame[t.frame[t.key] == key]
+                for c, v in cond.items():
+                    rows = rows[rows[c] == v]
+                if len(rows):
+                    break
             for point, grp in rows.groupby("point"):
                 point_key = (str(point) if at_points.get(str(point))
                              else ("Gamma" if str(point) in ("G", "Γ") else str(point)))
@@ -176,7 +182,7 @@ def vibration_pairs(preds: dict[str, StructureResults], tables: list[ReferenceTa
         if "frequency_cm1" not in t.units or "mode" not in t.frame.columns:
             continue
         for label, res in sorted(preds.items()):
-            key, _ = split_label(label)
+            key = reference_keys(label)[0][0]
             rows = t.frame[t.frame[t.key] == key]
             vib = res.get("vibrations", [])
             if rows.empty or not vib:

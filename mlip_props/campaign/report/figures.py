@@ -19,6 +19,11 @@ from .quantities import Quantity
 __all__ = ["pyplot", "save_png", "parity_figure", "write_parity_plot", "write_hull_plot", "write_eos_curves",
            "write_cv_curves", "write_phonon_dispersion", "write_committee_figure"]
 
+#: one colour per crystal system in every parity plot
+_SYSTEM_COLOURS = {"cubic": "tab:blue", "hexagonal": "tab:orange", "trigonal": "tab:green", "tetragonal": "tab:purple",
+                   "orthorhombic": "tab:brown", "monoclinic": "tab:pink", "triclinic": "tab:olive",
+                   "molecule": "tab:cyan", "unknown": "tab:gray"}
+
 #: gas constant (J/(mol K)): 3R is the Dulong-Petit limit of Cv per mole of atoms
 _R_J_MOL_K = 8.314462618
 
@@ -63,12 +68,20 @@ def _labels(ax, xlabel: str, ylabel: str, title: str, legend: bool = True) -> No
 def parity_figure(q: Quantity, pairs: list[dict], stats: dict, potential: str):
     """The parity plot (matplotlib figure, axes) of ``pairs``: predicted vs experimental, y = x,
     vertical error bars of ``predicted_std`` (committee std) where pairs carry one, and a red ×
-    over every pair whose ``flags`` are not empty (a flagged result)."""
+    over every pair whose ``flags`` are not empty (a flagged result). Points are coloured by the
+    pairs' ``crystal_system`` (a legend entry each) when the pairs carry it."""
     plt = pyplot()
     x = np.array([p["reference"] for p in pairs])
     y = np.array([p["predicted"] for p in pairs])
     fig, ax = plt.subplots(figsize=(4.8, 4.5), dpi=110)
-    ax.scatter(x, y, s=28, zorder=3)
+    systems = list(dict.fromkeys(p.get("crystal_system") for p in pairs))
+    if systems == [None]:
+        ax.scatter(x, y, s=28, zorder=3)
+    else:
+        for k, cs in enumerate(systems):
+            idx = [i for i, p in enumerate(pairs) if p.get("crystal_system") == cs]
+            ax.scatter(x[idx], y[idx], s=28, zorder=3, color=_SYSTEM_COLOURS.get(str(cs), f"C{k % 10}"),
+                       label=str(cs or "unknown"))
     has_std = [k for k, p in enumerate(pairs) if "predicted_std" in p]
     if has_std:
         e = np.array([pairs[k]["predicted_std"] for k in has_std])
@@ -88,7 +101,7 @@ def parity_figure(q: Quantity, pairs: list[dict], stats: dict, potential: str):
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="y = x")
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(lo - pad, hi + pad)
-    if flagged:
+    if flagged or systems != [None]:
         ax.legend(fontsize=7)
     ax.set_xlabel(f"experimental {q.label} ({q.unit})")
     ax.set_ylabel(f"predicted {q.label} ({q.unit})")

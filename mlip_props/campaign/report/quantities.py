@@ -19,7 +19,15 @@ the property rows of a results database. First available source wins:
 * r_e (Å), ω_e (cm⁻¹), D_0 and D_e (eV): ``bond_length_A``, ``omega_e_cm1``, ``D0_eV``,
   ``dissociation_energy_eV`` of ``diatomic`` rows;
 * Cv at 298.15 K (J/(mol K), per mole of atoms): thermal ``cv_J_molK`` interpolated in
-  ``temperatures_K``; Debye temperature (K): thermal ``debye_temperature_K``.
+  ``temperatures_K``; Debye temperature (K): thermal ``debye_temperature_K``;
+* lattice thermal conductivity (W/(m K)) at 300 K: conductivity ``kappa_average_W_mK`` (the mean of
+  the diagonal, at the computed temperature nearest 300 K, within 5 K), against the ``kappa_lattice``
+  rows of a table with ``quantity``/``value``/``unit`` columns.
+
+Structure labels meet reference keys through :func:`reference_keys`: a label that is a name of the
+structure library (``"Si-diamond"``) is looked up under that name (``solids.csv``,
+``elastic_constants.csv``) and under its formula and prototype (``"Si"``, ``"diamond"``: the
+tables keyed by material with a ``structure`` column), first hit per table.
 
 A predictor returns ``(value, where from)`` or ``(value, where from, committee std)``; the std
 comes from ``<field>_std`` or, for derived values, from the per-member values ``<field>_members``
@@ -36,7 +44,7 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["Quantity", "QUANTITIES", "PHONON_FREQUENCIES", "VIBRATION_FREQUENCIES", "CELL_ATOMS", "NONCUBIC",
-           "committee_views", "collect_predictions", "split_label", "is_number", "is_cv298_column"]
+           "committee_views", "collect_predictions", "split_label", "is_number", "is_cv298_column", "reference_keys"]
 
 #: atoms per conventional cubic cell of the cubic lattices the lattice constant is derived for
 CELL_ATOMS = {"fcc": 4, "bcc": 2, "sc": 1, "diamond": 8,
@@ -206,6 +214,17 @@ def _cv_298K_J_molK(results: StructureResults, structure: str) -> Prediction | N
     return None
 
 
+def _kappa_300K_W_mK(results: StructureResults, structure: str) -> Prediction | None:
+    for r in _rows(results, "conductivity"):
+        t, k = r["result"].get("temperatures_K"), r["result"].get("kappa_average_W_mK")
+        if not (isinstance(t, list) and isinstance(k, list) and len(t) == len(k) and t):
+            continue
+        i = int(np.argmin(np.abs(np.asarray(t, dtype=float) - 300.0)))
+        if abs(float(t[i]) - 300.0) <= 5.0 and is_number(k[i]):
+            return float(k[i]), f"{r.get('from', 'conductivity')}.kappa_average_W_mK at {float(t[i]):g} K"
+    return None
+
+
 def is_cv298_column(col: str) -> bool:
     """A reference column holding a heat capacity in J/(mol K) (``Cv_...``/``Cp_..._J_mol_K``)."""
     c = col.lower()
@@ -234,6 +253,11 @@ QUANTITIES: list[Quantity] = [
              match=is_cv298_column, conditions={"temperature_K": 298.15}),
     Quantity("debye_temperature", "Debye temperature", "K", ("debye_temperature_K", "theta_D_K"),
              lambda r, s: _first(r, "thermal", "debye_temperature_K")),
+    Quantity("kappa_lattice", "lattice thermal conductivity at 300 K", "W/(m K)", ("value",), _kappa_300K_W_mK,
+             conditions={"quantity": "kappa_lattice", "unit": "W/(m K)"},
+             note="Mean of the diagonal of the computed lattice kappa (phono3py) vs the measured total thermal "
+                  "conductivity of natural-isotope crystals near room temperature; for metals the measured value "
+                  "also holds the electronic part, which the calculation does not have."),
 ]
 
 #: phonon frequencies at high-symmetry points, paired branch by branch (see comparison.phonon_pairs)
@@ -303,6 +327,25 @@ def collect_predictions(df) -> dict[str, StructureResults]:
                 {"params": json.loads(row["params"] or "{}"), "result": view, "from": "committee"})
     for (label, prop), vs in views.items():
         out[label][prop] = vs + out[label].get(prop, [])
+    return out
+
+
+def reference_keys(label: str) -> list[tuple[str, str | None]]:
+    """(reference key, crystal structure) candidates of a structure label, in the order tried:
+    :func:`split_label`'s, and for a library name (``"GaN-wurtzite"``) also its formula and
+    prototype (``("GaN", "wurtzite")``), the library name's crystal being its prototype; for
+    ``"formula:prototype"`` of a library entry also the library name."""
+    from ...structure_library import solid_entries
+
+    key, crystal = split_label(label)
+    entries = solid_entries()
+    e = entries.get(key)
+    if e is not None:
+        proto = crystal or e.prototype
+        return [(key, proto), (e.chemical_formula, proto)]
+    out: list[tuple[str, str | None]] = [(key, crystal)]
+    if crystal:
+        out += [(n, crystal) for n, x in entries.items() if x.chemical_formula == key and x.prototype == crystal][:1]
     return out
 
 
