@@ -94,14 +94,16 @@ def test_calibration_against_emt(cu_result, emt_values):
 def test_batched_members_equal_single_member_workflows(committee, cu_result):
     """Member m's analysis of the shared evaluation equals the ordinary workflow run with member m alone.
 
-    Inputs agree to the last bit; the nonlinear EOS fit turns a 1-ulp energy difference into ~1e-10
-    relative in B, linear analyses (stress-strain slopes, force constants) stay at 1e-10."""
+    The energies agree to rounding (the two routes batch the cells differently, so sums over atoms
+    can differ in the last bit); the nonlinear EOS fit turns a 1-ulp energy difference into up to
+    ~3e-10 relative in B and ~1.4e-10 in V0 (measured), so both are compared at 1e-9; linear
+    analyses (stress-strain slopes, force constants) stay at 1e-10."""
     ref = cu_result.atoms
     for m in range(committee.n_members):
         one = committee.member(m)
         e = equation_of_state(one, ref, relaxation=False, volume_range=0.08, n_points=13)
         assert e.bulk_modulus_GPa == pytest.approx(cu_result.bulk_modulus_GPa_members[m], rel=1e-9)
-        assert e.v0_A3_per_atom == pytest.approx(cu_result.v0_A3_per_atom_members[m], rel=1e-10)
+        assert e.v0_A3_per_atom == pytest.approx(cu_result.v0_A3_per_atom_members[m], rel=1e-9)
         own = ref.copy()
         own.set_cell(ref.cell[:] * (cu_result.v0_A3_per_atom_members[m] / (ref.get_volume() / len(ref))) ** (1 / 3),
                      scale_atoms=True)
