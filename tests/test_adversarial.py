@@ -190,8 +190,7 @@ SIZE_CASES = [
     ("thin cell", lambda p: evaluate(load_potential("lj"), Atoms("Cu", cell=np.diag([10.0, 3000.0, 3000.0]), pbc=True),
                                      ("energy",)), "vesin"),
 ]
-_SIZE_MARKS = {"dense Hessian": pytest.mark.xfail(strict=True, reason="evaluate() does not call "
-                                                  "guards.check_dense_hessians yet (another engineer's file)")}
+_SIZE_MARKS: dict = {}
 
 
 @pytest.mark.parametrize("case, call, knob", [pytest.param(*c, marks=_SIZE_MARKS.get(c[0], ())) for c in SIZE_CASES],

@@ -27,6 +27,7 @@ import torch
 from .batch import Batch, pack_structures, resolve_device, to_atoms, validate_packed
 from .chunking import (BACKEND_BYTES_PER_ATOM, MemoryMeter, MemoryModel, default_memory_budget, is_out_of_memory,
                        plan_chunks, run_chunks)
+from .guards import check_dense_hessians
 from .inputs import structure_list
 from .neighbors import NeighborGraph, assemble_graph, build_neighbor_graph, edge_vectors, shared_neighbor_lists
 from .potential import AtomicGraph, module_device
@@ -345,6 +346,7 @@ def evaluate(
     CALL_COUNTS["evaluate"] += 1
     atoms_list, packed = _prepare(structures)
     n_atoms = packed.n_atoms.copy()
+    check_dense_hessians(n_atoms, props, dtype=dtype, device=device, oracle=is_oracle(potential))
     if is_oracle(potential):
         res = potential.compute(atoms_list, props, progress=progress)
         return EvaluationResult(n_atoms=n_atoms, precision=compute_precision(potential), **res)

@@ -77,8 +77,6 @@ def test_dense_hessian_estimate_bounds_the_arrays_it_estimates():
         check_dense_hessians([len(a) for a in atoms], max_gib=0.99 * est / 2**30)
 
 
-@pytest.mark.xfail(strict=True, reason="evaluate() does not call guards.check_dense_hessians yet "
-                                       "(mlip_props/backend/evaluate.py is another engineer's file)")
 def test_evaluate_refuses_a_dense_hessian_above_the_limit(monkeypatch):
     monkeypatch.setenv("MLIP_PROPS_MAX_HESSIAN_GIB", "1e-6")
     t = time.perf_counter()
