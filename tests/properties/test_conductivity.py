@@ -292,6 +292,10 @@ def test_committee_kappa_each_member_equals_its_plain_run(sw_si):
     import json
 
     json.dumps(r.to_dict())
+    # a committee's raw answers are not a single potential's
+    plan = plan_conductivity(committee, sw_si, **options)
+    with pytest.raises(ValueError, match="committee"):
+        plan.analyse(evaluate_plans(committee, [plan])[0])
     # the Hessian route reads each member's Hessians from the same single evaluation
     options["fc3_method"] = "hessian"
     r = thermal_conductivity(committee, sw_si, **options)

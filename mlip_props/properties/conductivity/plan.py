@@ -66,7 +66,7 @@ class ConductivityPlan(EvaluationPlan):
 
     ``templates``: per structure, its ``Phono3py`` object with displacements (each analysis works
     on a copy); ``included``: per structure, phono3py's fc3 supercells kept (False: a pair beyond
-    the cutoff, not evaluated); ``fc3_start[k]``: index in ``structures`` of structure k's perfect
+    the cutoff, not evaluated; empty for the Hessian route); ``fc3_start[k]``: index in ``structures`` of structure k's perfect
     fc3 supercell, its ``n_fc3[k]`` evaluated displaced supercells following it; ``fc2_start[k]``
     and ``n_fc2[k]`` the same for a separate fc2 supercell (``None``, 0: fc2 from the fc3 set).
     ``fc3_method``: ``"forces"`` (phono3py's single and pair displacements, forces) or
@@ -93,7 +93,12 @@ class ConductivityPlan(EvaluationPlan):
     options: ConductivityOptions | None = None
 
     def analyse(self, answers: EvaluationResult) -> list[ConductivityResult]:
-        """One :class:`ConductivityResult` per structure from a single potential's answers."""
+        """One :class:`ConductivityResult` per structure from a single potential's answers
+        (a committee's: ``answers.member(m)``, ``answers.member_mean()`` or
+        :meth:`analyse_committee`)."""
+        if answers.n_members:
+            raise ValueError(f"a committee's answers ({answers.n_members} members): analyse answers.member(m) or "
+                             "answers.member_mean(), or use analyse_committee")
         return [self._analyse_one(k, answers) for k in range(len(self.templates))]
 
     def analyse_committee(self, answers: EvaluationResult) -> list[ConductivityResult]:
