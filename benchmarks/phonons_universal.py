@@ -78,6 +78,32 @@ def phonopy_route(calc, atoms, supercell_matrix, primitive_matrix, band_qpoints,
                                                 "total_s": t3 - t0}
 
 
+def probe_products(pot, repeats: int = 2) -> list[dict]:
+    """Cost of the row engine's Hessian-vector products against plain force evaluations on the
+    64-atom Si supercell: forces; rows of 0 atoms (forces with ``create_graph``), 1 atom (3
+    products) and 2 atoms (6 products)."""
+    from ase.build import bulk
+
+    from mlip_props.backend import evaluate
+    from mlip_props.backend.hessian_rows import evaluate_hessian_rows
+
+    sc = bulk("Si", "diamond", a=5.45, cubic=True).repeat(2)
+    evaluate(pot, [sc], ("energy", "forces"), dtype=torch.float32)  # warm-up
+    out = []
+    for _ in range(repeats):
+        row = {}
+        t = time.perf_counter()
+        evaluate(pot, [sc], ("energy", "forces"), dtype=torch.float32)
+        row["forces_s"] = time.perf_counter() - t
+        for n in (0, 1, 2):
+            t = time.perf_counter()
+            evaluate_hessian_rows(pot, [sc], [list(range(n))], dtype=torch.float32)
+            row[f"rows_{n}_atoms_s"] = time.perf_counter() - t
+        out.append(row)
+        print(json.dumps({"probe_products": row}), flush=True)
+    return out
+
+
 def run(materials, passes, mesh):
     from sevenn.calculator import SevenNetCalculator
 
@@ -156,7 +182,15 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=1)
     ap.add_argument("--mesh", type=int, nargs=3, default=[8, 8, 8])
     ap.add_argument("--json", default=None)
+    ap.add_argument("--probe-products", action="store_true",
+                    help="only time Hessian-vector products against force evaluations (64-atom Si)")
     args = ap.parse_args()
+    if args.probe_products:
+        from mlip_props import load_potential
+
+        torch.set_num_threads(1)
+        probe_products(load_potential("sevenn"))
+        return
     rows = run(args.materials, args.passes, args.mesh)
     if args.json:
         with open(args.json, "w") as fh:
