@@ -14,6 +14,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .experiment import system_sort_key
 from .quantities import Quantity
 
 __all__ = ["pyplot", "save_png", "parity_figure", "write_parity_plot", "write_hull_plot", "write_eos_curves",
@@ -74,7 +75,7 @@ def parity_figure(q: Quantity, pairs: list[dict], stats: dict, potential: str):
     x = np.array([p["reference"] for p in pairs])
     y = np.array([p["predicted"] for p in pairs])
     fig, ax = plt.subplots(figsize=(4.8, 4.5), dpi=110)
-    systems = list(dict.fromkeys(p.get("crystal_system") for p in pairs))
+    systems = sorted({p.get("crystal_system") for p in pairs}, key=lambda c: system_sort_key(str(c)))
     if systems == [None]:
         ax.scatter(x, y, s=28, zorder=3)
     else:
