@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from ase.build import bulk
 
 from mlip_props import load_potential
@@ -97,3 +98,28 @@ def test_nac_params_are_checked(lj):
         phonons(lj, atoms, nac_params={"born": [0.0] * 8}, **kw)
     res = phonons(lj, atoms, polar=False, **kw)  # the user knows better (e.g. a metallic compound)
     assert not res.polar and not res.lo_to_missing
+
+
+def test_imaginary_tolerance_knows_the_precision():
+    """The default imaginary-mode tolerance: 0.05 THz for float64 force constants; for float32 the
+    larger of 0.05 THz and 3 x the measured noise, sqrt(raw ASR violation / lightest mass) as a
+    frequency (recomputed here from the reported violation in SI units); an explicit tolerance wins."""
+    from mlip_props.properties.phonons.analysis import imaginary_tolerance
+
+    ar = bulk("Ar", "fcc", a=5.26)
+    lj_ar = load_potential("lj:epsilon=0.0104,sigma=3.40")
+    kw = dict(relaxation=False, supercell=2, mesh=[4, 4, 4], group_velocity_mesh=None, band_structure=False)
+    r64 = phonons(lj_ar, ar, **kw)
+    r32 = phonons(lj_ar, ar, dtype=torch.float32, **kw)
+    assert (r64.precision, r32.precision) == ("float64", "float32")
+    assert r64.imaginary_tolerance_THz == 0.05
+    assert r32.asr_violation_eV_A2 > 100 * r64.asr_violation_eV_A2  # float32 rounding is measured
+    m = ar.get_masses()[0] * AMU_KG
+    noise_THz = np.sqrt(r32.asr_violation_eV_A2 * E_C / 1e-20 / m) / (2 * np.pi) / 1e12  # sqrt(k/m)/(2 pi)
+    assert r32.asr_noise_THz == pytest.approx(noise_THz, rel=1e-3)
+    assert r32.imaginary_tolerance_THz == pytest.approx(max(0.05, 3 * noise_THz), rel=1e-3)
+    assert phonons(lj_ar, ar, dtype=torch.float32, imaginary_tolerance_THz=0.01, **kw).imaginary_tolerance_THz == 0.01
+    # the rule itself, where the noise dominates
+    assert imaginary_tolerance(None, "float32", 0.1) == pytest.approx(0.3)
+    assert imaginary_tolerance(None, "float64", 0.1) == 0.05
+    assert imaginary_tolerance(0.2, "float32", 0.1) == 0.2

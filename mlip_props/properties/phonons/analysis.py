@@ -64,7 +64,7 @@ NOISE_MULTIPLE = 3.0
 
 def asr_noise_THz(violation_eV_A2: float, masses_amu: Sequence[float], to_THz: float) -> float:
     """The frequency (THz) that the raw acoustic-sum-rule violation corresponds to on the lightest
-    atom, sqrt(violation / m_min) in phonopy's units. The violation is a sum over the supercell of
+    atom, sqrt(violation / m_min) / (2 pi) (phonopy's unit factor). The violation is a sum over the supercell of
     force-constant errors, as every dynamical-matrix element is, so for a translationally
     invariant model computed in float32 it measures the rounding noise of the dynamical matrix:
     eigenvalues below about (this)^2 in magnitude are indistinguishable from zero."""

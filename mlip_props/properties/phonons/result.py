@@ -26,7 +26,7 @@ class PhononResult(PropertyResult):
     ``gamma_acoustic_raw_THz`` the three Gamma acoustic frequencies from them;
     ``asr_violation_enforced_eV_A2`` and ``gamma_acoustic_THz`` after ``asr_enforcement``.
     All later quantities (bands, DOS, thermal properties) use the enforced force constants.
-    ``asr_noise_THz``: the frequency sqrt(raw violation / lightest mass) -- for a float32 model
+    ``asr_noise_THz``: the frequency sqrt(raw violation / lightest mass) / 2 pi -- for a float32 model
     the rounding noise of the dynamical matrix in frequency units.
 
     Imaginary modes: frequencies below ``-imaginary_tolerance_THz`` (the tolerance used: the
