@@ -164,6 +164,22 @@ def test_isotope_scattering_lowers_kappa_and_pair_cutoff_drops_supercells(sw, sw
     assert r.kappa_average_W_mK[0] > 0
 
 
+def test_planned_supercells_are_phono3pys_displaced_supercells(sw, sw_si):
+    # the plan builds the displaced supercells from the perfect one and phono3py's displacements;
+    # they must be phono3py's own, in its order, pairs beyond the cutoff left out
+    plan = plan_conductivity(sw, sw_si, supercell=2, fc3_supercell=1, cutoff_pair_distance_A=3.0, relaxation=False)
+    ph3 = plan.templates[0]
+    own = [sc for sc in ph3.supercells_with_displacements if sc is not None]
+    assert plan.included[0] == [sc is not None for sc in ph3.supercells_with_displacements]
+    assert not all(plan.included[0]) and plan.n_fc3[0] == len(own)
+    own_fc2 = ph3.phonon_supercells_with_displacements
+    planned = plan.structures[1:1 + len(own)] + plan.structures[2 + len(own):]
+    assert len(planned) == len(own) + len(own_fc2) == len(plan.structures) - 2
+    for ours, theirs in zip(planned, own + own_fc2):
+        assert np.abs(ours.get_positions() - theirs.positions).max() < 1e-12
+        assert np.allclose(ours.cell.array, theirs.cell) and list(ours.numbers) == list(theirs.numbers)
+
+
 def test_rocksalt_pair_potential_kappa_equals_phono3py_driven_through_ase():
     pot = IonicPair()
     r = thermal_conductivity(pot, bulk("NaCl", "rocksalt", a=5.6, cubic=True), supercell=2, mesh=5,

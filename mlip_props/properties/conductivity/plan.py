@@ -30,9 +30,9 @@ from ..phonons import (asr_violation, choose_supercell, parse_supercell, primiti
 from ..plan import EvaluationPlan, evaluate_plans
 from ..relax import PROPERTY_RELAXATION, RelaxSettings, periodic_starting_points, resolve_relaxation
 from ..result import with_precision
-from .kappa import (SUM_RULE_ENFORCEMENT, KappaRun, denser_mesh, enforce_sum_rules, fc3_sum_rule_violation,
-                    is_metal, kappa_on_mesh, parse_mesh, produce_force_constants, relative_change,
-                    set_supercell_forces, voigt_average)
+from .kappa import (SUM_RULE_ENFORCEMENT, KappaRun, denser_mesh, displaced_supercells, enforce_sum_rules,
+                    fc3_sum_rule_violation, is_metal, kappa_on_mesh, parse_mesh, produce_force_constants,
+                    relative_change, set_supercell_forces, voigt_average)
 from .committee import committee_fields
 from .hessian_fc3 import fc_from_hessians, first_displacements, singly_displaced_supercells
 from .result import ConductivityResult
@@ -350,17 +350,18 @@ def plan_conductivity(
             plan.included.append([])
             plan.structures.extend(singles)
             plan.n_fc3.append(len(singles))
-        else:
-            displaced = ph3.supercells_with_displacements
-            included = [sc is not None for sc in displaced]
+        else:  # built from the perfect supercell and the displacements, not converted one by one
+            displaced, included = displaced_supercells(perfect, ph3.dataset)
             plan.included.append(included)
-            plan.structures.extend(to_ase_atoms(sc) for sc in displaced if sc is not None)
-            plan.n_fc3.append(sum(included))
+            plan.structures.extend(displaced)
+            plan.n_fc3.append(len(displaced))
         if separate_fc2:
             plan.fc2_start.append(len(plan.structures))
-            plan.structures.append(to_ase_atoms(ph3.phonon_supercell))
-            fc2_displaced = [] if hessian else ph3.phonon_supercells_with_displacements
-            plan.structures.extend(to_ase_atoms(sc) for sc in fc2_displaced)
+            perfect_fc2 = to_ase_atoms(ph3.phonon_supercell)
+            plan.structures.append(perfect_fc2)
+            fc2_displaced = [] if hessian else singly_displaced_supercells(
+                perfect_fc2, [(d["number"], d["displacement"]) for d in ph3.phonon_dataset["first_atoms"]])
+            plan.structures.extend(fc2_displaced)
             plan.n_fc2.append(len(fc2_displaced))
         else:
             plan.fc2_start.append(None)
