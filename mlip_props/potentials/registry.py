@@ -227,3 +227,12 @@ def _mace(*args: Any, **kwargs: Any) -> Any:
 
 
 register_potential("mace", _mace)
+
+
+def _gpaw(*args, **kwargs):  # the 'dft' extra: GPAW is imported on first use only
+    from .gpaw_oracle import gpaw_oracle
+
+    return gpaw_oracle(*args, **kwargs)
+
+
+register_potential("gpaw", _gpaw)
