@@ -72,9 +72,9 @@ class ConductivityPlan(EvaluationPlan):
     ``fc3_method``: ``"forces"`` (phono3py's single and pair displacements, forces) or
     ``"hessian"`` (the perfect supercells and phono3py's single displacements, full Hessians;
     :mod:`.hessian_fc3`); ``hessian_rows``: for the Hessian route every atom of every structure,
-    so that the backend's Hessian-row engine answers (committees included; one Hessian-vector
-    product at a time on the CPU, measured faster there than the batched products), ``None``
-    for the force route.
+    so that the backend's Hessian-row engine answers (it gives a committee's Hessians per member,
+    which the batched full-Hessian evaluation does not; the two took the same time within the
+    noise of a shared machine), ``None`` for the force route.
     """
 
     references: list[Atoms] = field(default_factory=list)
