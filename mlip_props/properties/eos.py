@@ -32,10 +32,12 @@ import torch
 from ase import Atoms
 from scipy.optimize import brentq, least_squares
 
-from ..backend.evaluate import EvaluationResult
+from ..backend.evaluate import EvaluationResult, is_oracle
+from ..backend.precision import compute_precision
 from ..backend.units import EV_A3_TO_GPA
 from ..validation import check_number
 from .plan import EvaluationPlan, errors_name_inputs, one_call
+from .ion_newton import newton_inverse, reference_hessians, relax_ions_newton
 from .relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from .result import PropertyResult
 
@@ -159,7 +161,9 @@ class EOSResult(PropertyResult):
     ``energies_eV_per_atom``, ``pressures_GPa``: the computed points (P from the backend stress).
     ``bulk_modulus_from_pressure_GPa``: B0 of the P(V) fit (cross-check);
     ``v0_inside_range``: the fitted minimum lies inside the sampled volumes (else the fit is an
-    extrapolation); ``converged``: the initial relaxation and every ion relaxation converged.
+    extrapolation); ``converged``: the initial relaxation and every ion relaxation converged;
+    ``ion_residual_force_eV_A``: the largest residual force left at a volume point whose ions were
+    relaxed; ``ion_optimizer``: ``"fire"``, ``"newton"`` or ``"none"`` (clamped ions).
     """
 
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
@@ -186,6 +190,8 @@ class EOSResult(PropertyResult):
     converged: bool
     n_atoms: int = 0
     formula: str = ""
+    ion_residual_force_eV_A: float = 0.0
+    ion_optimizer: str = "none"
 
     def _params(self) -> tuple[float, float, float, float]:
         return (self.e0_eV_per_atom, self.v0_A3_per_atom, self.bulk_modulus_GPa / EV_A3_TO_GPA,
@@ -242,6 +248,8 @@ class EOSPlan(EvaluationPlan):
     ions_relaxed: list[bool] = field(default_factory=list)
     relax_converged: list[bool] = field(default_factory=list)
     ions_converged: list[bool] = field(default_factory=list)
+    ion_residual_force_eV_A: list[float] = field(default_factory=list)
+    ion_optimizer: str = "fire"
 
     def input_index(self, k: int) -> int:
         return k // self.n_points
@@ -271,7 +279,9 @@ class EOSPlan(EvaluationPlan):
             v0_inside_range=bool(vols.min() < main.v0_A3_per_atom < vols.max()),
             ions_relaxed=self.ions_relaxed[b], relax_converged=self.relax_converged[b],
             converged=bool(self.relax_converged[b] and self.ions_converged[b] and main.success),
-            n_atoms=n, formula=a.get_chemical_formula())
+            n_atoms=n, formula=a.get_chemical_formula(),
+            ion_residual_force_eV_A=self.ion_residual_force_eV_A[b] if self.ion_residual_force_eV_A else 0.0,
+            ion_optimizer=self.ion_optimizer if self.ions_relaxed[b] else "none")
 
 
 def plan_eos(
@@ -282,12 +292,18 @@ def plan_eos(
     n_points: int = 11,
     eos: str = "birchmurnaghan",
     relaxation: RelaxSettings | dict | bool | None = None,
+    ion_optimizer: str = "auto",
     dtype: Any = None,
     device: Any = None,
 ) -> EOSPlan:
     """Plan the equation of state of one structure or many (see :func:`equation_of_state`): relax
     the references (batched), scale each to ``n_points`` volumes, relax the ions at each volume
-    (one batched call for all), and return the volume points to evaluate."""
+    (one batched call for all), and return the volume points to evaluate. ``ion_optimizer``:
+    ``"fire"``, ``"newton"`` (chord-Newton steps with each reference's Hessian,
+    :mod:`mlip_props.properties.ion_newton`) or ``"auto"`` (Newton for potentials computing below
+    float64, FIRE otherwise)."""
+    if ion_optimizer not in ("auto", "fire", "newton"):
+        raise ValueError(f"ion_optimizer must be one of ('auto', 'fire', 'newton'), got {ion_optimizer!r}")
     if eos not in EOS_FORMS:
         raise ValueError(f"unknown equation of state {eos!r}; choose from {EOS_FORMS}")
     check_number("volume_range", volume_range, minimum=0.0, maximum=0.5, exclusive_minimum=True,
@@ -301,17 +317,30 @@ def plan_eos(
     points = [scaled_to_volume(a, f) for a in base for f in factors]
     ions = [settings.ions_for(a) for a in base]
     ion_ok = [True] * len(base)
+    resid = [0.0] * len(base)
+    newton = False
     to_relax = [k for k in range(len(points)) if ions[k // n_points]]
     if to_relax:
         ion_settings = dataclasses.replace(settings, cell=False, keep_symmetry=False)  # fixed cell: ions only
+        newton = ion_optimizer == "newton" or (ion_optimizer == "auto" and not is_oracle(potential)
+                                                and compute_precision(potential, kw["dtype"]) != "float64")
         with errors_name_inputs(lambda i: (to_relax[i] // n_points, f"volume point #{to_relax[i] % n_points}")):
-            relaxed = relax(potential, [points[k] for k in to_relax], settings=ion_settings, **kw)
+            if newton:
+                refs = sorted({k // n_points for k in to_relax})
+                inv = dict(zip(refs, (newton_inverse(h) for h in reference_hessians(
+                    potential, [base[b] for b in refs], **kw))))
+                relaxed = relax_ions_newton(potential, [points[k] for k in to_relax],
+                                            [inv[k // n_points] for k in to_relax], ion_settings, **kw)
+            else:
+                relaxed = relax(potential, [points[k] for k in to_relax], settings=ion_settings, **kw)
         for k, r in zip(to_relax, relaxed):
             points[k] = r.atoms
             ion_ok[k // n_points] = ion_ok[k // n_points] and r.converged
+            resid[k // n_points] = max(resid[k // n_points], r.max_force_eV_A)
     return EOSPlan(structures=points, quantities=("energy", "stress"), single=single, references=base,
                    n_points=n_points, eos=eos, ions_relaxed=ions, relax_converged=list(relax_ok),
-                   ions_converged=ion_ok)
+                   ions_converged=ion_ok, ion_residual_force_eV_A=resid,
+                   ion_optimizer="newton" if newton else "fire")
 
 
 @one_call(plan_eos)

@@ -8,8 +8,10 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
 from ase.units import GPa
 
+from ase import Atoms
+
 from mlip_props import load_potential
-from mlip_props.properties.elastic import elastic_tensor
+from mlip_props.properties.elastic import LAUE_CLASS, elastic_tensor
 from mlip_props.properties.eos import equation_of_state
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -212,3 +214,67 @@ def test_residual_stress_of_an_unrelaxed_cell_is_flagged():
     assert "pre-stressed" in squeezed.notes[0]
     relaxed = elastic_tensor(emt, bulk("Cu", "fcc", a=3.40))
     assert relaxed.residual_stress_ok and relaxed.notes == () and relaxed.residual_stress_GPa < 0.01
+
+
+def test_symmetry_strain_patterns_by_crystal_system():
+    from ase.spacegroup import crystal
+
+    from mlip_props.properties.elastic import point_group_rotations, symmetry_strain_patterns
+
+    rutile = crystal(["Ti", "O"], [(0, 0, 0), (0.305, 0.305, 0)], spacegroup=136, cellpar=[4.59, 4.59, 2.96, 90, 90, 90])
+    corundum = crystal(["Al", "O"], [(0, 0, 0.352), (0.306, 0, 0.25)], spacegroup=167,
+                       cellpar=[4.76, 4.76, 12.99, 90, 90, 120], primitive_cell=True)
+    triclinic = Atoms("Ar2", cell=[[5.0, 0.2, 0.1], [0.3, 5.4, 0.2], [0.1, 0.4, 5.8]],
+                      scaled_positions=[[0, 0, 0], [0.31, 0.47, 0.53]], pbc=True)
+    cases = {"m-3m": (bulk("Cu"), [0, 3]), "6/mmm": (bulk("Mg", "hcp", a=3.2, c=5.2), [0, 2, 3]),
+             "4/mmm": (rutile, [0, 2, 3, 5]), "-3m": (corundum, [0, 2, 3]), "-1": (triclinic, [0, 1, 2, 3, 4, 5])}
+    for group, (atoms, expected) in cases.items():
+        rots, pg, _ = point_group_rotations(atoms)
+        assert LAUE_CLASS[pg] == group
+        assert symmetry_strain_patterns(rots) == expected
+
+
+def test_symmetry_reduced_patterns_reproduce_all_six(sw):
+    # the stresses of the other strains follow by symmetry: same tensor from 2 (cubic) or 3 (hcp) patterns
+    lj = load_potential("lj:epsilon=0.0104,sigma=3.4")
+    for pot, atoms in ((lj, bulk("Ar", "hcp", a=3.75, c=6.12)), (sw, bulk("Si", "diamond", a=5.43))):
+        kw = dict(relaxation={"fmax_eV_A": 1e-6}, ion_optimizer="newton")  # ions converged far below the effect
+        full = elastic_tensor(pot, atoms, strain_patterns="all", **kw)
+        red = elastic_tensor(pot, atoms, strain_patterns="symmetry", **kw)
+        assert red.n_strained_cells < full.n_strained_cells == 24
+        # equal up to what a finite strain adds: the slopes of +-0.5, +-1 % strains carry third-order
+        # terms ~ C''' eps^2 (~0.1 GPa), which differ between the strains along x, y and their
+        # symmetry images along 60/120 degrees (hcp)
+        scale = np.abs(full.C_GPa).max()
+        assert np.allclose(red.C_clamped_ion_GPa, full.C_clamped_ion_GPa, atol=2e-3 * scale)
+        assert np.allclose(red.C_GPa, full.C_GPa, atol=2e-3 * scale)
+
+
+def test_newton_ion_relaxation_equals_fire(sw, si):
+    newton = elastic_tensor(sw, bulk("Si", "diamond", a=5.43), ion_optimizer="newton")
+    assert si.ion_optimizer == "fire" and newton.ion_optimizer == "newton" and newton.converged
+    assert newton.ion_residual_force_eV_A < 1e-4 and si.ion_residual_force_eV_A < 1e-4
+    assert np.allclose(newton.C_GPa, si.C_GPa, atol=2e-3 * np.abs(si.C_GPa).max())
+    assert newton.C_GPa[3, 3] < newton.C_clamped_ion_GPa[3, 3]  # internal relaxation (Kleinman)
+    assert 5 * newton.ion_relax_steps < si.ion_relax_steps  # the point of it
+
+
+def test_sevenn_float32_hexagonal_mg():
+    pytest.importorskip("sevenn")
+    import torch
+
+    from mlip_props.properties.relax import shared_relaxations
+
+    pot = load_potential("sevenn")
+    mg = bulk("Mg", "hcp", a=3.21, c=5.21)
+    with shared_relaxations():  # one starting relaxation for both
+        full = elastic_tensor(pot, mg, strain_patterns="all", dtype=torch.float32)
+        red = elastic_tensor(pot, mg, dtype=torch.float32)
+    assert red.precision == full.precision == "float32"
+    assert red.converged and full.converged and red.born_stable
+    assert red.strain_patterns == (0, 2, 3) and red.ion_optimizer == full.ion_optimizer == "newton"
+    assert red.ion_residual_force_eV_A < 1e-3
+    raw = full.C_raw_GPa  # independent strains: C66 from xy, C11 - C12 from xx
+    assert raw[5, 5] == pytest.approx(0.5 * (raw[0, 0] - raw[0, 1]), rel=0.05)
+    assert np.allclose(red.C_GPa, full.C_GPa, atol=0.02 * np.abs(full.C_GPa).max())
+    assert red.C_GPa[5, 5] == pytest.approx(0.5 * (red.C_GPa[0, 0] - red.C_GPa[0, 1]), rel=1e-6)

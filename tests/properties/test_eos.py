@@ -138,3 +138,24 @@ def test_fit_eos_refuses_unphysical_data():
         fit_eos(np.full(9, 11.0), good)
     with pytest.raises(ValueError, match="finite"):
         fit_eos(v, np.where(v > 12, np.nan, good))
+
+
+def test_newton_ion_relaxation_equals_fire_with_an_internal_parameter():
+    # hexagonal diamond Si (P6_3mc, free u) under Stillinger-Weber: the ions move at every volume
+    from ase.spacegroup import crystal
+
+    sw = load_potential("sw")
+    lonsdaleite = crystal(["Si", "Si"], [(1 / 3, 2 / 3, 0), (1 / 3, 2 / 3, 0.37)], spacegroup=186,
+                          cellpar=[3.84, 3.84, 6.34, 90, 90, 120], primitive_cell=True)
+    rel = {"fmax_eV_A": 1e-6, "cell": False, "keep_symmetry": False}
+    fire = equation_of_state(sw, lonsdaleite, relaxation=rel, ion_optimizer="fire")
+    newton = equation_of_state(sw, lonsdaleite, relaxation=rel, ion_optimizer="newton")
+    assert (fire.ion_optimizer, newton.ion_optimizer) == ("fire", "newton")
+    assert fire.converged and newton.converged and newton.ion_residual_force_eV_A < 1e-6
+    assert np.allclose(newton.energies_eV_per_atom, fire.energies_eV_per_atom, atol=1e-9)
+    assert newton.bulk_modulus_GPa == pytest.approx(fire.bulk_modulus_GPa, rel=1e-5)
+    clamped = equation_of_state(sw, lonsdaleite, relaxation={**rel, "ions": False})
+    assert clamped.ion_optimizer == "none"
+    assert np.all(newton.energies_eV_per_atom <= clamped.energies_eV_per_atom + 1e-9)  # relaxing lowers E
+    # and the ions did move (u changes a little with volume: ~1e-6 eV/atom at the ends of +-6 %)
+    assert (clamped.energies_eV_per_atom - newton.energies_eV_per_atom).max() > 1e-7
