@@ -330,7 +330,7 @@ def gpaw_oracle(spec: str | None = None, *, max_atoms: int = 64, hessian_delta: 
     opts = dict(kwargs)
     probe = GPAWCachedCalculator(**opts)  # checks the settings now, not at the first structure
     s = probe.settings
-    grid = "x".join(map(str, s["kpts"])) if s["kpts"] else f"kdensity={s['kdensity']:g}"
-    name = f"gpaw:{s['mode']},xc={s['xc']}" + (f",ecut={s['ecut']:g}" if s["ecut"] else "") + f",kpts={grid}"
+    grid = f"kpts={'x'.join(map(str, s['kpts']))}" if s["kpts"] else f"kdensity={s['kdensity']:g}"
+    name = f"gpaw:{s['mode']},xc={s['xc']}" + (f",ecut={s['ecut']:g}" if s["ecut"] else "") + f",{grid}"
     return GPAWOracle(lambda: GPAWCachedCalculator(**opts), name=name, elements=setup_elements(s["xc"]),
                       max_atoms=max_atoms, hessian_delta=hessian_delta)
