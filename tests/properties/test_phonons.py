@@ -200,3 +200,26 @@ def test_negative_temperatures_are_refused():
     with pytest.raises(ValueError, match=r"temperatures_K\[0\]"):
         harmonic_thermal(load_potential("sw"), bulk("Si", "diamond", a=5.43), relaxation=False,
                          temperatures_K=[-5.0, 300.0])
+
+
+def test_symmetry_reduced_hessian_rows_equal_all_rows():
+    """The Hessian route evaluates rows of the symmetry-independent primitive atoms only; the
+    others, rotated copies by a space-group operation, equal the directly computed rows."""
+    from phonopy.structure.symmetry import Symmetry
+
+    from mlip_props.properties.phonons import hessian_rows, plan_phonons
+    from mlip_props.properties.phonons.force_constants import row_expansion
+
+    pot = load_potential("lj:epsilon=0.1,sigma=2.3")
+    for atoms, n_independent in ((bulk("GaN", "wurtzite", a=3.19, c=5.19), 2), (bulk("Si", "diamond", a=5.43), 1),
+                                 (bulk("Mg", "hcp", a=3.21, c=5.21), 1)):
+        plan = plan_phonons(pot, atoms, relaxation=False, min_length_A=8.0)
+        h = plan.harmonic[0]
+        assert len(plan.hessian_rows[0]) == n_independent
+        expansion = row_expansion(h, Symmetry(h.primitive, 1e-5))
+        sc = plan.structures[0]
+        full = hessian_rows(pot, [sc], [h.primitive.p2s_map])[0]
+        part = hessian_rows(pot, [sc], [plan.hessian_rows[0]])[0]
+        assert np.abs(expansion.expand(part) - full).max() < 1e-10 * np.abs(full).max()
+    plan = plan_phonons(pot, bulk("MgO", "rocksalt", a=4.21), relaxation=False, min_length_A=8.0)
+    assert len(plan.hessian_rows[0]) == 2  # both atoms independent: nothing to save

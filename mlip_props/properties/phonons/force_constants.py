@@ -212,3 +212,82 @@ def hessian_rows(potential: Any, structures: Sequence[Any], rows: Sequence[Seque
 
     res = evaluate_hessian_rows(potential, structures, rows, dtype=dtype, device=device)
     return [force_constants_from_hessian(h, int(n)) for h, n in zip(res.hessians_eV_A2, res.n_atoms)]
+
+
+# ---------------------------------------------------------------------------------------------
+# symmetry-reduced Hessian rows
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RowExpansion:
+    """How the compact force constants of all primitive atoms follow from the rows of the
+    symmetry-independent ones: ``computed`` (positions in phonopy's primitive order whose rows
+    are evaluated), and per primitive atom j: ``source[j]`` (its row in the evaluated block),
+    ``rotation[j]`` (3x3 Cartesian R of a space-group operation mapping the source atom onto j)
+    and ``permutation[j]`` (supercell atom l -> image of l under that operation), so that
+    Phi(j, perm[l]) = R Phi(source, l) R^T."""
+
+    computed: np.ndarray
+    source: np.ndarray
+    rotation: np.ndarray
+    permutation: np.ndarray
+
+    def expand(self, rows_fc: np.ndarray) -> np.ndarray:
+        """Compact force constants (n_primitive, N, 3, 3) from the evaluated rows (n_computed, N, 3, 3)."""
+        out = np.empty((len(self.source),) + rows_fc.shape[1:], dtype=float)
+        for j, (s, r, perm) in enumerate(zip(self.source, self.rotation, self.permutation)):
+            out[j, perm] = np.einsum("ab,lbc,dc->lad", r, rows_fc[s], r)
+        return out
+
+
+def row_expansion(harmonic: Any, symmetry: Any, tol_A: float = 1e-3) -> RowExpansion | None:
+    """The :class:`RowExpansion` of a harmonic model (``HarmonicModel`` or ``Phonopy``) from the
+    primitive cell's phonopy ``Symmetry``: the independent atoms' rows suffice, the others are
+    rotated copies (a space-group operation maps the crystal, and so its supercell, onto itself).
+    ``None`` when nothing is saved (every primitive atom independent) or when an operation does
+    not map the supercell onto itself within ``tol_A`` (then all rows are evaluated)."""
+    prim, sc = harmonic.primitive, harmonic.supercell
+    try:
+        ds = symmetry.dataset
+        equivalent = np.asarray(ds.equivalent_atoms)
+        rotations, translations = np.asarray(ds.rotations), np.asarray(ds.translations)
+    except Exception:  # noqa: BLE001 - no symmetry information: evaluate every row
+        return None
+    if len(equivalent) != len(prim) or len(set(equivalent.tolist())) == len(prim):
+        return None
+    lat = np.asarray(prim.cell, dtype=float)  # rows: primitive lattice vectors
+    sc_lat = np.asarray(sc.cell, dtype=float)
+    r_sc = np.asarray(sc.scaled_positions) @ sc_lat  # Cartesian supercell positions
+    x_sc = r_sc @ np.linalg.inv(lat)  # in primitive fractional coordinates
+    p2s = np.asarray(prim.p2s_map)
+    independent = sorted(set(equivalent.tolist()))
+    slot = {a: k for k, a in enumerate(independent)}
+    source, rotation, permutation = [], [], []
+    numbers = np.asarray(sc.numbers)
+    for j in range(len(prim)):
+        i = int(equivalent[j])
+        if i == j:
+            source.append(slot[j]), rotation.append(np.eye(3)), permutation.append(np.arange(len(sc)))
+            continue
+        for rot, t in zip(rotations, translations):
+            d = x_sc[p2s[j]] - (rot @ x_sc[p2s[i]] + t)
+            if np.abs(d - np.rint(d)).max() < 1e-4:
+                t = t + np.rint(d)  # maps supercell atom p2s[i] onto p2s[j] itself, not an image
+                break
+        else:
+            return None
+        x_new = x_sc @ rot.T + t
+        s_new = (x_new @ lat) @ np.linalg.inv(sc_lat)
+        diff = s_new[:, None, :] - np.asarray(sc.scaled_positions)[None, :, :]
+        diff -= np.rint(diff)
+        dist = np.linalg.norm(diff @ sc_lat, axis=-1)
+        perm = dist.argmin(axis=1)
+        if dist[np.arange(len(sc)), perm].max() > tol_A or len(set(perm.tolist())) != len(sc) \
+                or not np.array_equal(numbers[perm], numbers):
+            return None
+        if perm[p2s[i]] != p2s[j]:
+            return None
+        source.append(slot[i])
+        rotation.append(lat.T @ rot @ np.linalg.inv(lat.T))  # Cartesian: r = x lat
+        permutation.append(perm)
+    return RowExpansion(computed=np.asarray(independent), source=np.asarray(source), rotation=np.asarray(rotation),
+                        permutation=np.asarray(permutation))

@@ -29,8 +29,8 @@ from ..relax import PROPERTY_RELAXATION, RelaxSettings, periodic_starting_points
 from .analysis import AnalysisOptions, HarmonicSystem, analyse_harmonic
 from .cells import (choose_supercell, parse_supercell, primitive_matrix_from_dataset, same_cell, to_ase_atoms,
                     to_phonopy_atoms)
-from .force_constants import (HarmonicModel, apply_force_constants, force_constants_from_displacements,
-                              force_constants_from_hessian, resolve_enforcement)
+from .force_constants import (HarmonicModel, RowExpansion, apply_force_constants, force_constants_from_displacements,
+                              force_constants_from_hessian, resolve_enforcement, row_expansion)
 from .nac import charge_neutrality_e, is_polar, phonopy_nac_params, resolve_nac_params
 from .result import PhononResult
 
@@ -69,6 +69,7 @@ class PhononPlan(EvaluationPlan):
     hessian_rows: list[np.ndarray] | None = None
     polar: list[bool] = field(default_factory=list)
     born_charge_sum_e: list[float | None] = field(default_factory=list)
+    row_expansions: list[RowExpansion | None] = field(default_factory=list)
 
     def input_index(self, k: int) -> int:
         return int(np.searchsorted(self.supercell_start, k, side="right")) - 1
@@ -91,6 +92,9 @@ class PhononPlan(EvaluationPlan):
                                                          forces[start + 1 : start + self.n_supercells(k)])
             else:
                 raw = force_constants_from_hessian(answers.hessians_eV_A2[start], len(ph.supercell))
+                expansion = self.row_expansions[k] if self.row_expansions else None
+                if expansion is not None:  # rows of the symmetry-independent atoms -> all primitive atoms
+                    raw = expansion.expand(raw)
             asr = apply_force_constants(ph, raw, self.asr_enforcement)
             out.append(HarmonicSystem(
                 harmonic=ph, primitive_symmetry=self.primitive_symmetry[k], atoms=self.references[k],
@@ -189,6 +193,7 @@ def plan_phonons(
     # primitive, the primitive cell's symmetry
     harmonic, symmetries, supercells, starts = [], [], [], []
     rows: list[np.ndarray] = []
+    expansions: list[RowExpansion | None] = []
     for k, a in enumerate(atoms_list):
         unit = to_phonopy_atoms(a)
         try:
@@ -213,7 +218,11 @@ def plan_phonons(
         supercells.append(to_ase_atoms(ph.supercell))
         # rows of the primitive atoms only: phonopy's compact force constants (n_primitive, N, 3, 3),
         # which phonopy uses as they are (the rest follows from the supercell translations)
-        rows.append(np.asarray(ph.primitive.p2s_map))
+        # ... and of those only the symmetry-independent atoms' (the others are rotated copies)
+        expansion = row_expansion(ph, symmetries[-1]) if route == "hessian" and not is_oracle(potential) else None
+        p2s = np.asarray(ph.primitive.p2s_map)
+        rows.append(p2s if expansion is None else p2s[expansion.computed])
+        expansions.append(expansion)
         if route == "displacement":
             ph.generate_displacements(distance=displacement_A, is_plusminus="auto")
             supercells.extend(to_ase_atoms(sc) for sc in ph.supercells_with_displacements)
@@ -232,7 +241,7 @@ def plan_phonons(
         displacement_A=displacement_A if route == "displacement" else None, relaxed=settings.enabled,
         relax_converged=converged, options=options, hessian_rows=hessian_rows,
         polar=[is_polar(a) if p is None else bool(p) for a, p in zip(atoms_list, polar_list)],
-        born_charge_sum_e=[charge_neutrality_e(n) for n in resolved_nac])
+        born_charge_sum_e=[charge_neutrality_e(n) for n in resolved_nac], row_expansions=expansions)
 
 
 def _per_structure(value: Any, n: int, name: str, kind: type) -> list:
