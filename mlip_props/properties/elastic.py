@@ -39,7 +39,7 @@ from ..backend.precision import compute_precision
 from ..backend.units import EV_A3_TO_GPA
 from ..validation import check_number, check_numbers
 from .plan import EvaluationPlan, errors_name_inputs, one_call
-from .ion_newton import newton_inverse, reference_hessians, relax_ions_newton
+from .ion_newton import relax_ions_newton
 from .relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from .result import PropertyResult
 
@@ -431,11 +431,8 @@ def plan_elastic(
         ion_settings = dataclasses.replace(settings, cell=False, keep_symmetry=False)  # fixed cell: ions only
         with errors_name_inputs(lambda i: (owner[to_relax[i]], f"strained cell #{to_relax[i]}")):
             if newton:
-                refs = sorted({owner[k] for k in to_relax})
-                inv = dict(zip(refs, (newton_inverse(h) for h in reference_hessians(
-                    potential, [base[b] for b in refs], **kw))))
-                relaxed_cells = relax_ions_newton(potential, [clamped[k] for k in to_relax],
-                                                  [inv[owner[k]] for k in to_relax], ion_settings, **kw)
+                relaxed_cells = relax_ions_newton(potential, [clamped[k] for k in to_relax], base,
+                                                  [owner[k] for k in to_relax], ion_settings, **kw)
             else:
                 relaxed_cells = relax(potential, [clamped[k] for k in to_relax], settings=ion_settings, **kw)
         for k, r in zip(to_relax, relaxed_cells):

@@ -37,7 +37,7 @@ from ..backend.precision import compute_precision
 from ..backend.units import EV_A3_TO_GPA
 from ..validation import check_number
 from .plan import EvaluationPlan, errors_name_inputs, one_call
-from .ion_newton import newton_inverse, reference_hessians, relax_ions_newton
+from .ion_newton import relax_ions_newton
 from .relax import RelaxSettings, periodic_starting_points, relax, resolve_relaxation
 from .result import PropertyResult
 
@@ -326,11 +326,8 @@ def plan_eos(
                                                 and compute_precision(potential, kw["dtype"]) != "float64")
         with errors_name_inputs(lambda i: (to_relax[i] // n_points, f"volume point #{to_relax[i] % n_points}")):
             if newton:
-                refs = sorted({k // n_points for k in to_relax})
-                inv = dict(zip(refs, (newton_inverse(h) for h in reference_hessians(
-                    potential, [base[b] for b in refs], **kw))))
-                relaxed = relax_ions_newton(potential, [points[k] for k in to_relax],
-                                            [inv[k // n_points] for k in to_relax], ion_settings, **kw)
+                relaxed = relax_ions_newton(potential, [points[k] for k in to_relax], base,
+                                            [k // n_points for k in to_relax], ion_settings, **kw)
             else:
                 relaxed = relax(potential, [points[k] for k in to_relax], settings=ion_settings, **kw)
         for k, r in zip(to_relax, relaxed):

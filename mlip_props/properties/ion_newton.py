@@ -46,7 +46,8 @@ def newton_inverse(hessian: np.ndarray, floor_eV_A2: float = 1e-2) -> np.ndarray
 def relax_ions_newton(
     potential: Any,
     structures: Sequence[Atoms],
-    inverses: Sequence[np.ndarray],
+    references: Sequence[Atoms],
+    owners: Sequence[int],
     settings: RelaxSettings,
     *,
     dtype: Any,
@@ -55,9 +56,13 @@ def relax_ions_newton(
     max_step_A: float = 0.2,
 ) -> list[RelaxResult]:
     """Relax the ions of ``structures`` (cells fixed) to the threshold ``settings`` gives for the
-    compute precision, by chord-Newton steps with ``inverses[k]`` (:func:`newton_inverse` of the
-    reference Hessian, same atom order), then FIRE for the cells that need it. The largest atomic
-    step is capped at ``max_step_A``. Returns one :class:`RelaxResult` per structure."""
+    compute precision, by chord-Newton steps with the Hessian of ``references[owners[k]]`` (the
+    cell structure k was deformed from, same atom order), then FIRE for the cells that need it.
+    The Hessians are computed (one backend call) only for the references of cells that are not
+    converged at the first evaluation: where symmetry keeps the ions in place (rocksalt, the
+    volume points of diamond) no Hessian is needed. The largest atomic step is capped at
+    ``max_step_A``. Returns one :class:`RelaxResult` per structure."""
+    inverses: dict[int, np.ndarray] = {}
     precision = compute_precision(potential, dtype)
     fmax, _ = settings.tolerances(precision)
     atoms = [a.copy() for a in structures]
@@ -74,6 +79,12 @@ def relax_ions_newton(
         if not active:
             break
         res = evaluate(potential, [atoms[k] for k in active], ("energy", "forces"), dtype=dtype, device=device)
+        if it == 0:
+            fm0 = [float(np.linalg.norm(f, axis=1).max()) for f in res.forces_eV_A]
+            need = sorted({owners[k] for k, f in zip(active, fm0) if f >= fmax})
+            if need:
+                hs = reference_hessians(potential, [references[b] for b in need], dtype=dtype, device=device)
+                inverses = {b: newton_inverse(h) for b, h in zip(need, hs)}
         still = []
         for k, e, f in zip(active, res.energies_eV, res.forces_eV_A):
             f = np.asarray(f, dtype=float)
@@ -84,7 +95,7 @@ def relax_ions_newton(
             elif it == max_newton_steps or fm > 0.7 * previous:
                 handoff.append(k)
             else:
-                dx = (inverses[k] @ f.reshape(-1)).reshape(-1, 3)
+                dx = (inverses[owners[k]] @ f.reshape(-1)).reshape(-1, 3)
                 big = float(np.linalg.norm(dx, axis=1).max())
                 if big > max_step_A:
                     dx *= max_step_A / big
