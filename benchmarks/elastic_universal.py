@@ -189,6 +189,54 @@ def run_matcalc(name: str, variants: list[str]) -> list[dict]:
     return rows
 
 
+EV_A3_TO_GPA = 160.21766208
+
+
+def _gpa(row: dict, key: str) -> float:
+    """A matcalc elastic value in GPa (ElasticityCalc returns eV/A^3 unless units_GPa=True)."""
+    v = row["elastic"][key]
+    return v * EV_A3_TO_GPA if row["engine"] == "matcalc" else v
+
+
+def report(paths: list[str]) -> str:
+    """Markdown tables from JSON lines: times and model calls, then the results side by side."""
+    rows = [json.loads(line) for p in paths for line in open(p) if line.startswith("{")]
+    by = {(r["structure"], r["engine"], r["variant"]): r for r in rows}
+    names = list(dict.fromkeys(r["structure"] for r in rows))
+    out = ["| structure | atoms | mlip-props default (s) | calls / structures evaluated (Hessians) | matcalc same (s) | "
+           "calls | ratio (time) | ratio (structures evaluated) | matcalc defaults (s) |", "|---" * 9 + "|"]
+    for n in names:
+        mp, mc, md = by.get((n, "mlip-props", "default")), by.get((n, "matcalc", "same")), \
+            by.get((n, "matcalc", "defaults"))
+        if mp is None:
+            continue
+        calls = sum(mp[k]["calls"] for k in ("calls_relax", "calls_eos", "calls_elastic"))
+        structs = sum(mp[k]["structures"] for k in ("calls_relax", "calls_eos", "calls_elastic"))
+        hess = sum(mp[k]["hessian_calls"] for k in ("calls_relax", "calls_eos", "calls_elastic"))
+        mcc = sum(mc[k]["calls"] for k in ("calls_relax", "calls_eos", "calls_elastic")) if mc else None
+        out.append(f"| {n} | {mp['n_atoms']} | {mp['t_total_s']:.0f} (relax {mp['t_relax_s']:.0f}, EOS "
+                   f"{mp['t_eos_s']:.0f}, elastic {mp['t_elastic_s']:.0f}) | {calls} / {structs} ({hess}) | "
+                   + (f"{mc['t_total_s']:.0f} (relax {mc['t_relax_s']:.0f}, EOS {mc['t_eos_s']:.0f}, elastic "
+                      f"{mc['t_elastic_s']:.0f}) | {mcc} | {mc['t_total_s'] / mp['t_total_s']:.1f} | "
+                      f"{mcc / structs:.1f} |" if mc else "not run | | | |")
+                   + (f" {md['t_total_s']:.0f} |" if md else " not run |"))
+    out += ["", "| structure | engine, variant | C11 | C12 | C13 | C33 | C44 | C66 | (C11-C12)/2 | B Hill | B EOS |"
+            " relax/ion residual (eV/A) |", "|---" * 12 + "|"]
+    for n in names:
+        for key in (("mlip-props", "default"), ("matcalc", "same"), ("matcalc", "defaults")):
+            r = by.get((n, *key))
+            if r is None:
+                continue
+            c = {k: _gpa(r, k) for k in ("C11", "C12", "C13", "C33", "C44", "C66")}
+            resid = ""
+            if r["engine"] == "mlip-props":
+                resid = f"{r['relax']['fmax_eV_A']:.1e} / {r['elastic']['ion_residual_eV_A']:.1e}"
+            out.append(f"| {n} | {', '.join(key)} | " + " | ".join(f"{c[k]:.1f}" for k in c)
+                       + f" | {(c['C11'] - c['C12']) / 2:.1f} | {_gpa(r, 'B_hill_GPa'):.1f} | {r['eos']['B_GPa']:.1f} | "
+                       f"{resid} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("structures", nargs="*", default=DEFAULT_STRUCTURES[:6])
@@ -199,7 +247,11 @@ def main() -> None:
     ap.add_argument("--old", action="store_true", help="also the pre-change path (1e-4 eV/A, 6 patterns, FIRE)")
     ap.add_argument("--matcalc-defaults", action="store_true", help="also matcalc at its own defaults")
     ap.add_argument("--out", default=None, help="append JSON lines here")
+    ap.add_argument("--report", nargs="+", default=None, help="print markdown tables from these JSON-lines files")
     args = ap.parse_args()
+    if args.report:
+        print(report(args.report))
+        return
     def emit(rows: list[dict]) -> None:
         for row in rows:
             line = json.dumps(row)
