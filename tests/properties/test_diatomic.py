@@ -73,8 +73,13 @@ def test_batch_equals_single():
 def test_wall_check_ok_for_morse_zbl_and_not_for_broken():
     good = diatomic(load_potential("morse:D=4,a=1.8,r0=1.2+zbl"), "N2")
     assert good.repulsive_wall_ok and good.n_spurious_minima == 0 and good.bound
-    # a negative-epsilon LJ term makes the pair collapse at short range
-    broken = diatomic(load_potential("morse:D=4,a=1.8,r0=1.2+lj:epsilon=-0.5,sigma=0.8"), "N2")
+    # a negative-epsilon LJ term makes the pair collapse at short range (potential specs refuse a
+    # negative epsilon, so the broken potential is built from the classes)
+    from mlip_props.potentials.base import SumPotential
+    from mlip_props.potentials.pair import LennardJones
+
+    broken_potential = SumPotential(load_potential("morse:D=4,a=1.8,r0=1.2"), LennardJones(epsilon=-0.5, sigma=0.8))
+    broken = diatomic(broken_potential, "N2")
     assert not broken.repulsive_wall_ok
 
 
