@@ -14,9 +14,10 @@ Method (Togo & Tanaka, Scr. Mater. 108, 1 (2015); Togo et al., J. Phys.: Condens
    * ``"hessian"``: the analytic Hessian of each perfect supercell by autograd, only the rows of
      the primitive-cell atoms (the backend's row engine,
      :mod:`mlip_props.backend.hessian_rows`: forces of all supercells in one batched pass, then
-     3 n_primitive Hessian-vector products batched over all structures) — phonopy's compact
-     force constants (n_primitive, N, 3, 3), which phonopy uses directly (the other rows follow
-     from the supercell's lattice translations); or
+     3 Hessian-vector products per symmetry-independent primitive atom, batched over all
+     structures; the other primitive atoms' rows are rotated copies by a space-group operation)
+     — phonopy's compact force constants (n_primitive, N, 3, 3), which phonopy uses directly
+     (the other rows follow from the supercell's lattice translations); or
    * ``"displacement"``: phonopy's symmetry-reduced finite displacements (+-, 0.01 A), all
      displaced supercells of all structures (and the perfect ones, whose residual forces are
      subtracted) in ONE backend call;

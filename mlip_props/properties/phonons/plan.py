@@ -3,8 +3,9 @@
 :func:`plan_phonons` relaxes the structures (batched), builds each one's phonopy supercell and
 returns a :class:`PhononPlan`: the supercells to evaluate -- the perfect supercell and phonopy's
 displaced supercells (``"displacement"``, energies and forces), or the perfect supercell alone
-(``"hessian"``, with :attr:`PhononPlan.hessian_rows`, the atoms of one primitive cell, whose
-Hessian rows the backend's row engine computes) -- and the bookkeeping to read the answers back.
+(``"hessian"``, with :attr:`PhononPlan.hessian_rows`, the symmetry-independent atoms of one
+primitive cell, whose Hessian rows the backend's row engine computes; ``row_expansions`` turn
+them into the rows of every primitive atom) -- and the bookkeeping to read the answers back.
 :meth:`PhononPlan.analyse` turns one potential's answers into force constants, checks and
 enforces the acoustic sum rule and analyses the lattice dynamics. :func:`phonons` is
 :func:`~mlip_props.properties.plan.compute` of that plan.
