@@ -182,7 +182,7 @@ def test_huge_repeat_is_refused_before_it_is_built(monkeypatch):
 @pytest.mark.parametrize("options, message", [
     ({"supercell": 40}, r"supercell 40 \(64,000 cells.*at least 64,000 atoms"),
     ({"supercell": [[40, 0, 0], [0, 40, 0], [0, 0, 40]]}, "at least 64,000 atoms"),
-    ({"min_length_A": 200.0}, r"the Cu structure \(1 atom\): the phonon supercell .* for min_length_A=200 "
+    ({"min_length_A": 200.0}, r"structure 0 \(1 atom\): the phonon supercell .* for min_length_A=200 "
                               r"\(702,464 cells\): 702,464 atoms"),
 ])
 def test_huge_phonon_supercell_is_refused_before_phonopy_builds_it(options, message):

@@ -28,7 +28,7 @@ from ...validation import check_mesh, check_number
 from ..plan import EvaluationPlan, one_call
 from ..relax import PROPERTY_RELAXATION, RelaxSettings, periodic_starting_points, resolve_relaxation
 from .analysis import AnalysisOptions, HarmonicSystem, analyse_harmonic
-from .cells import (choose_supercell, parse_supercell, primitive_matrix_from_dataset, same_cell, to_ase_atoms,
+from .cells import (check_supercell_size, choose_supercell, parse_supercell, primitive_matrix_from_dataset, same_cell, to_ase_atoms,
                     to_phonopy_atoms)
 from .force_constants import (HarmonicModel, RowExpansion, apply_force_constants, force_constants_from_displacements,
                               force_constants_from_hessian, resolve_enforcement, row_expansion)
@@ -204,9 +204,11 @@ def plan_phonons(
             unit_symmetry, dataset = None, None
         primitive_matrix = primitive_matrix_from_dataset(dataset)
         smat = (fixed_supercell if fixed_supercell is not None
-                else choose_supercell(a, min_length_A, primitive_matrix, symprec, dataset=dataset))
+                else choose_supercell(a, min_length_A, primitive_matrix, symprec, dataset=dataset, index=k))
         if abs(round(np.linalg.det(smat))) < 1:
             raise ValueError(f"structure {k}: singular supercell matrix {smat.tolist()}")
+        if fixed_supercell is not None:  # the exact atom count, before phonopy builds it
+            check_supercell_size(a, smat, k, how=" (the supercell given)")
         if use_symmetry:
             ph = Phonopy(unit, supercell_matrix=smat, primitive_matrix=primitive_matrix, symprec=symprec,
                          is_symmetry=True)
