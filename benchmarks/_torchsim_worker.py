@@ -9,7 +9,7 @@ It reads one JSON command per line on stdin and answers one JSON line on stdout:
   write its energies (eV), forces (eV/A) and ASE-sign Voigt stress (eV/A^3) to ``EXTXYZ.npz``;
 * ``{"cmd": "time", "name": NAME}``: one timed ``torch_sim.static`` call on all of them
   (``SimState`` from the ASE structures, the default: one batch of everything, no autobatcher);
-  answers ``{"seconds": ...}``;
+  answers ``{"seconds": wall, "cpu_seconds": process CPU time}``;
 * ``{"cmd": "quit"}``.
 """
 from __future__ import annotations
@@ -51,9 +51,9 @@ def main() -> int:
                      "threads": torch.get_num_threads()}
         elif msg["cmd"] == "time":
             atoms = workloads[msg["name"]]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ts.static(atoms, model)
-            reply = {"seconds": time.perf_counter() - t0}
+            reply = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
         else:
             reply = {"error": f"unknown command {msg['cmd']!r}"}
         print(json.dumps(reply), flush=True)

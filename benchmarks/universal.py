@@ -26,7 +26,8 @@ Contenders (float32, the model's own precision, unless ``--dtype float64``):
     each.
 
 Before timing, every contender is checked against (b) (energies per atom, forces, stress).
-Contenders run round-robin (each round runs each once, after a warm-up call of each) and the
+Contenders run round-robin (each round runs each once, in an order that rotates from round to
+round; every contender but (c) has run once in the checks before) and the
 medians of ``--repeats`` rounds are reported as structures/s. One more, instrumented call of (a)
 splits its time into input preparation, neighbour lists, batch and graph assembly, the
 adapter's input conversion, the network's forward pass, the backward pass and the rest (force
@@ -209,8 +210,10 @@ class TorchSimWorker:
         forces = [res["forces"][ptr[k] : ptr[k + 1]] for k in range(len(structures))]
         return res["energies"], forces, res["stress"]
 
-    def time(self, name: str) -> float:
-        return float(self._ask({"cmd": "time", "name": name})["seconds"])
+    def time(self, name: str) -> tuple[float, float]:
+        """Wall and process CPU seconds of one ``torch_sim.static`` call in the worker."""
+        reply = self._ask({"cmd": "time", "name": name})
+        return float(reply["seconds"]), float(reply["cpu_seconds"])
 
     def close(self) -> None:
         try:
@@ -282,32 +285,48 @@ def run_workload(name: str, structures: list, pot, calc, dtype, repeats: int, to
         contenders.pop(key, None)
     # (a) and (b) ran above (the check): the model is warm; every round times each contender once
     times: dict[str, list[float]] = {k: [] for k in contenders}
+    cpu_times: dict[str, list[float]] = {k: [] for k in contenders}  # process CPU time (one thread: less
+    # sensitive than wall time to other jobs on a shared machine)
     splits: dict[str, list[dict]] = {"mlip_props_evaluate": [], "compute_limit_one_batch": []}
-    for _ in range(repeats):
-        for key, fn in contenders.items():
+    keys = list(contenders)
+    for rnd in range(repeats):
+        # the order rotates from round to round: on a shared machine whose load drifts, no
+        # contender always runs first
+        for key in keys[rnd % len(keys):] + keys[: rnd % len(keys)]:
+            fn = contenders[key]
+            c0 = time.process_time()
             if key in splits:  # timed phase by phase (the wrappers cost microseconds per call)
                 splits[key].append(time_split(pot, fn))
                 times[key].append(splits[key][-1]["total_s"])
             elif key == "torchsim_static":
-                times[key].append(fn())  # the worker's own timer around torch_sim.static
+                wall, cpu = fn()  # the worker's own timers around torch_sim.static
+                times[key].append(wall)
+                cpu_times[key].append(cpu)
+                continue
             else:
                 t0 = time.perf_counter()
                 fn()
                 times[key].append(time.perf_counter() - t0)
-        print(f"  {name} round: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()), flush=True)
+            cpu_times[key].append(time.process_time() - c0)
+        print(f"  {name} round {rnd}: " + ", ".join(f"{k} {v[-1]:.1f} s (cpu {cpu_times[k][-1]:.1f} s)"
+                                                   for k, v in times.items()), flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu_times.items()}
     out = {
         "workload": name, "n_structures": len(structures), "n_atoms": n_atoms, "n_edges": graph.n_edges,
         "max_abs_diff_vs_ase": diffs,
-        "median_s": med, "all_s": times,
+        "median_s": med, "all_s": times, "median_cpu_s": med_cpu, "all_cpu_s": cpu_times,
         "structures_per_s": {k: len(structures) / v for k, v in med.items()},
         "n_chunks": n_chunks,
         "split_median_s": {k: {p: statistics.median(d[p] for d in v) for p in v[0]} for k, v in splits.items() if v},
     }
     if "sevenn_ase_loop" in med:
         out["speedup_over_ase_loop"] = {k: med["sevenn_ase_loop"] / v for k, v in med.items()}
+        out["speedup_over_ase_loop_cpu"] = {k: med_cpu["sevenn_ase_loop"] / v for k, v in med_cpu.items()}
     if "compute_limit_one_batch" in med:
         out["compute_limit_over_contender"] = {k: med["compute_limit_one_batch"] / v for k, v in med.items()}
+        out["compute_limit_over_contender_cpu"] = {k: med_cpu["compute_limit_one_batch"] / v
+                                                   for k, v in med_cpu.items()}
     if alt_budget_mib:
         out["n_chunks_alt_budget"] = n_alt
     return out
@@ -350,7 +369,9 @@ def main(argv=None) -> int:
             print(f"{name}: {r['n_structures']} structures, {r['n_atoms']} atoms, {r['n_chunks']} chunks; "
                   "structures/s: " + ", ".join(f"{k} {v:.2f}" for k, v in r["structures_per_s"].items())
                   + "".join(f"\n  {key}: " + ", ".join(f"{k} {v:.2f}" for k, v in r[key].items())
-                            for key in ("speedup_over_ase_loop", "compute_limit_over_contender") if key in r)
+                            for key in ("speedup_over_ase_loop", "speedup_over_ase_loop_cpu",
+                                        "compute_limit_over_contender", "compute_limit_over_contender_cpu")
+                            if key in r)
                   + "".join(f"\n  split of {k} (median s): {json.dumps({p: round(x, 3) for p, x in v.items()})}"
                             for k, v in r["split_median_s"].items())
                   + f"\n  max |diff| vs the ASE calculator: {json.dumps(r['max_abs_diff_vs_ase'])}", flush=True)
