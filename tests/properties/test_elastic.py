@@ -278,3 +278,17 @@ def test_sevenn_float32_hexagonal_mg():
     assert raw[5, 5] == pytest.approx(0.5 * (raw[0, 0] - raw[0, 1]), rel=0.05)
     assert np.allclose(red.C_GPa, full.C_GPa, atol=0.02 * np.abs(full.C_GPa).max())
     assert red.C_GPa[5, 5] == pytest.approx(0.5 * (red.C_GPa[0, 0] - red.C_GPa[0, 1]), rel=1e-6)
+
+
+def test_newton_reference_hessian_by_forward_differences_equals_analytic(sw):
+    import torch
+
+    from mlip_props.properties.ion_newton import reference_hessians
+
+    si = bulk("Si", "diamond", a=5.43)
+    si.rattle(0.01, seed=2)
+    analytic = reference_hessians(sw, [si], dtype=torch.float64, device=None, method="analytic")[0]
+    fd = reference_hessians(sw, [si], dtype=torch.float64, device=None)[0]
+    assert np.allclose(fd, analytic, atol=1e-3 * np.abs(analytic).max())  # O(h) of h = 0.01 A
+    # translations cost nothing, up to the O(h) anharmonic term that symmetrising mixes in
+    assert np.abs(fd.reshape(2, 3, 2, 3).sum(axis=2)).max() < 2e-4 * np.abs(fd).max()
