@@ -377,14 +377,10 @@ class RelaxSettings:
     (convex hulls) use :data:`ENERGY_RELAXATION` (1e-3 eV/A: an energy error second order in the
     residual force, below 1e-6 eV/atom).
 
-    Precision: ``fmax_eV_A`` and ``smax_GPa`` are the float64 thresholds. A potential that computes
-    in float32 (universal models) relaxes to ``max(fmax_eV_A, fmax_float32_eV_A)`` and
-    ``max(smax_GPa, smax_float32_GPa)`` (default 1e-3 eV/A, 1e-2 GPa): float32 rounding puts a
-    noise floor of ~1e-5..1e-4 eV/A on forces and ~1e-3 GPa on stresses, which FIRE cannot get
-    below reliably. Both still bound the elastic and EOS errors well (the fits take slopes with an
-    intercept: a residual stress enters them at second order). Set the float32 fields lower to ask
-    for more. ``stall_steps``: a relaxation whose residual has not fallen by 5 % in this many
-    steps stops, reported unconverged and ``stalled`` with the residual it reached.
+    Precision (:meth:`tolerances`): a float32 potential relaxes to ``max(fmax_eV_A,
+    fmax_float32_eV_A)`` and ``max(smax_GPa, smax_float32_GPa)`` (1e-3 eV/A, 1e-2 GPa: above the
+    float32 noise floor, docs/relax.md). ``stall_steps``: a relaxation whose residual has not fallen
+    by 5 % in this many steps stops, reported unconverged and ``stalled`` with its residual.
     """
 
     enabled: bool = True
