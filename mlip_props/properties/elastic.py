@@ -152,7 +152,7 @@ class ElasticResult(PropertyResult):
 
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
         "C_GPa", "C_clamped_ion_GPa", "bulk_modulus_hill_GPa", "shear_modulus_hill_GPa", "born_stable",
-        "residual_stress_GPa", "residual_stress_ok", "relax_converged", "converged",)
+        "residual_stress_GPa", "residual_stress_ok", "ion_residual_force_eV_A", "relax_converged", "converged",)
 
     atoms: Atoms
     C_GPa: np.ndarray

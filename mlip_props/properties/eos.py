@@ -169,7 +169,7 @@ class EOSResult(PropertyResult):
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
         "v0_A3_per_atom", "e0_eV_per_atom", "bulk_modulus_GPa", "bulk_modulus_derivative",
         "bulk_modulus_from_pressure_GPa", "fit_residual_eV_per_atom", "v0_inside_range", "relax_converged",
-        "converged",)
+        "ion_residual_force_eV_A", "converged",)
 
     atoms: Atoms
     eos: str

@@ -55,7 +55,7 @@ class RelaxResult(PropertyResult):
     """
 
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "energy_eV", "volume_A3_per_atom", "max_force_eV_A", "max_stress_GPa", "converged",)
+        "energy_eV", "volume_A3_per_atom", "max_force_eV_A", "max_stress_GPa", "converged", "stalled",)
 
     atoms: Atoms
     energy_eV: float
