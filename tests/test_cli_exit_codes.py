@@ -22,7 +22,7 @@ def nan_xyz(tmp_path):
     (["calc", "eos", "-s", "Cu", "-P", "volume_range=.nan"], "volume_range"),
     (["calc", "elastic", "-s", "N2"], "periodic"),
     (["calc", "eos", "-s", "Fe"], "Fe not supported"),
-    (["calc", "eos", "-s", "Cu:fcc:repeat=0x1x1"], "no atoms"),
+    (["calc", "eos", "-s", "Cu:fcc:repeat=0x1x1"], "every repeat must be an integer >= 1"),
     (["calc", "phonons", "-s", "Cu", "-P", "mesh=[-1,2,2]"], "positive integers"),
 ])
 def test_user_errors_exit_2(argv, message, capsys):
