@@ -207,6 +207,7 @@ def _run_planned(plans: dict[tuple[str, str], tuple[Any, list[str]]], potential:
     call and analyse each; returns the requests that must be recomputed one by one (their joint
     evaluation or their analysis raised)."""
     from ..properties.plan import evaluate_plans
+    from ..properties.result import with_precision
 
     groups = list(plans)
     try:
@@ -218,7 +219,7 @@ def _run_planned(plans: dict[tuple[str, str], tuple[Any, list[str]]], potential:
     for g, ans in zip(groups, answers):
         plan, keys = plans[g]
         try:
-            results = plan.analyse(ans.member_mean())
+            results = [with_precision(r, ans.precision) for r in plan.analyse(ans.member_mean())]
             for key, r in zip(keys, results, strict=True):
                 outcomes[key] = ("done", _result_dict(r), None)
         except BaseException as exc:  # noqa: BLE001
