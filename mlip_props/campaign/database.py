@@ -30,9 +30,10 @@ import os
 import socket
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import ase.db
 from ase import Atoms
@@ -128,6 +129,28 @@ def decode_params(text: str) -> dict[str, Any]:
     return json.loads(text) if text else {}
 
 
+@contextmanager
+def _creation_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on the database file while its tables are created: ASE checks for its
+    tables and creates them in several statements, so processes opening a new file at once (two
+    runners, Dask workers) would otherwise find them half made. ``flock`` is released when the
+    process ends, however it ends, so no stale lock can block a later run (unlike ASE's lock
+    file); on systems without ``fcntl`` the creation is not serialised."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    # an existing file is locked read-only (reports read databases they may not write); a new one
+    # is created empty, which SQLite takes for a new database
+    with open(path, "rb" if path.exists() else "ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class ResultsDB:
     """A campaign results database (any ``ase.db`` URL or file; ``.db`` = SQLite).
 
@@ -155,10 +178,11 @@ class ResultsDB:
                 # reading a damaged file for recovery: what still reads back is read row by row
 
     def _ensure_schema(self) -> None:
-        self.db.count()  # creates the ASE tables
-        with sqlite3.connect(self.url, timeout=60) as con:
-            con.execute(_UNIQUE_INDEX)
-            con.execute(_CLAIMS_TABLE)
+        with _creation_lock(Path(self.url)):  # ASE creates its tables in several statements
+            self.db.count()  # creates the ASE tables
+            with sqlite3.connect(self.url, timeout=60) as con:
+                con.execute(_UNIQUE_INDEX)
+                con.execute(_CLAIMS_TABLE)
 
     # ------------------------------------------------------------------ claims (sharing work)
     def claim(self, keys: Iterable[str], owner: str, ttl_s: float, retry_failed: bool = False) -> list[str]:
