@@ -42,7 +42,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
 
 from ..backend.oracle import OraclePotential
+from ._disk_cache import load_cached, store_cached
 
 #: number of real GPAW SCF calculations done in this process (cache hits excluded)
 N_COMPUTED = 0
@@ -179,22 +179,11 @@ class GPAWCachedCalculator(Calculator):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def _load(self, key: str) -> dict[str, Any]:
-        if not self.use_cache:
-            return {}
-        try:
-            return json.loads((self.cache_dir / key[:2] / f"{key}.json").read_text())
-        except (OSError, ValueError):
-            return {}
+        return load_cached(self.cache_dir, key) if self.use_cache else {}
 
     def _store(self, key: str, data: dict[str, Any]) -> None:
-        if not self.use_cache:
-            return
-        d = self.cache_dir / key[:2]
-        d.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, d / f"{key}.json")  # atomic: concurrent runs never see half a file
+        if self.use_cache:
+            store_cached(self.cache_dir, key, data)
 
     # ------------------------------------------------------------------ GPAW
     def gpaw_parameters(self, atoms: Atoms) -> dict[str, Any]:

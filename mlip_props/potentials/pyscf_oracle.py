@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
 from ..backend.oracle import OraclePotential
+from ._disk_cache import load_cached, store_cached
 
 #: ground-state 2S of neutral atoms (NIST ASD ground terms), Z -> 2S
 ATOM_GROUND_STATE_2S: dict[str, int] = {
@@ -130,23 +130,11 @@ class PySCFCalculator(Calculator):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def _load(self, key: str) -> dict[str, Any]:
-        if not self.use_cache:
-            return {}
-        f = self.cache_dir / key[:2] / f"{key}.json"
-        try:
-            return json.loads(f.read_text())
-        except (OSError, ValueError):
-            return {}
+        return load_cached(self.cache_dir, key) if self.use_cache else {}
 
     def _store(self, key: str, data: dict[str, Any]) -> None:
-        if not self.use_cache:
-            return
-        d = self.cache_dir / key[:2]
-        d.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, d / f"{key}.json")  # atomic: concurrent runs never see half a file
+        if self.use_cache:
+            store_cached(self.cache_dir, key, data)
 
     # ------------------------------------------------------------------ pyscf
     def _mol(self, atoms: Atoms):
