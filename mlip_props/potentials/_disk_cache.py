@@ -26,3 +26,19 @@ def store_cached(cache_dir: Path, key: str, data: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh)
     os.replace(tmp, d / f"{key}.json")
+
+
+def geometry_key(atoms: Any, settings: dict[str, Any], periodic: bool) -> str:
+    """SHA-256 of a structure (species, positions to 1e-8 A; with ``periodic`` also the cell and
+    pbc) and of the ``settings`` that decide the answer (method, basis, code versions ...)."""
+    import hashlib
+
+    import numpy as np
+
+    payload: dict[str, Any] = {"numbers": atoms.get_atomic_numbers().tolist(),
+                               "positions": [f"{x:.8f}" for x in atoms.get_positions().ravel()]}
+    if periodic:
+        payload["cell"] = [f"{x:.8f}" for x in np.asarray(atoms.get_cell()).ravel()]
+        payload["pbc"] = atoms.get_pbc().tolist()
+    payload.update(settings)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -38,8 +38,6 @@ Output and threads: GPAW's text output is appended to ``txt`` (default ``<cache_
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 from contextlib import nullcontext
@@ -52,7 +50,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.data import chemical_symbols
 
 from ..backend.oracle import OraclePotential
-from ._disk_cache import load_cached, store_cached
+from ._disk_cache import geometry_key, load_cached, store_cached
 
 #: number of real GPAW SCF calculations done in this process (cache hits excluded)
 N_COMPUTED = 0
@@ -168,15 +166,7 @@ class GPAWCachedCalculator(Calculator):
 
     # ------------------------------------------------------------------ cache
     def cache_key(self, atoms: Atoms) -> str:
-        payload = {
-            "numbers": atoms.get_atomic_numbers().tolist(),
-            "positions": [f"{x:.8f}" for x in atoms.get_positions().ravel()],
-            "cell": [f"{x:.8f}" for x in np.asarray(atoms.get_cell()).ravel()],
-            "pbc": atoms.get_pbc().tolist(),
-            "settings": self.settings,
-            "versions": _versions(),
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return geometry_key(atoms, {"settings": self.settings, "versions": _versions()}, periodic=True)
 
     def _load(self, key: str) -> dict[str, Any]:
         return load_cached(self.cache_dir, key) if self.use_cache else {}

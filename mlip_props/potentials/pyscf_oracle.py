@@ -32,8 +32,6 @@ Threads: pyscf runs with ``num_threads=1`` OpenMP thread by default. On a shared
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -43,7 +41,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
 from ..backend.oracle import OraclePotential
-from ._disk_cache import load_cached, store_cached
+from ._disk_cache import geometry_key, load_cached, store_cached
 
 #: ground-state 2S of neutral atoms (NIST ASD ground terms), Z -> 2S
 ATOM_GROUND_STATE_2S: dict[str, int] = {
@@ -120,14 +118,12 @@ class PySCFCalculator(Calculator):
 
     def cache_key(self, atoms: Atoms) -> str:
         pyscf = _require_pyscf()
-        payload = {
-            "numbers": atoms.get_atomic_numbers().tolist(),
-            "positions": [f"{x:.8f}" for x in atoms.get_positions().ravel()],
+        settings = {
             "method": self.method, "basis": self.basis, "charge": self.charge, "spin": self._spin_for(atoms),
             "frozen_core": self.frozen_core, "conv_tol": self.conv_tol, "cc_conv_tol": self.cc_conv_tol,
             "fd_delta": self.fd_delta_A if self.method == "ccsd(t)" else None, "pyscf": pyscf.__version__,
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return geometry_key(atoms, settings, periodic=False)
 
     def _load(self, key: str) -> dict[str, Any]:
         return load_cached(self.cache_dir, key) if self.use_cache else {}
