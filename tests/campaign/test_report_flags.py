@@ -7,7 +7,7 @@ from ase.build import bulk
 
 from mlip_props.campaign.database import DatabaseDamagedError, ResultsDB, RowRecord, to_dataframe
 from mlip_props.campaign.report import build_report
-from mlip_props.campaign.report.flags import row_flags
+from mlip_props.campaign.report.flags import quality_flags, row_flags
 
 
 def _eos_row(label, symbol, a, converged, key):
@@ -51,6 +51,30 @@ def test_unconverged_rows_are_flagged_in_tables_plots_and_json(flagged_db, tmp_p
     assert clean["MAE"] == pytest.approx(sum(others) / 2, rel=1e-12)
     assert data["properties"]["eos"]["flagged"] == 1
     assert "1 of 3 pairs come from flagged results" in md
+
+
+def test_float32_is_shown_but_not_counted_as_a_failed_check(tmp_path):
+    """A campaign of a float32 model: every row carries the float32 flag, but only a failed check counts as
+    flagged (statistics without flagged pairs, the summary's column, the parity plot's red marks)."""
+    path = tmp_path / "f32.db"
+    rows = [_eos_row("Cu:fcc", "Cu", 3.60, False, "k1"), _eos_row("Ag:fcc", "Ag", 4.09, True, "k2"),
+            _eos_row("Au:fcc", "Au", 4.07, True, "k3")]
+    for r in rows:
+        r.result["precision"] = "float32"
+    ResultsDB(path).write_batch(rows)
+    rep = build_report(path, tmp_path / "rep")
+    md = rep.markdown.read_text()
+    data = json.loads(rep.json.read_text())
+    pairs = data["comparisons"]["lattice_constant"]["pairs"]
+    assert {p["label"]: p["flags"] for p in pairs} == {
+        "Ag:fcc": ["float32"], "Au:fcc": ["float32"], "Cu:fcc": ["unconverged", "float32"]}
+    clean = data["comparisons"]["lattice_constant"]["stats_unflagged"]
+    others = [abs(p["difference"]) for p in pairs if p["label"] != "Cu:fcc"]
+    assert clean["n"] == 2 and clean["MAE"] == pytest.approx(sum(others) / 2, rel=1e-12)
+    assert data["properties"]["eos"]["flagged"] == 1
+    assert "1 of 3 pairs come from flagged results" in md
+    assert "3 of 3 pairs were computed in single precision" in md
+    assert quality_flags(["unconverged", "float32"]) == ["unconverged"] and quality_flags(["float32"]) == []
 
 
 def test_damaged_database_is_refused_naming_file_and_recovery(flagged_db):

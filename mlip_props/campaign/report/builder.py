@@ -30,7 +30,7 @@ from .comparison import parity_stats, phonon_pairs, quantity_pairs, vibration_pa
 from .document import Document, format_value, format_with_std
 from .experiment import (annotate_crystal_systems, grouped_stats, ignored_physics, largest_deviations,
                          structure_crystal_systems, system_sort_key)
-from .flags import FLAGS_LEGEND, flags_text, row_flags
+from .flags import FLAGS_LEGEND, PRECISION_FLAGS, flags_text, quality_flags, row_flags
 from .hulls import binary_hulls
 from .quantities import (PHONON_FREQUENCIES, QUANTITIES, VIBRATION_FREQUENCIES, Quantity, collect_predictions,
                          is_cv298_column, is_number, reference_keys)
@@ -87,15 +87,19 @@ class _Sections:
         if len(by_system) > 1:
             doc.table(["crystal system", "n", f"MAE ({q.unit})", "MAPE (%)", f"RMSE ({q.unit})", "R²"],
                       [[cs] + _stat_cells(st) for cs, st in by_system.items()])
-        flagged = [p for p in pairs if p.get("flags")]
+        flagged = [p for p in pairs if quality_flags(p.get("flags"))]
+        single = [p for p in pairs if set(p.get("flags") or []) & PRECISION_FLAGS]
+        if single:
+            doc.paragraph(f"{len(single)} of {len(pairs)} pairs were computed in single precision (float32; "
+                          "flag shown in the table, not counted as a failed check below).")
         if flagged:
-            unflagged = [p for p in pairs if not p.get("flags")]
+            unflagged = [p for p in pairs if not quality_flags(p.get("flags"))]
             clean = parity_stats(np.array([p["predicted"] for p in unflagged]),
                                  np.array([p["reference"] for p in unflagged]))
             self.data["comparisons"][q.key]["stats_unflagged"] = clean
             doc.paragraph(f"{len(flagged)} of {len(pairs)} pairs come from flagged results (marked × in red in the "
                           f"plot; included in the statistics above): "
-                          + "; ".join(f"{p['label']} ({flags_text(p['flags'])})" for p in flagged[:20])
+                          + "; ".join(f"{p['label']} ({flags_text(quality_flags(p['flags']))})" for p in flagged[:20])
                           + (" ..." if len(flagged) > 20 else "")
                           + f". Without them: n = {clean['n']}, MAE = {clean['MAE']:.4g} {q.unit}, "
                             f"RMSE = {clean['RMSE']:.4g} {q.unit}.")
@@ -359,11 +363,11 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
     for prop, g in (df.groupby("property") if len(df) else []):
         n_done = int((g["status"] == "done").sum())
         n_failed = int((g["status"] == "failed").sum())
-        n_flagged = sum(bool(row_flags(r, json.loads(pj or "{}")))
+        n_flagged = sum(bool(quality_flags(row_flags(r, json.loads(pj or "{}"))))
                         for st, r, pj in zip(g["status"], g["_result"], g["params"]) if st == "done")
         s.data["properties"][prop] = {"rows": len(g), "done": n_done, "failed": n_failed, "flagged": n_flagged}
         summary.append([prop, len(g), n_done, n_failed, n_flagged])
-    s.doc.table(["property", "rows", "done", "failed", "done but flagged"], summary)
+    s.doc.table(["property", "rows", "done", "failed", "done but flagged (a failed check)"], summary)
     s.doc.paragraph(FLAGS_LEGEND)
 
     tables = _reference_tables(reference)

@@ -14,6 +14,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .flags import quality_flags
 from .experiment import system_sort_key
 from .quantities import Quantity
 
@@ -66,10 +67,26 @@ def _labels(ax, xlabel: str, ylabel: str, title: str, legend: bool = True) -> No
     ax.grid(alpha=0.3)
 
 
+#: a parity plot with more pairs than this names only its largest deviations
+MAX_PARITY_LABELS = 12
+
+
+def _annotated(pairs: list[dict]) -> list[dict]:
+    """The pairs whose labels a parity plot writes: all of them up to :data:`MAX_PARITY_LABELS`, else the
+    :data:`MAX_PARITY_LABELS` largest relative deviations (the tables below the plot name every point)."""
+    if len(pairs) <= MAX_PARITY_LABELS:
+        return pairs
+    def deviation(p: dict) -> float:
+        rel = p.get("relative_difference_pct")
+        return abs(rel) if isinstance(rel, (int, float)) and math.isfinite(rel) else 0.0
+    return sorted(pairs, key=deviation, reverse=True)[:MAX_PARITY_LABELS]
+
+
 def parity_figure(q: Quantity, pairs: list[dict], stats: dict, potential: str):
     """The parity plot (matplotlib figure, axes) of ``pairs``: predicted vs experimental, y = x,
     vertical error bars of ``predicted_std`` (committee std) where pairs carry one, and a red ×
-    over every pair whose ``flags`` are not empty (a flagged result). Points are coloured by the
+    over every pair with a failed check (:func:`.flags.quality_flags`; float32 alone is not one); labels on at
+    most :data:`MAX_PARITY_LABELS` points (the largest deviations). Points are coloured by the
     pairs' ``crystal_system`` (a legend entry each) when the pairs carry it."""
     plt = pyplot()
     x = np.array([p["reference"] for p in pairs])
@@ -91,11 +108,11 @@ def parity_figure(q: Quantity, pairs: list[dict], stats: dict, potential: str):
         y_lo, y_hi = y[has_std] - e, y[has_std] + e
     else:
         y_lo = y_hi = y
-    flagged = [k for k, p in enumerate(pairs) if p.get("flags")]
+    flagged = [k for k, p in enumerate(pairs) if quality_flags(p.get("flags"))]
     if flagged:
         ax.scatter(x[flagged], y[flagged], s=60, marker="x", c="tab:red", zorder=4,
                    label="flagged result (see table)")
-    for p in pairs:
+    for p in _annotated(pairs):
         ax.annotate(p["label"], (p["reference"], p["predicted"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     lo, hi = float(min(x.min(), y.min(), y_lo.min())), float(max(x.max(), y.max(), y_hi.max()))
     pad = 0.05 * (hi - lo or abs(hi) or 1.0)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["row_flags", "flags_text", "FLAG_FIELDS", "FLAGS_LEGEND"]
+__all__ = ["row_flags", "flags_text", "quality_flags", "FLAG_FIELDS", "FLAGS_LEGEND", "PRECISION_FLAGS"]
 
 #: result field -> (value that raises the flag, flag)
 FLAG_FIELDS: dict[str, tuple[bool, str]] = {
@@ -44,13 +44,21 @@ FLAG_FIELDS: dict[str, tuple[bool, str]] = {
     "lo_to_missing": (True, "no LO-TO"),
 }
 
+#: flags that describe how a number was computed, not a failed check: a float32 result is as good as
+#: its precision allows (the precision-aware tolerances decide convergence), so it is shown in every
+#: table but does not count as "flagged" in the statistics without flagged results, the red marks of
+#: the parity plots or the summary's "flagged" column (a campaign of a float32 universal model would
+#: otherwise have every row flagged and no statistics without them).
+PRECISION_FLAGS = frozenset({"float32"})
+
 #: the sentence the report prints above its tables
 FLAGS_LEGEND = ("Flags (column \"flags\"; \"-\" = every check passed): unconverged = the result's converged is false; "
                 "relaxation/ionic relaxation/mesh/bond length unconverged = relax_converged/ions_converged/"
                 "mesh_converged/bond_length_converged false; fit failed = success false; imaginary modes; "
                 "Born-unstable; v0 outside range = the EOS minimum lies outside the sampled volumes; residual stress "
                 "= the unrelaxed cell carries a stress above the threshold; no LO-TO = phonons of a polar crystal "
-                "without Born charges (no LO-TO splitting); float32 = computed in single precision.")
+                "without Born charges (no LO-TO splitting); float32 = computed in single precision (shown, but not counted "
+                "as a failed check: convergence tolerances follow the precision).")
 
 
 def row_flags(result: dict[str, Any] | None, params: dict[str, Any] | None = None) -> list[str]:
@@ -67,6 +75,11 @@ def row_flags(result: dict[str, Any] | None, params: dict[str, Any] | None = Non
     if any("float32" in d for d in dtypes):
         flags.append("float32")
     return flags
+
+
+def quality_flags(flags: list[str] | None) -> list[str]:
+    """The flags of a failed physical check: ``flags`` without the precision notes (:data:`PRECISION_FLAGS`)."""
+    return [f for f in (flags or []) if f not in PRECISION_FLAGS]
 
 
 def flags_text(flags: list[str]) -> str:
