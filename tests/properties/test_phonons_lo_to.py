@@ -16,6 +16,7 @@ from mlip_props import load_potential
 from mlip_props.campaign.report.flags import row_flags
 from mlip_props.properties.phonons import phonons
 from mlip_props.properties.phonons.nac import is_polar
+from mlip_props.properties.thermal import thermal_from_phonons
 
 E_C = 1.602176634e-19  # C
 EPS0 = 8.8541878128e-12  # F/m
@@ -74,6 +75,10 @@ def test_lo_to_splitting_equals_the_textbook_formula(lj, method):
     ph = res.phonopy_object
     assert ph.nac_params is not None
     np.testing.assert_allclose(np.asarray(ph.nac_params["born"])[:, 0, 0], [Z_BORN, -Z_BORN])
+    # thermal properties from these phonons carry the flag (their mesh sums lack the LO shift without charges)
+    th_plain, th_res = thermal_from_phonons([plain, res], temperatures_K=[100.0, 300.0], check_mesh=False)
+    assert th_plain.lo_to_missing and not th_res.lo_to_missing
+    assert "no LO-TO" in row_flags(th_plain.to_dict()) and "no LO-TO" not in row_flags(th_res.to_dict())
 
 
 def test_polar_rule_and_override():

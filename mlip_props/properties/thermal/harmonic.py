@@ -29,12 +29,16 @@ class ThermalResult(PropertyResult):
     Cv, S in J/(mol K); F, U, zero-point energy in kJ/mol; temperatures K.
     ``mesh_change_cv_rel``: largest |Cv(mesh) - Cv(denser mesh)| / 3R over the temperatures;
     ``mesh_converged``: that change below ``mesh_tolerance``. Imaginary modes (from the phonon
-    calculation) are excluded from the sums by phonopy and flagged here.
+    calculation) are excluded from the sums by phonopy and flagged here. ``lo_to_missing``: the
+    phonon calculation's flag (a polar crystal without Born charges, so the LO branches near Gamma
+    lack their non-analytical shift; its effect on Cv and S is small, a few mesh points near Gamma,
+    but the sums are not those of the corrected spectrum); with ``nac_params`` in the phonon options
+    phonopy applies the correction on the mesh (Gamma itself TO only).
     """
 
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
         "temperatures_K", "cv_J_molK", "entropy_J_molK", "debye_temperature_K", "mesh_converged",
-        "imaginary_modes", "n_imaginary_modes")
+        "imaginary_modes", "n_imaginary_modes", "lo_to_missing")
 
     formula: str
     atoms_per_formula_unit: int
@@ -60,6 +64,7 @@ class ThermalResult(PropertyResult):
     imaginary_modes: bool
     n_imaginary_modes: int
     lowest_frequency_THz: float
+    lo_to_missing: bool
     phonon_result: PhononResult | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,7 +115,8 @@ def _thermal_of(r: PhononResult, temps: np.ndarray, mesh: Any, check_mesh: bool,
         debye_temperature_cv_K=debye_temperature_from_cv(temps, cv), mesh=m.tolist(),
         check_mesh=None if check is None else check.tolist(), mesh_change_cv_rel=dcv,
         mesh_change_entropy_J_molK=ds, mesh_converged=conv, mesh_tolerance=mesh_tolerance,
-        imaginary_modes=r.imaginary_modes, n_imaginary_modes=r.n_imaginary_modes, lowest_frequency_THz=r.lowest_frequency_THz, phonon_result=r)
+        imaginary_modes=r.imaginary_modes, n_imaginary_modes=r.n_imaginary_modes, lowest_frequency_THz=r.lowest_frequency_THz,
+        lo_to_missing=bool(r.lo_to_missing), phonon_result=r)
 
 
 def thermal_from_phonons(
