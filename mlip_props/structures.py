@@ -18,6 +18,9 @@ Specs understood (in this order):
   Element names and G2 molecule names keep their meaning above: ``"Fe"`` is ASE's bcc Fe,
   ``"NaCl"`` the molecule, ``"NaCl-rocksalt"`` the crystal. :func:`get` builds a reference solid
   by name directly (``get("NaCl")`` is the crystal).
+* a high-pressure polymorph of :mod:`mlip_props.polymorph_library` (``"Si-betaSn"``, ``"NaCl-B2"``,
+  ``"GaN-rocksalt"``, ``"Fe-hcp"``) at its starting lattice parameters (a guess, relaxed by the
+  properties that use it; not a reference solid); takes only ``repeat=NxMxK``.
 
 When the crystal structure asked for differs from the element's reference structure and no
 lattice constant is given, the lattice constant is chosen so that the volume per atom equals
@@ -38,6 +41,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii, reference_states
 
+from .polymorph_library import get_polymorph, polymorph_names, resolve_polymorph_name
 from .structure_library import (SolidEntry, close_matches, get, resolve_solid_name, solid_aliases, solid_entry,
                                 solid_names)
 
@@ -238,6 +242,9 @@ def _from_name(spec: str) -> Atoms:
     solid = None if _is_element(name) or name in g2.names else resolve_solid_name(name)
     if solid is not None:
         return _build_reference_solid(spec, solid, crystal, params)
+    poly = None if _is_element(name) or name in g2.names else resolve_polymorph_name(name)
+    if poly is not None:  # a high-pressure polymorph (mlip_props.polymorph_library): starting guesses
+        return _build_reference_solid(spec, poly, crystal, params, build=get_polymorph)
     if crystal is None:
         atoms = _build_molecule(spec, name, params)
         if atoms is not None:
@@ -248,7 +255,7 @@ def _from_name(spec: str) -> Atoms:
     cap = name[:1].upper() + name[1:].lower()
     if _is_element(cap):
         hint = f" (did you mean the element {cap!r}?)"
-    near = close_matches(name, solid_names() + list(solid_aliases()) + list(g2.names))
+    near = close_matches(name, solid_names() + list(solid_aliases()) + polymorph_names() + list(g2.names))
     raise ValueError(
         f"unknown structure {spec!r}: not a file, not an element symbol{hint}, not a reference solid "
         f"(e.g. GaN-wurtzite, MgO), not an ASE G2 molecule name (e.g. N2, H2O, CH4) nor a dimer X2"
@@ -256,7 +263,8 @@ def _from_name(spec: str) -> Atoms:
     )
 
 
-def _build_reference_solid(spec: str, name: str, crystal: str | None, params: dict[str, Any]) -> Atoms:
+def _build_reference_solid(spec: str, name: str, crystal: str | None, params: dict[str, Any],
+                           build: Any = get) -> Atoms:
     if crystal is not None:
         raise ValueError(f"structure {spec!r}: {name!r} is a reference solid with its own prototype; "
                          f"unexpected part {crystal!r}")
@@ -265,7 +273,7 @@ def _build_reference_solid(spec: str, name: str, crystal: str | None, params: di
     if params:
         raise ValueError(f"structure {spec!r}: reference solids take only 'repeat', got {sorted(params)}; "
                          f"for other lattice parameters build it with ase or give a file")
-    return _repeated(spec, get(name), rep)
+    return _repeated(spec, build(name), rep)
 
 
 def _read_file(path: Path, index: Any) -> list[Atoms]:
