@@ -40,26 +40,10 @@ import mlip_props
 from mlip_props.backend.batch import Batch
 from mlip_props.backend.evaluate import atomic_graph
 from mlip_props.backend.neighbors import build_neighbor_graph
+from _timing import round_robin  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from universal import ase_loop, si_workload  # noqa: E402  (the same workload and ASE loop as universal.py)
 
 PROPS = ("energy", "forces", "stress")
-
-
-def si_workload(n: int = 32) -> list:
-    out = []
-    for k in range(n):
-        a = bulk("Si", "diamond", a=5.43, cubic=True)
-        a.rattle(0.05, seed=k)
-        out.append(a)
-    return out
-
-
-def ase_loop(calc, structures) -> list:
-    out = []
-    for a in structures:
-        b = a.copy()
-        b.calc = calc
-        out.append((b.get_potential_energy(), b.get_forces(), b.get_stress(voigt=True)))
-    return out
 
 
 def split_times(pot, structures) -> dict:
@@ -97,7 +81,7 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore")
     from chgnet.model.dynamics import CHGNetCalculator
 
-    structures = si_workload(args.n)
+    structures = si_workload(args.n)  # universal.py's Si cells (seeds 0..n-1)
     pot = mlip_props.load_potential("chgnet")
     calc = CHGNetCalculator(use_device="cpu")
     model = calc.model
@@ -116,13 +100,7 @@ def main(argv=None) -> int:
         "chgnet_predict_structure_batch": lambda: model.predict_structure(
             [AseAtomsAdaptor.get_structure(a) for a in structures], task="efs", batch_size=len(structures)),
     }
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    for rnd in range(args.repeats + 1):  # round 0: warm-up
-        for key, fn in contenders.items():
-            t0 = time.perf_counter()
-            fn()
-            if rnd:
-                times[key].append(time.perf_counter() - t0)
+    times, _ = round_robin(contenders, args.repeats, warmup=True, rotate=False)
     med = {k: statistics.median(v) for k, v in times.items()}
     out = {
         "workload": f"{args.n} rattled 8-atom Si cells", "n_atoms": sum(len(a) for a in structures),

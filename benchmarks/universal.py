@@ -60,6 +60,7 @@ import mlip_props
 from mlip_props.backend.batch import Batch
 from mlip_props.backend.evaluate import evaluate_batch
 from mlip_props.backend.neighbors import build_neighbor_graph
+from _timing import round_robin, wall_and_cpu  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 PROPS = ("energy", "forces", "stress")
 
@@ -283,33 +284,25 @@ def run_workload(name: str, structures: list, pot, calc, dtype, repeats: int, to
         contenders["torchsim_static"] = lambda: torchsim.time(name)
     for key in skip:
         contenders.pop(key, None)
-    # (a) and (b) ran above (the check): the model is warm; every round times each contender once
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    cpu_times: dict[str, list[float]] = {k: [] for k in contenders}  # process CPU time (one thread: less
+    # (a) and (b) ran above (the check): the model is warm; every round times each contender once,
+    # in an order that rotates from round to round; wall and process CPU time (one thread: less
     # sensitive than wall time to other jobs on a shared machine)
     splits: dict[str, list[dict]] = {"mlip_props_evaluate": [], "compute_limit_one_batch": []}
-    keys = list(contenders)
-    for rnd in range(repeats):
-        # the order rotates from round to round: on a shared machine whose load drifts, no
-        # contender always runs first
-        for key in keys[rnd % len(keys):] + keys[: rnd % len(keys)]:
-            fn = contenders[key]
+
+    def measure(key, fn) -> tuple[float, float]:
+        if key in splits:  # timed phase by phase (the wrappers cost microseconds per call)
             c0 = time.process_time()
-            if key in splits:  # timed phase by phase (the wrappers cost microseconds per call)
-                splits[key].append(time_split(pot, fn))
-                times[key].append(splits[key][-1]["total_s"])
-            elif key == "torchsim_static":
-                wall, cpu = fn()  # the worker's own timers around torch_sim.static
-                times[key].append(wall)
-                cpu_times[key].append(cpu)
-                continue
-            else:
-                t0 = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - t0)
-            cpu_times[key].append(time.process_time() - c0)
+            splits[key].append(time_split(pot, fn))
+            return splits[key][-1]["total_s"], time.process_time() - c0
+        if key == "torchsim_static":
+            return fn()  # the worker's own timers around torch_sim.static
+        return wall_and_cpu(fn)
+
+    def progress(rnd, times, cpu_times) -> None:
         print(f"  {name} round {rnd}: " + ", ".join(f"{k} {v[-1]:.1f} s (cpu {cpu_times[k][-1]:.1f} s)"
                                                    for k, v in times.items()), flush=True)
+
+    times, cpu_times = round_robin(contenders, repeats, measure=measure, on_round=progress)
     med = {k: statistics.median(v) for k, v in times.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu_times.items()}
     out = {
