@@ -247,6 +247,14 @@ def _vibrations() -> tuple[Callable[..., Any], Callable[..., Any]]:
     return vibrations, plan_vibrations
 
 
+def _transition() -> tuple[Callable[..., Any], None]:
+    # no plan for the runner: the runner analyses plans with the committee mean, and a transition
+    # row of a committee holds every member's crossing (transition() analyses every member)
+    from ..properties.transitions import transition
+
+    return transition, None
+
+
 def _conductivity() -> tuple[Callable[..., Any], Callable[..., Any]]:
     import phono3py  # noqa: F401  (the kappa extra; imported here so that its absence shows at load)
 
@@ -266,6 +274,8 @@ BUILTIN_PROPERTIES: tuple[BuiltinProperty, ...] = (
     BuiltinProperty("qha", _qha, "quasi-harmonic thermodynamics"),
     BuiltinProperty("diatomic", _diatomic, "diatomic r_e, D_e, omega_e (cm^-1)"),
     BuiltinProperty("vibrations", _vibrations, "molecular vibrations (cm^-1)"),
+    BuiltinProperty("transition", _transition,
+                    "static T=0 enthalpy crossing vs high-pressure polymorphs (GPa), committee spread"),
     BuiltinProperty("conductivity", _conductivity, "lattice thermal conductivity (W/(m K)), phono3py",
                     extra="kappa"),
     BuiltinProperty("committee", lambda: (committee, None),
