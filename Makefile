@@ -13,7 +13,7 @@ EXTRAS ?= dev,qm,dist,sevenn,chgnet,kappa
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlip-props-installed
 
-.PHONY: setup demo test test-slow benchmarks clean
+.PHONY: setup demo test test-mace test-slow benchmarks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,29 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/mlip-props demo
 
+# `make test` runs the suite in .venv, then the MACE tests in a second venv (.venv-mace): mace-torch
+# pins e3nn==0.4.4 and sevenn needs e3nn>=0.5, so the two cannot share one environment.
 test: setup
 	$(BIN)/python -m pytest -q
+	$(MAKE) test-mace
+
+MACE_VENV ?= .venv-mace
+MACE_STAMP := $(MACE_VENV)/.mlip-props-installed
+
+$(MACE_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(MACE_VENV)
+	$(MACE_VENV)/bin/python -m pip install -q --upgrade pip
+	@if [ -n "$(TORCH_SPEC)" ]; then $(MACE_VENV)/bin/python -m pip install -q $(TORCH_SPEC); fi
+	$(MACE_VENV)/bin/python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(MACE_VENV)/constraints.txt
+	$(MACE_VENV)/bin/python -m pip install -q -c $(MACE_VENV)/constraints.txt -e ".[dev,mace]"
+	@touch $(MACE_STAMP)
+
+# the MACE adapter's tests (models built and saved by the tests) in the environment with mace-torch
+test-mace: $(MACE_STAMP)
+	$(MACE_VENV)/bin/python -m pytest -q tests/potentials -k mace
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) mlip-props-demo .pytest_cache
+	rm -rf $(VENV) $(MACE_VENV) mlip-props-demo .pytest_cache
