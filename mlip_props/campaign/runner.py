@@ -219,7 +219,11 @@ def _run_planned(plans: dict[tuple[str, str], tuple[Any, list[str]]], potential:
     for g, ans in zip(groups, answers):
         plan, keys = plans[g]
         try:
-            results = [with_precision(r, ans.precision) for r in plan.analyse(ans.member_mean())]
+            # a plan that analyses a committee's members too (conductivity: each member's kappa, their mean and
+            # spread) gets the whole committee's answers; the others the committee-mean potential's
+            committee = getattr(plan, "analyse_committee", None)
+            analysed = committee(ans) if committee is not None and ans.n_members else plan.analyse(ans.member_mean())
+            results = [with_precision(r, ans.precision) for r in analysed]
             for key, r in zip(keys, results, strict=True):
                 outcomes[key] = ("done", _result_dict(r), None)
         except BaseException as exc:  # noqa: BLE001

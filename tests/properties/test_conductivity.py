@@ -195,8 +195,46 @@ def test_rocksalt_pair_potential_kappa_equals_phono3py_driven_through_ase():
 def test_metal_gets_the_electrons_note():
     lj = mlip_props.load_potential("lj:epsilon=0.4,sigma=2.3")
     r = thermal_conductivity(lj, bulk("Cu", "fcc", a=3.6), supercell=3, mesh=4, convergence_mesh=False)
-    assert r.is_metal and r.kappa_average_W_mK[0] > 0
+    assert r.is_metal and not r.may_be_metallic and not r.lo_to_missing and r.kappa_average_W_mK[0] > 0
     assert any("electronic contribution" in n and "not included" in n for n in r.notes)
+
+
+@pytest.mark.parametrize("formula, crystal, metal, maybe", [
+    ("NiAl", "cesiumchloride", True, False),  # an intermetallic: all metals, the electrons note
+    ("TiN", "rocksalt", False, True),  # metallic nitrides and carbides: "may be metallic"
+    ("TiC", "rocksalt", False, True),
+    ("ScN", "rocksalt", False, True),  # a semiconductor the rule cannot tell from TiN: hence "may be"
+    ("MgO", "rocksalt", False, False),  # main-group compounds: insulators and semiconductors
+    ("NaCl", "rocksalt", False, False),
+    ("GaAs", "zincblende", False, False),
+    ("ZnS", "zincblende", False, False),  # group 12: not a transition metal of the rule
+    ("NiO", "rocksalt", False, False),  # transition-metal oxides and halides: ionic
+    ("CuCl", "zincblende", False, False),
+    ("Si", "diamond", False, False),
+])
+def test_metal_rule(formula, crystal, metal, maybe):
+    from mlip_props.properties.conductivity import is_metal, may_be_metallic
+
+    a = bulk(formula, crystal, a=4.3)
+    assert (is_metal(a), may_be_metallic(a)) == (metal, maybe)
+
+
+def test_transition_metal_carbide_may_be_metallic_and_polar_crystal_has_no_lo_to():
+    pot = IonicPair()  # species-blind: the same rocksalt crystal, named TiC or NaCl
+    options = dict(supercell=2, mesh=3, convergence_mesh=False, raw_kappa=False)
+    tic = thermal_conductivity(pot, bulk("TiC", "rocksalt", a=5.6), **options)
+    nacl = thermal_conductivity(pot, bulk("NaCl", "rocksalt", a=5.6), **options)
+    assert tic.may_be_metallic and not tic.is_metal and tic.kappa_average_W_mK[0] > 0
+    assert any("may be metallic" in n and "electronic contribution" in n for n in tic.notes)
+    assert not any("all elements are metals" in n for n in tic.notes)
+    assert not nacl.may_be_metallic and not nacl.is_metal
+    assert not any("metal" in n for n in nacl.notes)
+    # both polar by the composition rule, no Born charges: flagged, and the report shows "no LO-TO"
+    from mlip_props.campaign.report.flags import row_flags
+
+    for r in (tic, nacl):
+        assert r.lo_to_missing and any("LO-TO" in n for n in r.notes)
+        assert "no LO-TO" in row_flags(r.to_dict())
 
 
 def test_imaginary_modes_give_no_kappa_and_say_why():

@@ -247,15 +247,16 @@ class _Sections:
                             for p in points])
 
     def result_table(self, prop: str, g) -> None:
-        """The first 8 scalar fields of a property's done rows (at most 500 rows)."""
-        fields: list[str] = []
-        for r in g["_result"]:
+        """The :data:`RESULT_COLUMNS` of a property that has them, else its first 8 scalar fields, of its
+        done rows (at most 500 rows)."""
+        fields: list[str] = list(RESULT_COLUMNS.get(prop, ()))
+        for r in g["_result"] if not fields else []:
             for k, v in r.items():
                 if k not in fields and isinstance(v, (int, float, str)) and not isinstance(v, bool) and len(fields) < 8:
                     fields.append(k)
         self.doc.heading(2, f"Results: {prop}")
         self.doc.table(["structure"] + fields + ["flags"],
-                       [[lab] + [format_value(r.get(k)) for k in fields]
+                       [[lab] + [_result_cell(r, k) for k in fields]
                         + [flags_text(row_flags(r, json.loads(pj or "{}")))]
                         for lab, r, pj in zip(g["label"], g["_result"], g["params"])][:500])
 
@@ -293,6 +294,28 @@ class _Sections:
                            "recompute them into a new database (see docs/reliability.md).")
         self.doc.table(["row", "error"], [u.split(": ", 1) for u in unreadable[:200]])
         self.data["unreadable_rows"] = unreadable
+
+
+#: properties whose results table shows these fields instead of the first 8 scalars (conductivity: kappa with the
+#: committee std when there is one, the mesh convergence and the sum rules, raw and enforced, of every row)
+RESULT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "conductivity": ("temperatures_K", "kappa_average_W_mK", "mesh", "convergence_mesh", "mesh_change_rel",
+                     "converged", "sum_rule_kappa_change_rel", "fc2_sum_rule_violation_raw_eV_A2",
+                     "fc2_sum_rule_violation_enforced_eV_A2", "fc3_sum_rule_violation_raw_eV_A3",
+                     "fc3_sum_rule_violation_enforced_eV_A3", "n_fc3_supercell_atoms", "n_displaced_supercells"),
+}
+
+
+def _result_cell(r: dict[str, Any], key: str) -> str:
+    """A result field as a table cell: a mesh as ``11x11x11``, a list (one value per temperature) as
+    ``a / b``, each with its committee std (``<key>_std``) as ``± std`` when the row has one."""
+    v, std = r.get(key), r.get(f"{key}_std")
+    if isinstance(v, list):
+        if "mesh" in key and all(isinstance(x, int) for x in v):
+            return "x".join(str(x) for x in v)
+        stds = std if isinstance(std, list) and len(std) == len(v) else [None] * len(v)
+        return " / ".join(format_with_std(x, s) for x, s in zip(v, stds))
+    return format_with_std(v, std)
 
 
 def _stat_cells(st: dict[str, float]) -> list[str]:

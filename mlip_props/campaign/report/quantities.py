@@ -221,7 +221,9 @@ def _kappa_300K_W_mK(results: StructureResults, structure: str) -> Prediction | 
             continue
         i = int(np.argmin(np.abs(np.asarray(t, dtype=float) - 300.0)))
         if abs(float(t[i]) - 300.0) <= 5.0 and is_number(k[i]):
-            return float(k[i]), f"{r.get('from', 'conductivity')}.kappa_average_W_mK at {float(t[i]):g} K"
+            out = float(k[i]), f"{r.get('from', 'conductivity')}.kappa_average_W_mK at {float(t[i]):g} K"
+            std = r["result"].get("kappa_average_W_mK_std")  # a committee's spread over its members' kappa
+            return out + (float(std[i]),) if isinstance(std, list) and len(std) == len(k) and is_number(std[i]) else out
     return None
 
 

@@ -34,7 +34,8 @@ Modules: :mod:`.plan`, :mod:`.kappa` (force constants, sum rules, kappa on a mes
 :mod:`.hessian_fc3` (fc3 from Hessians), :mod:`.committee` (the committee fields),
 :mod:`.result`.
 """
-from .kappa import SUM_RULE_ENFORCEMENT, KappaRun, denser_mesh, fc3_sum_rule_violation, is_metal, kappa_on_mesh
+from .kappa import (SUM_RULE_ENFORCEMENT, KappaRun, denser_mesh, fc3_sum_rule_violation, is_metal, kappa_on_mesh,
+                    may_be_metallic)
 from .committee import committee_fields
 from .hessian_fc3 import fc_from_hessians
 from .plan import (CONDUCTIVITY_RELAXATION, ConductivityOptions, ConductivityPlan, FC3Method, Method,
@@ -44,5 +45,5 @@ from .result import ConductivityResult
 __all__ = [
     "thermal_conductivity", "plan_conductivity", "ConductivityPlan", "ConductivityResult", "ConductivityOptions",
     "CONDUCTIVITY_RELAXATION", "Method", "SUM_RULE_ENFORCEMENT", "KappaRun", "kappa_on_mesh", "denser_mesh",
-    "fc3_sum_rule_violation", "is_metal", "FC3Method", "fc_from_hessians", "committee_fields",
+    "fc3_sum_rule_violation", "is_metal", "may_be_metallic", "FC3Method", "fc_from_hessians", "committee_fields",
 ]

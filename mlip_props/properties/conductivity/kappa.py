@@ -149,11 +149,34 @@ def denser_mesh(mesh: Sequence[int]) -> list[int]:
 
 
 def is_metal(atoms: Atoms) -> bool:
-    """Whether every element of ``atoms`` is a metal (pymatgen's ``Element.is_metal``): a crystal
-    whose heat electrons would carry too."""
+    """Whether every element of ``atoms`` is a metal (pymatgen's ``Element.is_metal``): an
+    elemental metal or an intermetallic (Cu, NiAl, Cu3Au), whose heat electrons carry too."""
     from pymatgen.core import Element
 
     return all(Element(s).is_metal for s in set(atoms.get_chemical_symbols()))
+
+
+#: non-metals whose compounds with transition metals are (almost always) ionic insulators or
+#: semiconductors: oxides and halides (TiO2, NiO, ZrO2, CuCl); hydrogen for the hydrides' salts
+IONIC_ANIONS = frozenset({"H", "O", "F", "Cl", "Br", "I"})
+
+
+def may_be_metallic(atoms: Atoms) -> bool:
+    """A composition that may be a metal although not every element is one: a transition metal
+    (groups 3-11, lanthanides and actinides; pymatgen's ``Element.group``) with non-metals none
+    of which is oxygen, a halogen or hydrogen (:data:`IONIC_ANIONS`) -- the carbides, nitrides,
+    borides, silicides, pnictides and chalcogenides of the transition metals, many of them
+    metallic (TiN, TiC, ZrN, NbC, WC, TiB2, MoSi2, CoSi, NbSe2) and some not (ScN, FeS2, MoS2).
+    No band gap is known to a phonon calculation, so this says "may be". Main-group compounds
+    (MgO, NaCl, GaAs, GaN, AlN, SiC), group-12 ones (ZnO, ZnS, CdTe) and transition-metal oxides
+    and halides are not flagged; all-metal compositions are :func:`is_metal` instead."""
+    from pymatgen.core import Element
+
+    elements = [Element(s) for s in set(atoms.get_chemical_symbols())]
+    if all(e.is_metal for e in elements):
+        return False
+    transition = any(e.is_metal and (3 <= e.group <= 11 or e.is_lanthanoid or e.is_actinoid) for e in elements)
+    return transition and not any(e.symbol in IONIC_ANIONS for e in elements if not e.is_metal)
 
 
 def relative_change(new: np.ndarray | None, ref: np.ndarray | None) -> np.ndarray | None:

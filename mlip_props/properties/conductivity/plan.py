@@ -25,13 +25,14 @@ from ase import Atoms
 from ...backend.evaluate import EvaluationResult, is_oracle
 from ...backend.precision import compute_precision
 from ...validation import check_number, check_numbers
+from ..phonons.nac import is_polar
 from ..phonons import (asr_violation, choose_supercell, parse_supercell, primitive_matrix_from_dataset, reduced_formula,
                        symmetry_dataset, to_ase_atoms, to_phonopy_atoms)
 from ..plan import EvaluationPlan, evaluate_plans
 from ..relax import PROPERTY_RELAXATION, RelaxSettings, periodic_starting_points, resolve_relaxation
 from ..result import with_precision
 from .kappa import (SUM_RULE_ENFORCEMENT, KappaRun, denser_mesh, displaced_supercells, enforce_sum_rules,
-                    fc3_sum_rule_violation, is_metal, kappa_on_mesh, parse_mesh, produce_force_constants,
+                    fc3_sum_rule_violation, is_metal, kappa_on_mesh, may_be_metallic, parse_mesh, produce_force_constants,
                     relative_change, set_supercell_forces, voigt_average)
 from .committee import committee_fields
 from .hessian_fc3 import fc_from_hessians, first_displacements, singly_displaced_supercells
@@ -197,10 +198,20 @@ class ConductivityPlan(EvaluationPlan):
                          f"{_mesh_text(opt.convergence_mesh)} mesh (tolerance "
                          f"{100 * opt.convergence_tolerance_rel:.1f} %): use a denser mesh")
         metal = is_metal(self.references[k])
+        maybe_metal = may_be_metallic(self.references[k])
         if metal:
             notes.append("all elements are metals: kappa here is the lattice (phonon) part only; the electronic "
                          "contribution, usually the larger one in a metal, and electron-phonon scattering are not "
                          "included")
+        elif maybe_metal:
+            notes.append("a transition metal with non-metals other than oxygen, halogens or hydrogen (like TiN, TiC, "
+                         "WC): the crystal may be metallic (no band gap is known to this calculation); if it is, "
+                         "kappa here is the lattice (phonon) part only, without the electronic contribution and "
+                         "electron-phonon scattering")
+        polar = is_polar(self.references[k])
+        if polar:
+            notes.append("polar crystal: no non-analytical (LO-TO) correction, as the potential has no Born charges; "
+                         "the LO modes near Gamma are TO-like (lo_to_missing)")
         if not opt.raw_kappa and not main.imaginary_modes:
             notes.append("kappa with the raw force constants not computed (raw_kappa=False): the effect of the "
                          "sum-rule enforcement on kappa is not reported")
@@ -232,6 +243,7 @@ class ConductivityPlan(EvaluationPlan):
             fc3_sum_rule_violation_enforced_eV_A3=fc3_enforced_violation,
             sum_rule_enforcement=SUM_RULE_ENFORCEMENT, scattering=scattering, isotope=opt.isotope,
             imaginary_modes=main.imaginary_modes, min_frequency_THz=main.min_frequency_THz, is_metal=metal,
+            may_be_metallic=maybe_metal, lo_to_missing=polar,
             relaxed=self.relaxed, relax_converged=self.relax_converged[k], notes=notes, timings_s=timings)
 
 

@@ -32,7 +32,12 @@ class ConductivityResult(PropertyResult):
     ``convergence_tolerance_rel``. ``kappa_*`` are ``None`` when the harmonic phonons have
     imaginary modes on the mesh (``imaginary_modes``; ``min_frequency_THz``): then no kappa is
     defined and ``notes`` says so. ``is_metal``: the structure contains only metallic elements,
-    whose electronic contribution to kappa is not included (a note says so).
+    whose electronic contribution to kappa is not included (a note says so); ``may_be_metallic``:
+    not all-metal but a transition metal with non-metals other than O, halogens and H (TiN, TiC,
+    WC: :func:`.kappa.may_be_metallic`), a note says the electronic part would be missing if it is
+    a metal. ``lo_to_missing``: a polar crystal (:func:`mlip_props.properties.phonons.nac.is_polar`)
+    whose harmonic phonons have no non-analytical (LO-TO) correction, as in every kappa here
+    (the potentials have no Born charges): the report flags it "no LO-TO".
 
     ``fc3_method``: how fc3 was obtained (``"forces"``: force differences of phono3py's pair
     displacements; ``"hessian"``: central differences of analytic Hessians of singly displaced
@@ -53,7 +58,7 @@ class ConductivityResult(PropertyResult):
     REPORT_FIELDS: ClassVar[tuple[str, ...]] = (
         "kappa_average_W_mK", "kappa_rta_average_W_mK", "kappa_no_sum_rule_average_W_mK", "sum_rule_kappa_change_rel",
         "mesh_change_rel", "fc2_sum_rule_violation_raw_eV_A2", "fc3_sum_rule_violation_raw_eV_A3",
-        "n_displaced_supercells", "min_frequency_THz", "kappa_average_W_mK_std")
+        "n_displaced_supercells", "min_frequency_THz", "kappa_average_W_mK_std", "lo_to_missing")
 
     atoms: Atoms
     formula: str
@@ -105,3 +110,5 @@ class ConductivityResult(PropertyResult):
     kappa_average_W_mK_member_mean: list | None = None
     kappa_W_mK_std: list | None = None
     kappa_average_W_mK_std: list | None = None
+    may_be_metallic: bool = False
+    lo_to_missing: bool = False
