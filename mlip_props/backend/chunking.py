@@ -295,13 +295,15 @@ def run_chunks(
     hessian: bool = False,
     probe: Callable[[int, int, MemoryMeter], None] | None = None,
     progress: bool = False,
+    names: Sequence[int] | None = None,
 ) -> ChunkRecord:
     """Run ``run(b0, b1, hessian_block, meter)`` over consecutive chunks ``[b0, b1)`` of the
     structures, sized by ``model`` to ``budget`` and relearned after every measured chunk
     (:func:`_measure` says which), halving on out-of-memory (see the module docstring).
     Energy+forces+stress chunks are learned from; for Hessians ``probe(b0, b1, meter)`` (an
     energy+forces pass) is measured on the first chunk instead, and the Hessian chunks are not
-    learned from (measured on CUDA only).
+    learned from (measured on CUDA only). ``names``: the index by which a structure that does
+    not fit alone is named in the error (default its position, 0..n-1).
     Returns the :class:`ChunkRecord`."""
     n_atoms = np.asarray(n_atoms, dtype=float)
     n_edges = np.asarray(n_edges, dtype=float)
@@ -334,7 +336,8 @@ def run_chunks(
             return (end - start) // 2, None
         if block is not None and block > 1:
             return 1, block // 2
-        raise too_large_error(start, int(n_atoms[start]), budget, device, what, error)
+        raise too_large_error(start if names is None else names[start], int(n_atoms[start]), budget, device, what,
+                              error)
 
     probe_bytes = None
     if hessian and probe is not None and n_structures:

@@ -1,7 +1,11 @@
 """Batched relaxation of positions and (optionally) the cell.
 
 All structures relax together: one backend call per optimizer step evaluates every structure
-that has not converged yet; a converged structure leaves the batch. The optimizer is FIRE
+that has not converged yet; a converged structure leaves the batch. That call has the memory
+protection of ``evaluate`` (:class:`~mlip_props.backend.batch_chunks.ChunkedBatchEvaluator`):
+structures that do not fit the memory budget together run in consecutive chunks, an
+out-of-memory error halves the chunk, and a structure that does not fit alone raises
+:class:`~mlip_props.backend.chunking.StructureMemoryError` naming its index. The optimizer is FIRE
 (Bitzek et al., Phys. Rev. Lett. 97, 170201 (2006)) with ASE's default parameters, run on
 tensors, per structure (its own time step, mixing and velocity).
 
@@ -27,7 +31,8 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from ..backend import Batch, build_neighbor_graph, evaluate_batch, is_oracle
+from ..backend import Batch, build_neighbor_graph, is_oracle
+from ..backend.batch_chunks import ChunkedBatchEvaluator
 from ..backend.evaluate import prepare_structures
 from ..backend.inputs import is_single_structure, structure_list  # noqa: F401  (re-exported)
 from ..backend.neighbors import select_graph
@@ -218,6 +223,7 @@ def relax(
         return s
 
     use_graph = not is_oracle(potential) and skin_A > 0
+    evaluator = ChunkedBatchEvaluator(potential)  # memory budget learned across the steps, OOM halving
     graph_full, x_ref, cells_ref = None, None, None
     # largest lattice translation a graph edge can carry, per structure (bounds S . delta-cell)
     reach = (getattr(potential, "cutoff", 0.0) or 0.0) + skin_A + cell0.norm(dim=-1).sum(-1)
@@ -237,7 +243,7 @@ def relax(
                                                   half=bool(getattr(potential, "pairwise", False)))
                 x_ref, cells_ref = x.clone(), cells.clone()
             graph = select_graph(graph_full, cur, idx.tolist(), sub) if idx.numel() < B else graph_full
-        out = evaluate_batch(potential, sub, props, graph=graph)
+        out = evaluator(sub, props, graph=graph, structure_ids=idx.tolist())
         e, f, s = out.energies, out.forces, out.stress
         atom_mask = active[sidx]
         forces = torch.zeros_like(u)
