@@ -161,3 +161,30 @@ def test_campaign_molecules_build_and_have_reference_rows(name, table, n_atoms):
     # every buildable molecule of the table is in the campaign (HBr, LiCl, AlCl, AlBr have no structure by name)
     missing = [m for m in keys - set(labels) if m not in ("HBr", "LiCl", "AlCl", "AlBr")]
     assert not missing, missing
+
+
+def test_report_pairs_relaxed_geometries_with_the_geometry_table(geometries):
+    """geometry_pairs reads the relaxed atoms of a vibrations row and pairs every geometry row of the molecule
+    with the mean bonded distance / angle, computed here independently with ASE."""
+    from ase.build import molecule
+
+    from mlip_props.campaign.report.comparison import geometry_pairs
+    from mlip_props.properties.result import jsonable
+
+    h2o, h2co = molecule("H2O"), molecule("H2CO")
+    h2o.positions[1] += [0.0, 0.05, 0.02]  # unequal O-H bonds: the pair holds their mean
+    preds = {lab: {"vibrations": [{"result": {"atoms": jsonable(a), "relax_converged": True}, "params": {}}]}
+             for lab, a in (("H2O", h2o), ("H2CO", h2co))}
+    r = {p["label"]: p for p in geometry_pairs(preds, [geometries], "r_A")}
+    a = {p["label"]: p for p in geometry_pairs(preds, [geometries], "angle_deg")}
+    assert set(r) == {"H2O r(O-H)", "H2CO r(C-H)", "H2CO r(C-O)"} and set(a) == {"H2O angle(H-O-H)", "H2CO angle(H-C-H)"}
+    assert r["H2O r(O-H)"]["predicted"] == pytest.approx((h2o.get_distance(0, 1) + h2o.get_distance(0, 2)) / 2, abs=1e-12)
+    assert r["H2O r(O-H)"]["reference"] == 0.958 and r["H2O r(O-H)"]["reference_file"] == "molecular_geometries.csv"
+    c = [i for i, s in enumerate(h2co.get_chemical_symbols()) if s == "C"][0]
+    o = [i for i, s in enumerate(h2co.get_chemical_symbols()) if s == "O"][0]
+    hs = [i for i, s in enumerate(h2co.get_chemical_symbols()) if s == "H"]
+    assert r["H2CO r(C-O)"]["predicted"] == pytest.approx(h2co.get_distance(c, o), abs=1e-12)
+    assert a["H2CO angle(H-C-H)"]["predicted"] == pytest.approx(h2co.get_angle(hs[0], c, hs[1]), abs=1e-9)
+    assert a["H2O angle(H-O-H)"]["predicted"] == pytest.approx(h2o.get_angle(1, 0, 2), abs=1e-9)
+    # a molecule without a vibrations row, or without rows in the table, gives no pair
+    assert geometry_pairs({"CH4": preds["H2O"]}, [geometries], "r_A") == []

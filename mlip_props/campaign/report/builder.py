@@ -26,13 +26,14 @@ import numpy as np
 from ..database import ResultsDB, readable_rows, to_dataframe
 from ..reference import ReferenceTable, load_all_references, load_reference
 from . import figures as fig
-from .comparison import parity_stats, phonon_pairs, quantity_pairs, vibration_pairs
+from .comparison import geometry_pairs, parity_stats, phonon_pairs, quantity_pairs, vibration_pairs
 from .document import Document, format_value, format_with_std
 from .experiment import (annotate_crystal_systems, grouped_stats, ignored_physics, largest_deviations,
                          structure_crystal_systems, system_sort_key)
 from .flags import FLAGS_LEGEND, PRECISION_FLAGS, flags_text, quality_flags, row_flags
 from .hulls import binary_hulls
-from .quantities import (PHONON_FREQUENCIES, QUANTITIES, VIBRATION_FREQUENCIES, Quantity, collect_predictions,
+from .quantities import (MOLECULAR_BOND_ANGLES, MOLECULAR_BOND_LENGTHS, PHONON_FREQUENCIES, QUANTITIES,
+                         VIBRATION_FREQUENCIES, Quantity, collect_predictions,
                          is_cv298_column, is_number, reference_keys)
 
 __all__ = ["build_report", "Report"]
@@ -397,7 +398,9 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
     preds = collect_predictions(df) if len(df) else {}
     comparisons = [(q, quantity_pairs(q, preds, tables)) for q in QUANTITIES]
     comparisons += [(PHONON_FREQUENCIES, phonon_pairs(preds, tables)),
-                    (VIBRATION_FREQUENCIES, vibration_pairs(preds, tables))]
+                    (VIBRATION_FREQUENCIES, vibration_pairs(preds, tables)),
+                    (MOLECULAR_BOND_LENGTHS, geometry_pairs(preds, tables, "r_A")),
+                    (MOLECULAR_BOND_ANGLES, geometry_pairs(preds, tables, "angle_deg"))]
     for _, pairs in comparisons:
         annotate_crystal_systems(pairs, systems)
     s.accuracy(comparisons)

@@ -24,7 +24,7 @@ from ..reference import ReferenceTable
 from .flags import row_flags
 from .quantities import Quantity, StructureResults, is_number, reference_keys
 
-__all__ = ["parity_stats", "make_pair", "quantity_pairs", "phonon_pairs", "vibration_pairs"]
+__all__ = ["parity_stats", "make_pair", "quantity_pairs", "phonon_pairs", "vibration_pairs", "geometry_pairs"]
 
 
 def parity_stats(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
@@ -202,4 +202,68 @@ def vibration_pairs(preds: dict[str, StructureResults], tables: list[ReferenceTa
                 lab = f"{label} {mode}" + (f"({seen[mode]})" if seen[mode] > 1 else "")
                 pairs.append(make_pair(lab, f, e, src, t, "frequency_cm1", "vibrations.frequencies_cm1 (ascending)")
                              | {"flags": list(flags)})
+    return pairs
+
+
+def _relaxed_geometry(result: dict) -> tuple[list[str], np.ndarray] | None:
+    atoms = result.get("atoms") if isinstance(result, dict) else None
+    if not isinstance(atoms, dict) or "symbols" not in atoms or "positions_A" not in atoms:
+        return None
+    return list(atoms["symbols"]), np.asarray(atoms["positions_A"], dtype=float)
+
+
+def _bonded(symbols: list[str], pos: np.ndarray, i: int, j: int) -> bool:
+    """Bonded when closer than 1.25 x the sum of ASE's covalent radii."""
+    from ase.data import atomic_numbers, covalent_radii
+
+    r = covalent_radii[atomic_numbers[symbols[i]]] + covalent_radii[atomic_numbers[symbols[j]]]
+    return bool(np.linalg.norm(pos[i] - pos[j]) < 1.25 * r)
+
+
+def _mean_geometry(symbols: list[str], pos: np.ndarray, names: list[str]) -> float | None:
+    """Mean distance (A) of the bonded pairs A-B, or mean angle (deg) at B of the bonded triples A-B-C."""
+    n = len(symbols)
+    vals = []
+    if len(names) == 2:
+        a, b = names
+        vals = [float(np.linalg.norm(pos[i] - pos[j])) for i in range(n) for j in range(n)
+                if i != j and symbols[i] == a and symbols[j] == b and (a != b or i < j) and _bonded(symbols, pos, i, j)]
+    elif len(names) == 3:
+        a, c, b = names
+        for k in range(n):
+            if symbols[k] != c:
+                continue
+            for i in range(n):
+                for j in range(n):
+                    if (i < j or (a != b and i != j)) and k not in (i, j) and symbols[i] == a and symbols[j] == b \
+                            and _bonded(symbols, pos, i, k) and _bonded(symbols, pos, j, k):
+                        u, v = pos[i] - pos[k], pos[j] - pos[k]
+                        cos = float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v)))
+                        vals.append(math.degrees(math.acos(max(-1.0, min(1.0, cos)))))
+    return float(np.mean(vals)) if vals else None
+
+
+def geometry_pairs(preds: dict[str, StructureResults], tables: list[ReferenceTable], column: str) -> list[dict]:
+    """Bond lengths (``column="r_A"``) or angles (``"angle_deg"``) of the molecules the ``vibrations``
+    property relaxed, paired with the rows of a geometry table (``molecular_geometries.csv``: an
+    ``atoms`` column "A-B" or "A-B-C" and the value column)."""
+    pairs = []
+    for t in tables:
+        if column not in t.units or "atoms" not in t.frame.columns:
+            continue
+        for label, res in sorted(preds.items()):
+            key = reference_keys(label)[0][0]
+            rows = t.frame[(t.frame[t.key] == key) & t.frame[column].notna()]
+            vib = res.get("vibrations", [])
+            geom = _relaxed_geometry(vib[0]["result"]) if vib else None
+            if rows.empty or geom is None:
+                continue
+            flags = row_flags(vib[0]["result"], vib[0].get("params"))
+            for _, r in rows.iterrows():
+                value = _mean_geometry(geom[0], geom[1], str(r["atoms"]).split("-"))
+                if value is None:
+                    continue
+                what = r["quantity"] if "quantity" in rows.columns else r["atoms"]
+                pairs.append(make_pair(f"{label} {what}", value, float(r[column]), t.source_for(r, column), t, column,
+                                       "vibrations.atoms (relaxed geometry)") | {"flags": list(flags)})
     return pairs

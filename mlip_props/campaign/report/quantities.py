@@ -273,6 +273,17 @@ VIBRATION_FREQUENCIES = Quantity(
     "vibrations", "vibrational frequency", "cm⁻¹", (), lambda r, s: None,
     note="Harmonic frequencies vs experimental (anharmonic) fundamentals, paired in ascending order per molecule "
          "(degenerate modes repeated); harmonic values are expected a few % higher.")
+#: bond lengths and angles of relaxed molecules vs molecular_geometries.csv (see comparison.geometry_pairs)
+MOLECULAR_BOND_LENGTHS = Quantity(
+    "molecular_bond_length", "molecular bond length", "Å", (), lambda r, s: None,
+    note="Mean distance of the bonded atom pairs named in the reference row, in the geometry the vibrations "
+         "property relaxed (a minimum of the potential, i.e. r_e-like); reference rows are r_e, r_0 (from "
+         "ground-state rotational constants, typically 0.001-0.01 Å longer for bonds to H) or of unstated type, "
+         "as their geometry_type column says.")
+MOLECULAR_BOND_ANGLES = Quantity(
+    "molecular_bond_angle", "molecular bond angle", "deg", (), lambda r, s: None,
+    note="Mean angle of the bonded triples named in the reference row, in the relaxed geometry of the "
+         "vibrations property.")
 
 
 def _result_classes() -> dict[str, type]:
