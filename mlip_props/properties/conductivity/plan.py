@@ -32,8 +32,8 @@ from ..plan import EvaluationPlan, evaluate_plans
 from ..relax import PROPERTY_RELAXATION, RelaxSettings, periodic_starting_points, resolve_relaxation
 from ..result import with_precision
 from .kappa import (SUM_RULE_ENFORCEMENT, KappaRun, denser_mesh, displaced_supercells, enforce_sum_rules,
-                    fc3_sum_rule_violation, is_metal, kappa_on_mesh, may_be_metallic, parse_mesh, produce_force_constants,
-                    relative_change, set_supercell_forces, voigt_average)
+                    fc3_sum_rule_violation, is_metal, kappa_on_mesh, may_be_metallic, parse_mesh,
+                    produce_force_constants, relative_change, set_supercell_forces, voigt_average)
 from .committee import committee_fields
 from .hessian_fc3 import fc_from_hessians, first_displacements, singly_displaced_supercells
 from .result import ConductivityResult
