@@ -53,6 +53,17 @@ def test_unconverged_rows_are_flagged_in_tables_plots_and_json(flagged_db, tmp_p
     assert "1 of 3 pairs come from flagged results" in md
 
 
+def test_diatomic_curve_checks_are_flags():
+    good = {"bond_length_converged": True, "repulsive_wall_ok": True, "n_spurious_minima": 0, "smooth": True,
+            "long_range_flat": True}
+    assert row_flags(good) == []
+    # a universal model's H-Cl curve with a deep well at 0.56 A besides the real bond: the global minimum
+    # is not the bond, and the second minimum says so
+    assert row_flags({**good, "n_spurious_minima": 1}) == ["spurious minima"]
+    assert row_flags({**good, "repulsive_wall_ok": False, "smooth": False, "long_range_flat": False}) == [
+        "no repulsive wall", "kinked curve", "tail not flat"]
+
+
 def test_float32_is_shown_but_not_counted_as_a_failed_check(tmp_path):
     """A campaign of a float32 model: every row carries the float32 flag, but only a failed check counts as
     flagged (statistics without flagged pairs, the summary's column, the parity plot's red marks)."""

@@ -18,6 +18,10 @@ flag                            result field
 ``v0 outside range``            ``v0_inside_range`` false
 ``residual stress``             ``residual_stress_ok`` false
 ``no LO-TO``                    ``lo_to_missing`` true (a polar crystal's phonons without Born charges)
+``no repulsive wall``            ``repulsive_wall_ok`` false (a diatomic curve that does not rise toward short range)
+``spurious minima``             ``n_spurious_minima`` > 0 (a diatomic curve with more than one minimum)
+``kinked curve``                ``smooth`` false (a diatomic curve with a kink)
+``tail not flat``               ``long_range_flat`` false (a diatomic curve that has not reached its limit)
 ``float32``                     ``precision`` or ``dtype`` (result or parameters) ``float32``
 ==============================  ======================================================================
 """
@@ -42,6 +46,9 @@ FLAG_FIELDS: dict[str, tuple[bool, str]] = {
     "v0_inside_range": (False, "v0 outside range"),
     "residual_stress_ok": (False, "residual stress"),
     "lo_to_missing": (True, "no LO-TO"),
+    "repulsive_wall_ok": (False, "no repulsive wall"),
+    "smooth": (False, "kinked curve"),
+    "long_range_flat": (False, "tail not flat"),
 }
 
 #: flags that describe how a number was computed, not a failed check: a float32 result is as good as
@@ -57,7 +64,9 @@ FLAGS_LEGEND = ("Flags (column \"flags\"; \"-\" = every check passed): unconverg
                 "mesh_converged/bond_length_converged false; fit failed = success false; imaginary modes; "
                 "Born-unstable; v0 outside range = the EOS minimum lies outside the sampled volumes; residual stress "
                 "= the unrelaxed cell carries a stress above the threshold; no LO-TO = phonons of a polar crystal "
-                "without Born charges (no LO-TO splitting); float32 = computed in single precision (shown, but not counted "
+                "without Born charges (no LO-TO splitting); no repulsive wall / spurious minima / kinked curve / tail "
+                "not flat = checks of a diatomic energy curve (a model that has not seen short or long bonds: its "
+                "global minimum may not be the bond); float32 = computed in single precision (shown, but not counted "
                 "as a failed check: convergence tolerances follow the precision).")
 
 
@@ -70,6 +79,9 @@ def row_flags(result: dict[str, Any] | None, params: dict[str, Any] | None = Non
                   if isinstance(result.get(k), int) and not isinstance(result.get(k), bool)), default=0)
     if n_imag > 0 and "imaginary modes" not in flags:
         flags.append("imaginary modes")
+    n_minima = result.get("n_spurious_minima")
+    if isinstance(n_minima, int) and not isinstance(n_minima, bool) and n_minima > 0:
+        flags.append("spurious minima")
     dtypes = {str(d) for d in (result.get("precision"), result.get("dtype"), (params or {}).get("dtype"))
               if d is not None}
     if any("float32" in d for d in dtypes):
