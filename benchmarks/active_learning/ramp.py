@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> dict:
                 "t_start_K": args.t_start, "t_end_K": args.t_end, "ramp_ps": args.ramp_ps,
                 "timestep_fs": args.timestep_fs, "friction_per_fs": args.friction, "lower_eV_A": args.lower,
                 "upper_eV_A": args.upper, "min_gap_steps": args.min_gap, "retrain_epochs": args.retrain_epochs,
+                "retrain_lr": args.retrain_lr, "bootstrap": args.bootstrap,
                 "steps_planned": n_steps, "steps_run": n_done, "ps_run": n_done * args.timestep_fs / 1000,
                 "T_reached_K": temp_at(n_done), "n_seed_frames": n_seed, "n_labelled": len(labelled),
                 "fraction_labelled": len(labelled) / max(n_done, 1),
@@ -186,7 +187,7 @@ def run(args: argparse.Namespace) -> dict:
                 data += _label([a])
                 timings["oracle"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                model, _ = warm_start_fit(model, dataset_from_frames(data), epochs=args.retrain_epochs, lr=1e-3,
+                model, _ = warm_start_fit(model, dataset_from_frames(data), epochs=args.retrain_epochs, lr=args.retrain_lr,
                                           batch_size=8, seed=args.seed * 7919 + step, dtype=torch.float32,
                                           bootstrap=args.bootstrap)
                 timings["training"] += time.perf_counter() - t0
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--upper", type=float, default=1.0)
     p.add_argument("--min-gap", type=int, default=50, help="steps between two labels at least")
     p.add_argument("--retrain-epochs", type=int, default=30)
+    p.add_argument("--retrain-lr", type=float, default=1e-3, help="warm-start learning rate (AdamW, cosine)")
     p.add_argument("--bootstrap", action="store_true",
                    help="bootstrap-resample the data per member in every warm start (off: with a handful of "
                         "frames, resampling makes the members disagree more after a label than before)")
