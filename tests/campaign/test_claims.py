@@ -17,16 +17,20 @@ options: {batch_size: 2, claim_ttl_s: 600}
 """
 
 
+def _campaign(tmp_path):
+    """The campaign of CAMPAIGN (written to a file and loaded) and the path of its database."""
+    c = tmp_path / "c.yaml"
+    c.write_text(CAMPAIGN)
+    return load_campaign(c), tmp_path / "r.db"
+
+
 def _keys(camp):
     _, pot_hash = potential_identity(resolve_potential_spec(camp.potential, camp.base_dir))
     return [w.key for w in plan_work(camp, expand_sources(camp), pot_hash)]
 
 
 def test_rows_claimed_by_another_runner_are_left_to_it(tmp_path):
-    c = tmp_path / "c.yaml"
-    c.write_text(CAMPAIGN)
-    camp = load_campaign(c)
-    db = tmp_path / "r.db"
+    camp, db = _campaign(tmp_path)
     keys = _keys(camp)
     other = ResultsDB(db)
     assert other.claim(keys[:2], "other-runner", ttl_s=600) == keys[:2]
@@ -38,10 +42,7 @@ def test_rows_claimed_by_another_runner_are_left_to_it(tmp_path):
 
 
 def test_claim_of_a_killed_runner_expires(tmp_path):
-    c = tmp_path / "c.yaml"
-    c.write_text(CAMPAIGN)
-    camp = load_campaign(c)
-    db = tmp_path / "r.db"
+    camp, db = _campaign(tmp_path)
     keys = _keys(camp)
     ResultsDB(db).claim(keys[:2], "killed-runner", ttl_s=0.01)
     time.sleep(0.05)
@@ -50,10 +51,7 @@ def test_claim_of_a_killed_runner_expires(tmp_path):
 
 
 def test_own_claims_are_released_after_writing(tmp_path):
-    c = tmp_path / "c.yaml"
-    c.write_text(CAMPAIGN)
-    camp = load_campaign(c)
-    db = tmp_path / "r.db"
+    camp, db = _campaign(tmp_path)
     run_campaign(camp, str(db), progress=False)
     import sqlite3
 
@@ -66,10 +64,7 @@ def test_claim_of_a_dead_process_on_this_host_is_void_at_once(tmp_path):
     import subprocess
     import sys
 
-    c = tmp_path / "c.yaml"
-    c.write_text(CAMPAIGN)
-    camp = load_campaign(c)
-    db = tmp_path / "r.db"
+    camp, db = _campaign(tmp_path)
     keys = _keys(camp)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     owner = f"{socket.gethostname()}:{int(dead.stdout)}:0"
