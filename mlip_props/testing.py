@@ -5,11 +5,13 @@ tolerance that means something and users can run the same checks on their own mo
 
 * :func:`force_error` — forces vs. minus the central finite-difference gradient of the energy;
 * :func:`stress_error` — stress vs. the finite-strain derivative of the energy per volume;
-* :func:`hessian_errors` — Hessian symmetry and agreement with finite differences of forces;
+* :func:`hessian_errors` — Hessian symmetry and agreement with finite differences of forces
+  (:func:`force_jacobian_fd`: that finite-difference Hessian itself);
 * :func:`acoustic_sum_rule_violation` — rows of the Hessian of a crystal sum to zero;
 * :func:`invariance_errors` — translation, rotation and permutation invariance of the energy;
 * :func:`extensivity_error` — a 2x2x2 supercell has 8x the energy;
-* :func:`batch_consistency_error` — a structure alone equals the same structure in a batch.
+* :func:`batch_consistency_error` — a structure alone equals the same structure in a batch
+  (:func:`batch_consistency_errors`: energy, forces and stress apart, for several structures of one batch).
 
 All finite-difference structures of one check are evaluated in ONE backend call.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from ase import Atoms
 
 from .backend.evaluate import evaluate
@@ -31,15 +34,17 @@ def _displaced(atoms: Atoms, k: int, h: float) -> Atoms:
     return a
 
 
-def force_error(potential: Any, atoms: Atoms, h: float = 1e-5) -> float:
-    """max |F - F_fd| / max(|F|, 1e-3) over all components (relative), F_fd = -(E(x+h) - E(x-h)) / 2h."""
+def force_error(potential: Any, atoms: Atoms, h: float = 1e-5, relative: bool = True) -> float:
+    """max |F - F_fd| / max(|F|, 1e-3) over all components (relative), F_fd = -(E(x+h) - E(x-h)) / 2h
+    (float64, step ``h`` in A); ``relative=False``: max |F - F_fd| itself (eV/A)."""
     n3 = 3 * len(atoms)
     frames = [atoms] + [_displaced(atoms, k, s * h) for k in range(n3) for s in (1, -1)]
     res = evaluate(potential, frames, ("energy", "forces"))
     e = res.energies_eV[1:].reshape(n3, 2)
     f_fd = -(e[:, 0] - e[:, 1]) / (2 * h)
     f = res.forces_eV_A[0].reshape(-1)
-    return float(np.abs(f - f_fd).max() / max(np.abs(f).max(), 1e-3))
+    err = float(np.abs(f - f_fd).max())
+    return err / max(np.abs(f).max(), 1e-3) if relative else err
 
 
 _VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
@@ -51,8 +56,10 @@ def _strained(atoms: Atoms, eps: np.ndarray) -> Atoms:
     return a
 
 
-def stress_error(potential: Any, atoms: Atoms, h: float = 1e-5) -> float:
-    """max |sigma - sigma_fd| / max(|sigma|, 1e-4 eV/A^3), sigma_fd = dE/d(eps) / V by central differences."""
+def stress_error(potential: Any, atoms: Atoms, h: float = 1e-5, relative: bool = True) -> float:
+    """max |sigma - sigma_fd| / max(|sigma|, 1e-4 eV/A^3), sigma_fd = dE/d(eps) / V by central differences
+    (float64; symmetric strains of +-h on the diagonal, +-h/2 on each off-diagonal pair);
+    ``relative=False``: max |sigma - sigma_fd| itself (eV/A^3)."""
     frames = [atoms]
     for a, b in _VOIGT:
         for s in (1, -1):
@@ -64,7 +71,8 @@ def stress_error(potential: Any, atoms: Atoms, h: float = 1e-5) -> float:
     e = res.energies_eV[1:].reshape(6, 2)
     sigma_fd = (e[:, 0] - e[:, 1]) / (2 * h) / atoms.get_volume()
     sigma = res.stress_eV_A3[0]
-    return float(np.abs(sigma - sigma_fd).max() / max(np.abs(sigma).max(), 1e-4))
+    err = float(np.abs(sigma - sigma_fd).max())
+    return err / max(np.abs(sigma).max(), 1e-4) if relative else err
 
 
 def hessian_errors(potential: Any, atoms: Atoms, h: float = 1e-5) -> tuple[float, float]:
@@ -72,15 +80,20 @@ def hessian_errors(potential: Any, atoms: Atoms, h: float = 1e-5) -> tuple[float
 
     The finite-difference Hessian column k is -(F(x + h e_k) - F(x - h e_k)) / 2h.
     """
-    n3 = 3 * len(atoms)
-    frames = [atoms] + [_displaced(atoms, k, s * h) for k in range(n3) for s in (1, -1)]
-    res = evaluate(potential, frames[:1], ("energy", "hessian"))
-    fres = evaluate(potential, frames[1:], ("energy", "forces"))
-    hess = res.hessians_eV_A2[0]
-    f = np.array([x.reshape(-1) for x in fres.forces_eV_A]).reshape(n3, 2, n3)
-    h_fd = -(f[:, 0] - f[:, 1]).T / (2 * h)
+    hess = evaluate(potential, [atoms], ("energy", "hessian")).hessians_eV_A2[0]
+    h_fd = force_jacobian_fd(potential, atoms, h)
     scale = max(np.abs(hess).max(), 1e-6)
     return float(np.abs(hess - hess.T).max() / scale), float(np.abs(hess - h_fd).max() / scale)
+
+
+def force_jacobian_fd(potential: Any, atoms: Atoms, h: float = 1e-5) -> np.ndarray:
+    """The finite-difference Hessian (3n, 3n) eV/A^2: column k is -(F(x + h e_k) - F(x - h e_k)) / 2h
+    (float64, all 6n displaced structures in one call)."""
+    n3 = 3 * len(atoms)
+    frames = [_displaced(atoms, k, s * h) for k in range(n3) for s in (1, -1)]
+    fres = evaluate(potential, frames, ("energy", "forces"))
+    f = np.array([x.reshape(-1) for x in fres.forces_eV_A]).reshape(n3, 2, n3)
+    return -(f[:, 0] - f[:, 1]).T / (2 * h)
 
 
 def acoustic_sum_rule_violation(potential: Any, atoms: Atoms) -> float:
@@ -125,16 +138,32 @@ def extensivity_error(potential: Any, atoms: Atoms) -> float:
     return float(abs(e[1] - 8 * e[0]) / max(abs(8 * e[0]), 1e-12))
 
 
-def batch_consistency_error(potential: Any, atoms: Atoms, others: Sequence[Atoms], position: int | None = None) -> float:
-    """Largest difference (energy eV, forces eV/A, stress eV/A^3) of ``atoms`` alone vs inside ``others``."""
+def batch_consistency_errors(potential: Any, structures: Sequence[Atoms], picks: Sequence[int],
+                             dtype: torch.dtype = torch.float64) -> list[dict[str, float]]:
+    """For each index in ``picks``: how structure ``structures[k]`` evaluated alone differs from
+    the same structure inside one batch of all ``structures`` (in ``dtype``), as
+    ``{"energy_eV", "forces_eV_A", "stress_eV_A3"}`` (largest absolute differences; the stress
+    one is ``inf`` where one of the two is NaN (not periodic) and the other is not)."""
     props = ("energy", "forces", "stress")
-    alone = evaluate(potential, [atoms], props)
+    mixed = evaluate(potential, list(structures), props, dtype=dtype)
+    out = []
+    for k in picks:
+        alone = evaluate(potential, [structures[k]], props, dtype=dtype)
+        s0, s1 = alone.stress_eV_A3[0], mixed.stress_eV_A3[k]
+        if not np.array_equal(np.isnan(s0), np.isnan(s1)):
+            ds = float("inf")
+        else:
+            ok = ~np.isnan(s0)
+            ds = float(np.abs(s1[ok] - s0[ok]).max()) if ok.any() else 0.0
+        out.append({"energy_eV": float(abs(mixed.energies_eV[k] - alone.energies_eV[0])),
+                    "forces_eV_A": float(np.abs(mixed.forces_eV_A[k] - alone.forces_eV_A[0]).max()),
+                    "stress_eV_A3": ds})
+    return out
+
+
+def batch_consistency_error(potential: Any, atoms: Atoms, others: Sequence[Atoms], position: int | None = None) -> float:
+    """Largest difference (energy eV, forces eV/A, stress eV/A^3) of ``atoms`` alone vs inside ``others``
+    (at ``position``, default the middle; :func:`batch_consistency_errors`)."""
     pos = len(others) // 2 if position is None else position
     frames = list(others[:pos]) + [atoms] + list(others[pos:])
-    mixed = evaluate(potential, frames, props)
-    d = [abs(mixed.energies_eV[pos] - alone.energies_eV[0]),
-         np.abs(mixed.forces_eV_A[pos] - alone.forces_eV_A[0]).max()]
-    s0, s1 = alone.stress_eV_A3[0], mixed.stress_eV_A3[pos]
-    if np.all(np.isfinite(s0)):
-        d.append(np.abs(s1 - s0).max())
-    return float(max(d))
+    return max(batch_consistency_errors(potential, frames, [pos])[0].values())

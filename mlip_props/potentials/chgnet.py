@@ -30,7 +30,7 @@ read-out of the atom features).
 
 Isolated structures: CHGNet reads positions only through edge vectors, so a molecule without a
 cell is exactly CHGNet on the molecule inside a periodic box large enough that no image is
-within the cutoff (checked in ``tests/potentials/test_chgnet.py``). CHGNet was trained on
+within the cutoff (checked in ``tests/potentials/test_universal_battery.py``). CHGNet was trained on
 crystals (MPtrj): molecules are outside its training domain.
 
 Models: the checkpoints shipped inside the ``chgnet`` wheel, ``"0.3.0"`` (the default),
@@ -143,7 +143,7 @@ class CHGNetPotential(Potential):
     #: Autograd memory per edge (of the 6 A atom graph) of one energy+forces+stress pass (bytes,
     #: float64), measured on CHGNet 0.3.0 by summing the storages autograd saves: 30-38 kB in
     #: diamond Si (4 bonds under 3 A per atom), 73 kB in rocksalt MgO, 77 kB in fcc Cu (12 bonds,
-    #: 132 angles per atom: the angles dominate); ``tests/potentials/test_chgnet.py`` checks it
+    #: 132 angles per atom: the angles dominate); ``tests/potentials/test_universal_battery.py`` checks it
     #: within a factor 2. float32 needs half (the planner halves it).
     bytes_per_edge = 50_000
 

@@ -110,7 +110,7 @@ class SevenNetPotential(Potential):
     edge_only = True
     #: Autograd memory per edge of one energy+forces+stress pass (bytes, float64), measured on
     #: SevenNet-0 by summing the storages autograd saves (196-224 kB per edge in Si cells of 8-216
-    #: atoms; ``tests/potentials/test_sevenn.py`` checks it); float32
+    #: atoms; ``tests/potentials/test_universal_battery.py`` checks it); float32
     #: needs half (the planner halves it).
     bytes_per_edge = 200_000
 

@@ -1,6 +1,6 @@
 """Pretrained universal potentials behind the oracle adapter: ``"chgnet-ase"`` and ``"sevenn-ase"``
 (CHGNet and SevenNet-0 through their own ASE calculators; the native batched ``"chgnet"`` and
-``"sevenn"`` are tested in ``test_chgnet.py`` and ``test_sevenn.py``).
+``"sevenn"`` are tested in ``test_chgnet.py``, ``test_sevenn.py`` and ``test_universal_battery.py``).
 
 Skipped when the package is not installed (the default dev install does not pull them in).
 Where installed, the weights ship inside the package, so nothing here touches the network.
