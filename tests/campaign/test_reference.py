@@ -42,19 +42,16 @@ def test_duplicates_rejected(tmp_path):
     assert len(load_reference(p).frame) == 2
 
 
-def test_units_and_sources_checked(tmp_path):
+@pytest.mark.parametrize("text,message", [
+    ("element,a,a_source\nCu,3.61,Kittel\n", "no unit suffix"),
+    ("element,a_A,a_source\nCu,3.61,\n", "has no source"),
+    ("element,a_A\nCu,3.61\n", "no source column"),
+    ("element,a_A,a_source\nCu,three,Kittel\nAg,4.09,Kittel\n", "not a number"),
+], ids=["unit", "source_value", "source_column", "number"])
+def test_units_and_sources_checked(tmp_path, text, message):
     p = tmp_path / "u.csv"
-    p.write_text("element,a,a_source\nCu,3.61,Kittel\n")
-    with pytest.raises(ValueError, match="no unit suffix"):
-        load_reference(p)
-    p.write_text("element,a_A,a_source\nCu,3.61,\n")
-    with pytest.raises(ValueError, match="has no source"):
-        load_reference(p)
-    p.write_text("element,a_A\nCu,3.61\n")
-    with pytest.raises(ValueError, match="no source column"):
-        load_reference(p)
-    p.write_text("element,a_A,a_source\nCu,three,Kittel\nAg,4.09,Kittel\n")
-    with pytest.raises(ValueError, match="not a number"):
+    p.write_text(text)
+    with pytest.raises(ValueError, match=message):
         load_reference(p)
 
 
