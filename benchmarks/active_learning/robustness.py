@@ -24,7 +24,7 @@ def min_pair_distance(atoms) -> float:
 
 
 def run(model_path: str, nvt_ps: float, nve_ps: float, temperature_K: float, timestep_fs: float,
-        check_every: int, seed: int) -> dict:
+        check_every: int, seed: int, max_nvt_wall_s: float | None = None) -> dict:
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from ase.md.verlet import VelocityVerlet
@@ -42,11 +42,16 @@ def run(model_path: str, nvt_ps: float, nve_ps: float, temperature_K: float, tim
     n_nvt = int(round(nvt_ps * 1000 / timestep_fs))
     closest, temps = np.inf, []
     t0 = time.perf_counter()
+    n_done = 0
     for step in range(0, n_nvt, check_every):
         nvt.run(min(check_every, n_nvt - step))
+        n_done = step + min(check_every, n_nvt - step)
         closest = min(closest, min_pair_distance(atoms))
         temps.append(float(atoms.get_temperature()))
+        if max_nvt_wall_s is not None and time.perf_counter() - t0 > max_nvt_wall_s:
+            break
     t_nvt = time.perf_counter() - t0
+    nvt_ps_run = n_done * timestep_fs / 1000
     nve = VelocityVerlet(atoms, dt)
     n_nve = int(round(nve_ps * 1000 / timestep_fs))
     times, energies = [], []
@@ -58,6 +63,7 @@ def run(model_path: str, nvt_ps: float, nve_ps: float, temperature_K: float, tim
     slope = float(np.polyfit(times, energies, 1)[0]) if len(times) > 1 else float("nan")  # eV/ps
     n = len(atoms)
     return {"model": model_path, "temperature_K": temperature_K, "timestep_fs": timestep_fs, "nvt_ps": nvt_ps,
+            "nvt_ps_run": nvt_ps_run,
             "nve_ps": nve_ps, "n_atoms": n, "closest_pair_A": closest, "mean_nvt_temperature_K": float(np.mean(temps)),
             "nve_drift_meV_atom_ps": 1000 * slope / n,
             "nve_energy_range_meV_atom": 1000 * (max(energies) - min(energies)) / n if energies else None,
@@ -74,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check-every", type=int, default=10, help="steps between closest-pair checks")
     p.add_argument("--min-distance", type=float, default=1.5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-nvt-wall-s", type=float, default=None,
+                   help="end the NVT part after this many seconds (nvt_ps_run says how long it ran)")
     p.add_argument("--out")
     args = p.parse_args(argv)
-    r = run(args.model, args.nvt_ps, args.nve_ps, args.temperature, args.timestep_fs, args.check_every, args.seed)
+    r = run(args.model, args.nvt_ps, args.nve_ps, args.temperature, args.timestep_fs, args.check_every, args.seed,
+            args.max_nvt_wall_s)
     r["passes_min_distance"] = bool(r["closest_pair_A"] >= args.min_distance)
     text = json.dumps(r, indent=1)
     if args.out:
