@@ -35,6 +35,7 @@ from .hulls import binary_hulls
 from .quantities import (MOLECULAR_BOND_ANGLES, MOLECULAR_BOND_LENGTHS, PHONON_FREQUENCIES, QUANTITIES,
                          VIBRATION_FREQUENCIES, Quantity, collect_predictions,
                          is_cv298_column, is_number, reference_keys)
+from .transitions import write_transition_section
 
 __all__ = ["build_report", "Report"]
 
@@ -416,6 +417,7 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
         s.curves(done, tables)
         s.committee_curves(done)
         s.hulls(df)
+        write_transition_section(s.doc, s.data, done, tables, s.figure_path)
         for prop, g in done.groupby("property"):
             if prop == "committee":
                 s.committee_table(g)
