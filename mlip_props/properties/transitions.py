@@ -78,7 +78,8 @@ class TransitionResult(PropertyResult):
     this pair belongs to (from the polymorph library; empty otherwise). Checks:
     ``relax_converged``; ``input_phase_lowest_at_first_pressure``; ``space_group_changed``: phases
     whose relaxed cell gained symmetry (spglib, symprec 1e-3 A) at some pressure, i.e. relaxed into
-    another phase; ``member_residual_pressure_GPa_max`` (``"mean"`` route): largest |P_member - P|
+    another phase (``relaxed_space_groups`` (n_phase, n_P): spglib numbers of the relaxed cells);
+    ``member_residual_pressure_GPa_max`` (``"mean"`` route): largest |P_member - P|
     at the mean-relaxed cells.
     """
 
@@ -107,6 +108,7 @@ class TransitionResult(PropertyResult):
     transition_pressure_GPa_members: list | None = None
     n_members_with_transition: int | None = None
     member_residual_pressure_GPa_max: float | None = None
+    relaxed_space_groups: list = field(default_factory=list)
 
 
 @dataclass
@@ -155,7 +157,8 @@ class TransitionPlan(EvaluationPlan):
                 transitions_T0=t0, transition_pressure_GPa=first.get("pressure_GPa"),
                 low_pressure_phase=first.get("low_pressure_phase"), high_pressure_phase=first.get("high_pressure_phase"),
                 relax_converged=bool(self.converged[s]), input_phase_lowest_at_first_pressure=bool(np.argmin(h[:, 0]) == 0),
-                space_group_changed=changed, material=self.labels[s][0], transition=self.labels[s][1]))
+                space_group_changed=changed, material=self.labels[s][0], transition=self.labels[s][1],
+                relaxed_space_groups=sg.tolist()))
         return out
 
 

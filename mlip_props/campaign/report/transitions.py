@@ -52,7 +52,16 @@ def _checks(r: dict[str, Any]) -> list[str]:
     if r.get("relax_converged") is False:
         out.append("unconverged")
     if r.get("space_group_changed"):
-        out.append("relaxed into another phase: " + ", ".join(r["space_group_changed"]))
+        sgs, phases, p = r.get("relaxed_space_groups") or [], r.get("phases") or [], r.get("pressures_GPa") or []
+        where = []
+        for name in r["space_group_changed"]:
+            i = phases.index(name) if name in phases else -1
+            row = sgs[i] if 0 <= i < len(sgs) else []
+            at = [f"{format_value(p[k])} GPa: {g}" for k, g in enumerate(row) if k < len(p) and g != row[0]]
+            if not at and row:
+                at = [f"all pressures: {row[0]}"]
+            where.append(f"{name} ({', '.join(at)})" if at else name)
+        out.append("relaxed into another space group: " + "; ".join(where))
     if r.get("input_phase_lowest_at_first_pressure") is False:
         out.append("input phase not the lowest at the first pressure")
     if r.get("precision") == "float32":
