@@ -17,7 +17,9 @@ Temperature-pressure (polymorphs of one composition):
   structures at a set of volume pressures, all their supercells in one backend call; the
   stable phase at each (T, P) is the lowest G; transition temperatures at each pressure and
   transition pressures at each temperature are found by linear interpolation of Delta G.
-Units: GPa, K, eV/atom.
+Units: GPa, K, eV/atom. A committee potential gives the committee mean's diagram (every
+relaxation and energy on the mean surface); the per-member T = 0 crossings, their mean and
+spread are :func:`mlip_props.properties.transitions.transition`'s.
 """
 from __future__ import annotations
 
