@@ -73,12 +73,13 @@ MAX_PARITY_LABELS = 12
 
 def _annotated(pairs: list[dict]) -> list[dict]:
     """The pairs whose labels a parity plot writes: all of them up to :data:`MAX_PARITY_LABELS`, else the
-    :data:`MAX_PARITY_LABELS` largest relative deviations (the tables below the plot name every point)."""
+    :data:`MAX_PARITY_LABELS` largest absolute deviations, the points farthest from y = x (the tables below
+    the plot name every point; the report's "largest deviations" table ranks relative ones)."""
     if len(pairs) <= MAX_PARITY_LABELS:
         return pairs
     def deviation(p: dict) -> float:
-        rel = p.get("relative_difference_pct")
-        return abs(rel) if isinstance(rel, (int, float)) and math.isfinite(rel) else 0.0
+        d = p.get("difference")
+        return abs(d) if isinstance(d, (int, float)) and math.isfinite(d) else 0.0
     return sorted(pairs, key=deviation, reverse=True)[:MAX_PARITY_LABELS]
 
 
