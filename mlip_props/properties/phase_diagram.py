@@ -216,10 +216,12 @@ class PTPhaseDiagram(PropertyResult):
 
 
 def _relax_at_pressures(potential, atoms_list, pressures, settings: RelaxSettings, kw) -> list:
-    """Relax every structure at every pressure: one batched relaxation per pressure
-    (``[pressure][structure]`` results)."""
-    return [relax(potential, atoms_list, settings=dataclasses.replace(settings, pressure_GPa=float(p)), **kw)
-            for p in pressures]
+    """Relax every structure at every pressure in one batched relaxation (each pair with its own
+    target pressure); ``[pressure][structure]`` results."""
+    n = len(atoms_list)
+    flat = relax(potential, [a for _ in pressures for a in atoms_list], settings=settings,
+                 pressures_GPa=[float(p) for p in pressures for _ in atoms_list], **kw)
+    return [flat[k * n:(k + 1) * n] for k in range(len(pressures))]
 
 
 def static_transitions(pressures_GPa: np.ndarray, enthalpy: np.ndarray, volume: np.ndarray,

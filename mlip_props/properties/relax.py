@@ -25,7 +25,7 @@ import hashlib
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -146,6 +146,7 @@ def relax(
     skin_A: float = 0.5,
     settings: RelaxSettings | None = None,
     stall_steps: int = 200,
+    pressures_GPa: Sequence[float] | None = None,
 ) -> RelaxResult | list[RelaxResult]:
     """Relax one structure or many (batched) to ``fmax`` (eV/A) and, with ``relax_cell``, to a
     residual stress below ``smax_GPa`` at the target ``pressure_GPa``.
@@ -153,7 +154,9 @@ def relax(
     ``settings`` (a :class:`RelaxSettings`, as the properties pass it) replaces ``fmax``,
     ``relax_cell``, ``smax_GPa``, ``max_steps``, ``keep_symmetry`` and ``pressure_GPa``. The
     defaults here (0.005 eV/A, 0.01 GPa, ions only) give a geometry to look at or to start from;
-    properties relax with their own, tighter :class:`RelaxSettings`.
+    properties relax with their own, tighter :class:`RelaxSettings`. ``pressures_GPa``: one target
+    pressure per structure, replacing ``pressure_GPa`` (and the settings' one), so that a pressure
+    scan relaxes all its (structure, pressure) pairs in one batch.
 
     Returns one :class:`RelaxResult` for a single structure, a list for a list. A structure
     that does not converge in ``max_steps`` is returned with ``converged=False`` (never raised,
@@ -188,11 +191,17 @@ def relax(
         for k, a in enumerate(atoms_list):
             if not a.pbc.all():
                 raise ValueError(f"structure {k}: relax_cell needs a cell periodic in all three directions")
+    if pressures_GPa is None:
+        pressures = np.full(len(atoms_list), float(pressure_GPa))
+    else:
+        pressures = np.asarray([check_number("pressures_GPa", v) for v in pressures_GPa], dtype=float)
+        if pressures.shape != (len(atoms_list),):
+            raise ValueError(f"pressures_GPa: one pressure per structure ({len(atoms_list)}), got {len(pressures)}")
     batch = Batch.from_structures(atoms_list, dtype=dtype, device=device, validate=False)
     dev, dt_ = batch.device, batch.dtype
     B = batch.n_structures
     sidx = batch.structure_index
-    p_eV_A3 = pressure_GPa / EV_A3_TO_GPA
+    p_eV_A3 = torch.as_tensor(pressures / EV_A3_TO_GPA, dtype=dt_, device=dev)  # (B,)
     eye = torch.eye(3, dtype=dt_, device=dev)
 
     cell0 = batch.cells.clone()
@@ -271,7 +280,7 @@ def relax(
         done = fmax_now < fmax
         ratio = fmax_now.double() / fmax
         if relax_cell:
-            resid = stress + p_eV_A3 * torch.tensor([1, 1, 1, 0, 0, 0], dtype=dt_, device=dev)
+            resid = stress + p_eV_A3[:, None] * torch.tensor([1, 1, 1, 0, 0, 0], dtype=dt_, device=dev)
             smax_now = torch.where(active, resid.abs().max(dim=1).values * EV_A3_TO_GPA, smax_now)
             done = done & (smax_now < smax_GPa)
             ratio = torch.maximum(ratio, smax_now.double() / smax_GPa)
@@ -289,7 +298,7 @@ def relax(
         g_c = None
         if relax_cell:
             vol = torch.linalg.det(cells).abs()
-            virial = -vol[:, None, None] * (_voigt_to_33(stress) + p_eV_A3 * eye)
+            virial = -vol[:, None, None] * (_voigt_to_33(stress) + p_eV_A3[:, None, None] * eye)
             virial = torch.linalg.solve(F, virial.transpose(1, 2)).transpose(1, 2)
             g_c = virial / cell_factor[:, None, None]
         amask = active[sidx][:, None].to(dt_)
@@ -347,12 +356,12 @@ def relax(
             RelaxResult(
                 atoms=a,
                 energy_eV=e,
-                enthalpy_eV=e + (p_eV_A3 * vol if (relax_cell and vol) else 0.0),
+                enthalpy_eV=e + (float(p_eV_A3[b]) * vol if (relax_cell and vol) else 0.0),
                 converged=conv,
                 n_steps=int(steps[b]),
                 max_force_eV_A=float(fmax_now[b]),
                 max_stress_GPa=float(smax_now[b]) if relax_cell else None,
-                pressure_GPa=float(pressure_GPa),
+                pressure_GPa=float(pressures[b]),
                 volume_A3_per_atom=None if vol is None else vol / n,
                 fmax_target_eV_A=float(fmax),
                 smax_target_GPa=float(smax_GPa) if relax_cell else None,
