@@ -205,6 +205,30 @@ def test_kill_mid_round_and_resume_repeats_no_oracle_call(tmp_path):
     assert third["n"] == 0 and len(again.frames) == len(res.frames)
 
 
+def test_resume_with_a_larger_budget_goes_on_and_a_monitor_stop_stands(tmp_path):
+    kw = dict(lower_eV_A=0.0, upper_eV_A=50.0, max_rounds=6, max_per_round=2, patience=5, **FAST)
+    first = learn(seeds(), morse_oracle({"n": 0}), explorers(), tmp_path / "run", max_oracle_calls=7, **kw)
+    assert first.stop_reason.startswith("oracle budget 7") and first.n_labelled == 7
+    calls = {"n": 0}
+    more = learn(seeds(), morse_oracle(calls), explorers(), tmp_path / "run", max_oracle_calls=11, **kw)
+    assert more.n_labelled == 11 and calls["n"] == 4  # two more rounds of two labels, nothing relabelled
+    assert more.stop_reason.startswith("oracle budget 11")
+    per_round = [h["seconds"] for h in more.history if h["round"] >= 0]
+    assert per_round and all(set(s) >= {"oracle", "training", "exploration", "selection"} for s in per_round)
+    # the stages' per-round seconds add up to the cumulative timings (this process did every round)
+    for stage in ("training", "exploration"):
+        total = sum(s[stage] for s in per_round)
+        assert total <= more.timings_s[stage] + 1e-9
+    stop_now = lambda model, rnd: {"stop": "enough"} if rnd >= 0 else {}  # noqa: E731
+    m = learn(seeds(), morse_oracle({"n": 0}), explorers(), tmp_path / "mon", max_oracle_calls=30,
+              monitor=stop_now, **kw)
+    assert m.stop_reason == "enough" and m.rounds == 1
+    again = {"n": 0}
+    m2 = learn(seeds(), morse_oracle(again), explorers(), tmp_path / "mon", max_oracle_calls=60, monitor=stop_now,
+               **kw)
+    assert again["n"] == 0 and m2.stop_reason == "enough" and m2.n_labelled == m.n_labelled
+
+
 def test_molecule_loop_learns_and_stops(tmp_path):
     """The full loop on a 4-atom Morse cluster: error on held-out frames drops, a stopping rule fires."""
     calls = {"n": 0}

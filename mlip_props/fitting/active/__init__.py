@@ -40,7 +40,10 @@ The loop (:func:`learn`, :mod:`.loop`)::
 Resuming (``resume=True``, the default) restarts from the last completed round. Every round's
 randomness is seeded from (seed, round), so the restarted round proposes the same frames, and the
 oracle journal (``oracle_journal.extxyz``, keyed by a hash of numbers, positions, cell and pbc)
-answers the calls already made before the crash: no oracle call is ever repeated.
+answers the calls already made before the crash: no oracle call is ever repeated. A run that
+stopped on its own rules (budget, patience, target uncertainty) goes on when resumed with looser
+ones (a larger ``max_oracle_calls`` or ``max_rounds``); a stop asked for by a ``monitor`` stands.
+Each round's record carries its own ``seconds`` per stage (oracle, training, exploration, selection).
 
 Files in ``workdir``: ``oracle_calls.jsonl`` (one line per oracle call: round, hash, n_atoms,
 config_type, seconds, energy), ``decisions.jsonl`` (one line per scored frame: round, source,

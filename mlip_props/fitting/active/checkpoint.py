@@ -34,20 +34,21 @@ def clear_run(workdir: Path) -> None:
 class RunState:
     """What changes from round to round: the last completed round (-1: the first fit), rounds in a
     row without any selection, the journal keys of the labelled frames, the history records, the
-    stop reason once there is one, and the seconds spent per stage (cumulative over restarts)."""
+    stop reason once there is one (and whether a monitor gave it), and the seconds spent per stage (cumulative over restarts)."""
 
     round: int = -1
     quiet: int = 0
     keys: list[str] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str | None = None
+    stop_by_monitor: bool = False  # the stop came from a monitor, not from the settings' rules
     timings_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMED_STAGES, 0.0))
 
     def save(self, workdir: Path, explorers: Sequence[Any], config: dict[str, Any]) -> None:
         """Write ``state.json`` atomically (temporary file, then rename)."""
         state = {"round": self.round, "quiet": self.quiet, "history": self.history, "data": self.keys,
                  "timings_s": self.timings_s, "explorers": [ex.state_dict() for ex in explorers], "config": config,
-                 "stop_reason": self.stop_reason}
+                 "stop_reason": self.stop_reason, "stop_by_monitor": self.stop_by_monitor}
         tmp = workdir / "state.json.tmp"
         tmp.write_text(json.dumps(state, default=lambda x: x.tolist() if hasattr(x, "tolist") else str(x)))
         os.replace(tmp, workdir / "state.json")
@@ -63,7 +64,7 @@ class RunState:
         for ex, st in zip(explorers, state.get("explorers", [])):
             ex.load_state_dict(st)
         out = cls(round=state["round"], quiet=state["quiet"], keys=list(state["data"]), history=state["history"],
-                  stop_reason=state["stop_reason"])
+                  stop_reason=state["stop_reason"], stop_by_monitor=bool(state.get("stop_by_monitor", False)))
         out.timings_s.update(state.get("timings_s", {}))  # the redone round counts twice
         return out
 

@@ -102,6 +102,10 @@ class _Run:
         state = RunState.load(self.wd, self.explorers)
         if state is None:
             return False
+        if state.stop_reason and not state.stop_by_monitor:  # a larger budget or patience: go on
+            q = next((h["uncertainty_q_eV_A"] for h in reversed(state.history) if "uncertainty_q_eV_A" in h),
+                     float("inf"))
+            state.stop_reason = self.cfg.stop_reason(state.quiet, len(state.keys), q)
         self.state, self.model = state, load_model_file(self.wd / "model.pt")
         return True
 
@@ -129,6 +133,7 @@ class _Run:
             if self.monitor is not None:
                 mon = dict(self.monitor(self.model, -1))
                 st.stop_reason = mon.pop("stop", None) or None
+                st.stop_by_monitor = st.stop_reason is not None
                 rec.update(mon)
             st.history.append(rec)
         self.checkpoint()
@@ -144,6 +149,7 @@ class _Run:
     def run_round(self, rnd: int) -> None:
         """Explore, score, select, label, retrain, record and checkpoint round ``rnd``."""
         cfg, st = self.cfg, self.state
+        before = dict(st.timings_s)
         rng = np.random.default_rng([cfg.seed, rnd])  # explorers first, then the random picker
         data = self.journal.frames(st.keys)
         with _timed(st.timings_s, "exploration"):
@@ -169,7 +175,8 @@ class _Run:
                "md_steps": int(sum(p.n_steps for p in props)), "md_restarts": int(sum(p.n_restarts for p in props)),
                "uncertainty_q_eV_A": q_unc, "max_disagreement_eV_A": float(dis.max()) if len(dis) else 0.0,
                "n_labelled": len(st.keys), "oracle_calls": len(st.keys),
-               **self.rule.round_summary(dis, sel.virial_eV, sel.selected, cfg.uncertainty_quantile)}
+               **self.rule.round_summary(dis, sel.virial_eV, sel.selected, cfg.uncertainty_quantile),
+               "seconds": {k: st.timings_s[k] - before.get(k, 0.0) for k in st.timings_s}}
         self.record_round(rnd, rec, q_unc)
 
     def select(self, rnd: int, rng: np.random.Generator, proposals: list[tuple[str, Proposal]],
@@ -227,6 +234,7 @@ class _Run:
             print(json.dumps(rec), flush=True)
         st.stop_reason = (str(mon_stop) if mon_stop
                           else self.cfg.stop_reason(st.quiet, len(st.keys), uncertainty_q_eV_A))
+        st.stop_by_monitor = bool(mon_stop)
         st.round = rnd
         self.checkpoint()
 
