@@ -168,3 +168,18 @@ def test_universal_demo_without_sevenn_says_so(monkeypatch, capsys, tmp_path):
     assert cli.main(["demo", "--universal", "--out", str(tmp_path / "d")]) == 0
     assert "skipped: SevenNet-0 needs the sevenn package" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_electronic_conductivity_item_names_metals_and_maybe_metallic_compounds():
+    from mlip_props.campaign.report.experiment import ignored_physics
+
+    labels = ["Cu-fcc", "TiN-rocksalt", "MgO-rocksalt", "Si-diamond"]
+    comparisons = {"kappa_lattice": {"pairs": [{"label": lab} for lab in labels]}}
+    items = dict(ignored_physics(comparisons, labels, [], {}))
+    text = items["Electronic thermal conductivity"]
+    assert "Metals among the compared: Cu-fcc." in text
+    maybe = text.split("May be metallic")[1]
+    assert "TiN-rocksalt" in maybe and "MgO" not in maybe and "Si-diamond" not in maybe
+    # no kappa compared: neither list
+    none = dict(ignored_physics({}, labels, [], {}))["Electronic thermal conductivity"]
+    assert "No conductivity was compared" in none and "May be metallic" not in none

@@ -204,19 +204,39 @@ def ignored_physics(comparisons: dict[str, dict[str, Any]], labels: list[str], t
                      "None of the compared structures is magnetically ordered at its measurement temperature.")))
     kappa = comparisons.get("kappa_lattice", {}).get("pairs", [])
     metals = sorted({p["label"] for p in kappa if all(e in _METALS for e in _elements(keys.get(p["label"], p["label"])))})
-    items.append(("Electronic thermal conductivity",
-                  "The computed conductivity is the lattice (phonon) part in the relaxation-time approximation with "
-                  "three-phonon and isotope scattering only; measured values of metals are dominated by the "
-                  "electronic part, and four-phonon and boundary scattering are absent. "
-                  + (f"Metals among the compared: {', '.join(metals)}." if metals else
-                     ("No metal among the compared conductivities." if kappa else
-                      "No conductivity was compared in this report."))))
+    maybe = sorted({p["label"] for p in kappa if p["label"] not in metals
+                    and _may_be_metallic(_elements(keys.get(p["label"], p["label"])))})
+    general = ("The computed conductivity is the lattice (phonon) part in the relaxation-time approximation with "
+               "three-phonon and isotope scattering only; measured values of metals are dominated by the "
+               "electronic part, and four-phonon and boundary scattering are absent.")
+    if not kappa:
+        specific = "No conductivity was compared in this report."
+    else:
+        specific = f"Metals among the compared: {', '.join(metals)}." if metals else \
+            "No metal among the compared conductivities."
+        if maybe:
+            specific += (f" May be metallic (transition-metal carbides, nitrides, borides, ...; no band gap is known "
+                         f"here): {', '.join(maybe)}.")
+    items.append(("Electronic thermal conductivity", f"{general} {specific}"))
     hot = sorted(f"{lab} ({_HIGH_T_PHASE[k]})" for lab, k in keys.items() if k in _HIGH_T_PHASE)
     items.append(("Phases of the measurement temperature",
                   "Every crystal is computed in the phase of its measurement; a phase that is stable only at high "
                   "temperature can be dynamically unstable (imaginary modes) in a static 0 K calculation. "
                   + (f"Concerns: {', '.join(hot)}." if hot else "None of the compared structures is concerned.")))
     return items
+
+
+def _may_be_metallic(elements: list[str]) -> bool:
+    """The conductivity property's "may be metallic" rule (:func:`~mlip_props.properties.conductivity.kappa.
+    may_be_metallic`) for a list of element symbols (False for names that are not elements)."""
+    from ase import Atoms
+    from ase.data import chemical_symbols
+
+    from ...properties.conductivity.kappa import may_be_metallic
+
+    if not elements or any(e not in chemical_symbols for e in elements):
+        return False
+    return may_be_metallic(Atoms(symbols=elements))
 
 
 def _elements(formula: str) -> list[str]:
