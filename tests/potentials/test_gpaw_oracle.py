@@ -116,3 +116,28 @@ def test_structure_and_setting_checks(oracle, si):
         go.gpaw_oracle(smearing="mv")
     assert go.parse_kpts("6x6x4") == (6, 6, 4) and go.parse_kpts(3) == (3, 3, 3)
     assert {13, 14} <= oracle.elements  # PAW setups of gpaw-data for PBE
+
+
+def test_active_learning_loop_labels_with_gpaw(oracle, si, tmp_path):
+    """The committee loop with GPAW as its oracle: every labelled frame carries exactly the energy,
+    forces and stress a direct GPAW evaluation of that geometry gives (no unit or sign slip between
+    the oracle and the training data), and a frame is never labelled twice."""
+    from mlip_props.fitting import dataset_from_frames, preset
+    from mlip_props.fitting.active import learn, structure_hash
+    from mlip_props.fitting.explore import RattleExplorer
+
+    seeds = [si.copy()]
+    res = learn(seeds, oracle=oracle, explorers=[RattleExplorer(bulk("Si", "diamond", a=5.43), n=4,
+                                                                amplitudes=(0.03, 0.06))],
+                workdir=tmp_path / "al", include_isolated=False, lower_eV_A=0.0, upper_eV_A=50.0,
+                max_rounds=1, max_per_round=2, committee=2, hidden=(4,), initial_epochs=5, retrain_epochs=2,
+                descriptor=preset(["Si"], cutoff=3.5, n_radial=3, zetas=(1,), angular_etas=(0.01,)).to_dict())
+    assert res.n_labelled == 3
+    assert len({structure_hash(a) for a in res.frames}) == 3
+    ds = dataset_from_frames(res.frames)
+    direct = evaluate(oracle, res.frames, properties=("energy", "forces", "stress"))
+    np.testing.assert_allclose(ds.energies, direct.energies_eV, rtol=0, atol=1e-10)
+    for f_lab, f_dir in zip(ds.forces, direct.forces_eV_A):
+        np.testing.assert_allclose(f_lab, f_dir, rtol=0, atol=1e-10)
+    for a, s_dir in zip(res.frames, direct.stress_eV_A3):
+        np.testing.assert_allclose(a.get_stress(voigt=True), s_dir, rtol=0, atol=1e-10)
