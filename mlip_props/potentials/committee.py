@@ -33,13 +33,15 @@ class CommitteeMean(Potential):
     """The committee mean as a potential: per-atom energies (N,) averaged over the member axis.
 
     The members stay reachable as ``.committee``; ``metadata`` (calibration, provenance) is the
-    committee's.
+    committee's. ``bytes_per_edge`` (the backend's memory estimate) is the members' times M: the
+    mean is computed from every member's energies.
     """
 
     def __init__(self, committee: Potential):
         super().__init__(committee.cutoff, committee.elements)
         self.committee = committee
-        self.bytes_per_edge = getattr(committee, "bytes_per_edge", Potential.bytes_per_edge)
+        # the mean still evaluates every member: the memory estimate is the whole committee's
+        self.bytes_per_edge = getattr(committee, "bytes_per_edge", Potential.bytes_per_edge) * committee_size(committee)
         self.edge_only = bool(getattr(committee, "edge_only", False))
         self.metadata = dict(getattr(committee, "metadata", {}) or {})
 

@@ -271,3 +271,19 @@ def test_first_plan_is_the_static_prior():
     assert res.chunking.chunks == [len(c) for c in plan_chunks(costs.tolist(), budget)]
     assert len(res.chunking.chunks) > 50 and res.chunking.memory_per_edge_bytes == 2 * lj.bytes_per_edge
     assert_same(res, evaluate(lj, frames, ALL[:3]))
+
+
+def test_committee_mean_is_budgeted_like_the_whole_committee():
+    """The committee mean evaluates every member: its static memory estimate is the committee's
+    (members' bytes per edge x M), not one member's."""
+    from mlip_props.backend.evaluate import _prior_memory_model
+    from mlip_props.fitting import BehlerParrinelloPotential, preset
+    from mlip_props.potentials.committee import CommitteeMean
+
+    committee = BehlerParrinelloPotential(preset(["Cu"], cutoff=4.0, n_radial=3).to_dict(), hidden=(4,),
+                                          n_members=4)
+    mean = CommitteeMean(committee)
+    for dtype in (torch.float64, torch.float32):
+        a, b = _prior_memory_model(committee, dtype, True, False), _prior_memory_model(mean, dtype, True, False)
+        assert (a.per_atom, a.per_edge) == (b.per_atom, b.per_edge)
+    assert mean.bytes_per_edge == 4 * committee.bytes_per_edge
