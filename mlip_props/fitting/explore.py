@@ -26,6 +26,8 @@ compose: :class:`~.active.learn` takes a list of them.
   oracle call is needed to propose frames.
 * :class:`ClusterScanExplorer` — short-range dimer and (equilateral / linear) trimer scans in
   vacuum, which bulk sampling never reaches.
+* :class:`PairScanExplorer` — one nearest-neighbour pair of a (rattled) crystal pushed to a short
+  distance (1.7-2.3 A by default): the repulsive wall with its surroundings.
 
 Units: Angstrom, eV, amu, K, fs (timesteps).
 """
@@ -375,4 +377,40 @@ class ClusterScanExplorer(Explorer):
                     out.append(_clean(Atoms(list(p), positions=tri), "trimer_equilateral"))
                     out.append(_clean(Atoms(list(p), positions=[[0, 0, 0], [r, 0, 0], [2 * r, 0, 0]]),
                                       "trimer_linear"))
+        return Proposal(out)
+
+
+class PairScanExplorer(Explorer):
+    """Close approaches inside a condensed phase (the repulsive wall, which fixed-temperature MD
+    almost never visits): ``n`` copies of the ``base`` cells (cycled) rattled by ``rattle`` A, in
+    each one random atom and its nearest neighbour (minimum image) moved symmetrically along their
+    bond to a distance drawn uniformly from ``r_range`` (A). Fresh frames every round, from the
+    round's random generator. Unlike :class:`ClusterScanExplorer` (dimers in vacuum) the pair keeps
+    its crystalline surroundings."""
+
+    name = "pair_scan"
+
+    def __init__(self, base: Any, r_range: tuple[float, float] = (1.7, 2.3), n: int = 8, rattle: float = 0.08):
+        bases = base if isinstance(base, (list, tuple)) else [base]
+        self.bases = [to_atoms(b).copy() for b in bases]
+        lo, hi = float(r_range[0]), float(r_range[1])
+        if not 0 < lo <= hi:
+            raise ValueError(f"r_range must be 0 < lo <= hi (A), got {r_range!r}")
+        self.r_range, self.n, self.rattle = (lo, hi), int(n), float(rattle)
+
+    def propose(self, model, round_index, rng, thresholds):
+        out = []
+        for k in range(self.n):
+            a = self.bases[k % len(self.bases)].copy()
+            a.positions = a.positions + rng.normal(0.0, self.rattle, a.positions.shape)
+            i = int(rng.integers(len(a)))
+            d = a.get_distances(i, range(len(a)), mic=True, vector=True)
+            r = np.linalg.norm(d, axis=1)
+            r[i] = np.inf
+            j = int(np.argmin(r))
+            target = float(rng.uniform(*self.r_range))
+            shift = 0.5 * (r[j] - target) * d[j] / r[j]
+            a.positions[i] += shift
+            a.positions[j] -= shift
+            out.append(_clean(a, "pair_scan"))
         return Proposal(out)

@@ -346,3 +346,26 @@ def test_pool_arms_share_frames_and_random_arm_ignores_thresholds(tmp_path):
     assert later and all(r["decision"] == "duplicate" for r in later)
     with pytest.raises(ValueError, match="selection"):
         learn(seeds(), morse_oracle({"n": 0}), [PoolExplorer(pool)], tmp_path / "bad", selection="greedy", **kw)
+
+
+def test_pair_scan_explorer_pushes_one_pair_into_the_wall():
+    from mlip_props.fitting.explore import PairScanExplorer
+
+    base = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    ex = PairScanExplorer(base, r_range=(1.8, 2.0), n=6, rattle=0.0)
+    frames = ex.propose(None, 0, np.random.default_rng(3), (0.05, 1.0)).frames
+    assert len(frames) == 6
+    for a in frames:
+        dist = a.get_all_distances(mic=True)[np.triu_indices(len(a), 1)]
+        close = np.sort(dist)
+        assert 1.8 - 1e-9 <= close[0] <= 2.0 + 1e-9  # the pushed pair
+        assert close[1] > 2.3  # every other pair keeps at least ~ the nearest-neighbour distance less the push
+        assert a.info["config_type"] == "pair_scan" and len(a) == len(base)
+        # the pair moved symmetrically: the centre of mass is the crystal's
+        np.testing.assert_allclose(a.get_center_of_mass(), base.get_center_of_mass(), atol=1e-9)
+    again = ex.propose(None, 0, np.random.default_rng(3), (0.05, 1.0)).frames
+    np.testing.assert_array_equal(again[0].positions, frames[0].positions)  # seeded: a resumed round repeats
+    other = ex.propose(None, 1, np.random.default_rng(4), (0.05, 1.0)).frames
+    assert not np.allclose(other[0].positions, frames[0].positions)
+    with pytest.raises(ValueError, match="r_range"):
+        PairScanExplorer(base, r_range=(2.0, 1.8))
