@@ -7,8 +7,9 @@ arms with the same oracle, seed data, model and training settings:
    each n of ``--budgets``.
 2. ``random`` — the loop's beyond-Boltzmann explorers (MD of the bulk, vacancy and adatom-slab
    cells on a temperature schedule up to the liquid, compressed and stretched cells, dimer and
-   trimer scans), frames picked uniformly at random among the unlabelled ones (no committee in
-   the selection, no pausing).
+   trimer scans, and unless ``--no-pair-scan`` a nearest-neighbour pair of the bulk and vacancy
+   cells pushed to 1.7-2.3 A), frames picked uniformly at random among the unlabelled ones (no
+   committee in the selection, no pausing).
 3. ``committee`` — the same explorers with the committee loop (disagreement thresholds,
    de-duplication, on-the-fly pausing of MD replicas).
 
@@ -46,7 +47,7 @@ def test_sets(workdir: Path, n_typical: int, n_rare: int) -> tuple[list, list]:
 
 def explorers(args: argparse.Namespace, committee_pauses: bool) -> list:
     """The beyond-Boltzmann explorers arms 2 and 3 share."""
-    from mlip_props.fitting.explore import ClusterScanExplorer, MDExplorer
+    from mlip_props.fitting.explore import ClusterScanExplorer, MDExplorer, PairScanExplorer
 
     schedule = [[300.0, 900.0], [300.0, 900.0, 1500.0], [600.0, 1500.0, 2500.0]]
     bulk_md = MDExplorer([cu_cell(2), vacancy_endpoints(2)[0]], temperature_schedule=schedule,
@@ -55,7 +56,10 @@ def explorers(args: argparse.Namespace, committee_pauses: bool) -> list:
     slab_md = MDExplorer([slab_with_adatom("100"), slab_with_adatom("111")],
                          temperature_schedule=[[300.0, 700.0], [700.0, 1200.0]], steps=args.md_steps,
                          sample_every=args.sample_every, pause_on_candidate=committee_pauses)
-    return [bulk_md, slab_md, ClusterScanExplorer(["Cu"], r_range=(1.8, 3.4), n=5)]
+    out = [bulk_md, slab_md, ClusterScanExplorer(["Cu"], r_range=(1.8, 3.4), n=5)]
+    if args.pair_scan:  # close pairs inside the crystal (and the vacancy cell), fresh every round
+        out.append(PairScanExplorer([cu_cell(2), vacancy_endpoints(2)[0]], r_range=(1.7, 2.3), n=8, rattle=0.08))
+    return out
 
 
 def _rmse(model: Any, frames: list) -> float:
@@ -68,19 +72,26 @@ def run_loop_arm(args: argparse.Namespace, arm: str, seed: int, typical: list, r
     from mlip_props.fitting.active import learn
 
     wd = Path(args.workdir) / f"{arm}_s{seed}"
-    monitor = lambda model, rnd: {"rmse_typical_meV_A": _rmse(model, typical),  # noqa: E731
-                                  "rmse_rare_meV_A": _rmse(model, rare)}
+
+    def monitor(model: Any, rnd: int) -> dict:
+        out = {"rmse_typical_meV_A": _rmse(model, typical), "rmse_rare_meV_A": _rmse(model, rare)}
+        if args.stop_at_target and out["rmse_rare_meV_A"] <= args.target:
+            out["stop"] = f"rare-set force RMSE {out['rmse_rare_meV_A']:.1f} <= {args.target} meV/A"
+        return out
+
     t0 = time.perf_counter()
     res = learn(seed_frames(cu_cell(2), seed, n_strained=2), explorers=explorers(args, arm == "committee"),
                 workdir=wd, monitor=monitor, selection="random" if arm == "random" else "disagreement",
                 lower_eV_A=args.lower, upper_eV_A=args.upper, max_oracle_calls=args.budget,
-                max_rounds=args.max_rounds, max_per_round=args.per_round, committee=args.committee,
+                max_rounds=args.max_rounds, max_per_round=max([args.per_round, *(args.per_round_schedule or [])]),
+                per_round_schedule=args.per_round_schedule, committee=args.committee,
                 hidden=tuple(args.hidden), descriptor=small_descriptor(), initial_epochs=args.initial_epochs,
                 retrain_epochs=args.retrain_epochs, seed=seed, patience=args.patience, progress=False)
     points = [(h["oracle_calls"], h["rmse_typical_meV_A"], h["rmse_rare_meV_A"]) for h in res.history
               if "rmse_rare_meV_A" in h]
     return {"arm": arm, "seed": seed, "calls": [p[0] for p in points], "typical_meV_A": [p[1] for p in points],
             "rare_meV_A": [p[2] for p in points], "stop_reason": res.stop_reason, "timings_s": res.timings_s,
+            "round_seconds": [(h["oracle_calls"], h["seconds"]) for h in res.history if "seconds" in h],
             "wall_s": time.perf_counter() - t0}
 
 
@@ -105,26 +116,48 @@ def boltzmann_frames(n: int, seed: int, stride: int) -> list:
 def run_boltzmann_arm(args: argparse.Namespace, seed: int, typical: list, rare: list) -> dict:
     from mlip_props.backend import emt_oracle, evaluate
     from mlip_props.fitting import label_frames
+
+    from mlip_props.potentials import save_potential
+
+    t0 = time.perf_counter()
+    wd = Path(args.workdir) / f"boltzmann_s{seed}"
+    wd.mkdir(parents=True, exist_ok=True)
+    timings = {"oracle": 0.0, "training": 0.0, "exploration": 0.0, "selection": 0.0}
+    seeds = seed_frames(cu_cell(2), seed, n_strained=2)
+    t = time.perf_counter()
+    r = evaluate(emt_oracle(), seeds, ("energy", "forces", "stress"))
+    seeds = label_frames(seeds, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
+    timings["oracle"] += time.perf_counter() - t
+    t = time.perf_counter()
+    pool = boltzmann_frames(max(args.budgets), seed, args.stride)  # the EMT MD and the labels of its frames
+    timings["exploration"] += time.perf_counter() - t
+    out: dict[str, Any] = {"arm": "boltzmann", "seed": seed, "calls": [], "typical_meV_A": [], "rare_meV_A": [],
+                           "timings_s": timings}
+    for b in sorted(args.budgets):
+        t = time.perf_counter()
+        model = boltzmann_model(seeds, pool, b, args, seed)
+        timings["training"] += time.perf_counter() - t
+        save_potential(model, wd / f"model_{b}.pt")
+        out["calls"].append(min(b, len(seeds) + len(pool)))
+        out["typical_meV_A"].append(_rmse(model, typical))
+        out["rare_meV_A"].append(_rmse(model, rare))
+        (wd / "partial.json").write_text(json.dumps(out, indent=1))  # an interruption keeps the budgets done
+        print(f"boltzmann s{seed}: {out['calls'][-1]} calls, rare {out['rare_meV_A'][-1]:.0f} meV/A", flush=True)
+        if args.stop_at_target and out["rare_meV_A"][-1] <= args.target:
+            break
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def boltzmann_model(seeds: list, pool: list, n: int, args: argparse.Namespace, seed: int) -> Any:
+    """Arm 1's committee at ``n`` oracle calls: fitted from scratch on the seed frames and the first
+    ``n - len(seeds)`` labelled 300 K MD frames, with the loop's model and initial schedule."""
     from mlip_props.fitting.active.config import ActiveLearningConfig
     from mlip_props.fitting.active.retrain import fresh_fit
 
-    t0 = time.perf_counter()
-    seeds = seed_frames(cu_cell(2), seed, n_strained=2)
-    r = evaluate(emt_oracle(), seeds, ("energy", "forces", "stress"))
-    seeds = label_frames(seeds, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
-    pool = boltzmann_frames(max(args.budgets), seed, args.stride)
     cfg = ActiveLearningConfig(committee=args.committee, hidden=tuple(args.hidden), descriptor=small_descriptor(),
                                initial_epochs=args.initial_epochs, seed=seed)
-    out: dict[str, Any] = {"arm": "boltzmann", "seed": seed, "calls": [], "typical_meV_A": [], "rare_meV_A": []}
-    for b in sorted(args.budgets):
-        frames = seeds + pool[: b - len(seeds)] if b > len(seeds) else seeds
-        model = fresh_fit(frames, cfg, seed)
-        out["calls"].append(len(frames))
-        out["typical_meV_A"].append(_rmse(model, typical))
-        out["rare_meV_A"].append(_rmse(model, rare))
-        print(f"boltzmann s{seed}: {len(frames)} calls, rare {out['rare_meV_A'][-1]:.0f} meV/A", flush=True)
-    out["wall_s"] = time.perf_counter() - t0
-    return out
+    return fresh_fit(seeds + pool[: max(0, n - len(seeds))], cfg, seed)
 
 
 def _curve_of(folder: Path) -> dict | None:
@@ -133,12 +166,16 @@ def _curve_of(folder: Path) -> dict | None:
     if (folder / "curve.json").is_file():
         return json.loads((folder / "curve.json").read_text())
     arm, _, seed = folder.name.rpartition("_s")
+    if arm == "boltzmann" and (folder / "partial.json").is_file():
+        return {**json.loads((folder / "partial.json").read_text()), "partial": True}
     if arm not in ARMS or not (folder / "state.json").is_file():
         return None
-    history = json.loads((folder / "state.json").read_text())["history"]
+    state = json.loads((folder / "state.json").read_text())
+    history = state["history"]
     pts = [(h["oracle_calls"], h["rmse_typical_meV_A"], h["rmse_rare_meV_A"]) for h in history if "rmse_rare_meV_A" in h]
     return {"arm": arm, "seed": int(seed), "calls": [p[0] for p in pts], "typical_meV_A": [p[1] for p in pts],
-            "rare_meV_A": [p[2] for p in pts], "partial": True}
+            "rare_meV_A": [p[2] for p in pts], "partial": True, "timings_s": state.get("timings_s"),
+            "round_seconds": [(h["oracle_calls"], h["seconds"]) for h in history if "seconds" in h]}
 
 
 def summarise(workdir: Path, target: float) -> dict:
@@ -155,7 +192,8 @@ def summarise(workdir: Path, target: float) -> dict:
                             "final_calls": [d["calls"][-1] if d["calls"] else None for d in ds],
                             "final_rare_meV_A": [d["rare_meV_A"][-1] if d["rare_meV_A"] else None for d in ds],
                             "final_typical_meV_A": [d["typical_meV_A"][-1] if d["typical_meV_A"] else None
-                                                    for d in ds]}
+                                                    for d in ds],
+                            "timings_s": [d.get("timings_s") for d in ds], "wall_s": [d.get("wall_s") for d in ds]}
     out["runs"] = runs
     return out
 
@@ -196,6 +234,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=20, help="arm 1: MD steps between labelled frames")
     p.add_argument("--max-rounds", type=int, default=30)
     p.add_argument("--per-round", type=int, default=8)
+    p.add_argument("--per-round-schedule", type=int, nargs="+", default=None,
+                   help="labels allowed in round k (the last entry repeats), e.g. 8 x 18 then 16: --per-round-schedule "
+                        "$(printf '8 %%.0s' {1..18}) 16")
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--lower", type=float, default=0.05)
     p.add_argument("--upper", type=float, default=2.0)
@@ -205,7 +246,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
     p.add_argument("--initial-epochs", type=int, default=300)
     p.add_argument("--retrain-epochs", type=int, default=80)
+    p.add_argument("--stop-at-target", action=argparse.BooleanOptionalAction, default=True,
+                   help="stop an arm once its rare-set force RMSE is <= --target (default on)")
+    p.add_argument("--pair-scan", action=argparse.BooleanOptionalAction, default=True,
+                   help="arms 2 and 3: also the PairScanExplorer (a nearest-neighbour pair of the bulk and vacancy "
+                        "cells pushed to 1.7-2.3 A; default on)")
     p.add_argument("--summary", action="store_true")
+    p.add_argument("--properties", action="store_true",
+                   help="the property table: arm 3's committee (its final model) and arm 1's at the same calls, "
+                        "vs EMT, for every seed with a finished committee run")
     p.add_argument("--target", type=float, default=60.0, help="rare-set force RMSE target (meV/A)")
     p.add_argument("--out")
     p.add_argument("--plot")
@@ -226,8 +275,16 @@ def main(argv: list[str] | None = None) -> int:
             plot(s, args.plot)
         print(json.dumps({arm: {k: v for k, v in d.items()} for arm, d in s["arms"].items()}, indent=1))
         return 0
+    if args.properties:
+        from .rare_properties import property_table
+
+        table = property_table(wd, args)
+        if args.out:
+            Path(args.out).write_text(json.dumps(table, indent=1))
+        print(json.dumps(table["summary"], indent=1))
+        return 0
     if args.arm is None:
-        raise SystemExit("--arm is required (or --summary)")
+        raise SystemExit("--arm is required (or --summary, --properties)")
     typical, rare = test_sets(wd, args.typical_per_set, args.rare_per_kind)
     info = {"machine": machine(torch.get_num_threads()), "args": vars(args)}
     if args.arm == "boltzmann":
