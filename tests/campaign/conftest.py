@@ -25,6 +25,19 @@ def rows_by_key(db_path: str | Path) -> dict[str, dict]:
     return out
 
 
+def run_and_report(campaign, folder: Path, property_name: str):
+    """Run ``campaign`` into ``folder/results.db``, build its report (with the campaign's reference
+    tables) in ``folder/rep``; returns (run summary, report, the first ase.db row of ``property_name``)."""
+    from mlip_props.campaign import build_report, run_campaign
+
+    db_path = folder / "results.db"
+    summary = run_campaign(campaign, str(db_path), progress=False)
+    rep = build_report(db_path, folder / "rep", reference=campaign.reference)
+    with ase.db.connect(str(db_path), use_lock_file=False) as db:
+        row = next(db.select(property=property_name))
+    return summary, rep, row
+
+
 def key_counts(db_path: str | Path) -> dict[str, int]:
     con = sqlite3.connect(str(db_path))
     try:

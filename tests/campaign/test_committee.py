@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pytest
 
-import ase.db
 from mlip_props.campaign import build_report, load_campaign, run_campaign, to_dataframe
 from mlip_props.campaign.report import QUANTITIES, Quantity, parity_figure
 from mlip_props.campaign.schema import CampaignError, parse_campaign, reference_data_dir
 from mlip_props.data import DATA_DIR, campaign_file
+
+from .conftest import run_and_report
 
 WORKFLOW = campaign_file("cu_committee_uncertainty")
 MODEL = DATA_DIR / "cu_committee.pt"
@@ -22,11 +23,7 @@ MODEL = DATA_DIR / "cu_committee.pt"
 def committee_run(tmp_path_factory, one_torch_thread):
     tmp = tmp_path_factory.mktemp("committee")
     camp = load_campaign(WORKFLOW)
-    summary = run_campaign(camp, str(tmp / "c.db"), progress=False)
-    rep = build_report(tmp / "c.db", tmp / "rep", reference=camp.reference)
-    with ase.db.connect(str(tmp / "c.db"), use_lock_file=False) as db:
-        row = next(db.select(property="committee"))
-    return summary, rep, row
+    return run_and_report(camp, tmp, "committee")
 
 
 def test_database_stores_std_columns(committee_run):

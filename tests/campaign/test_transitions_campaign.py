@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import ase.db
-from mlip_props.campaign import build_report, run_campaign
 from mlip_props.campaign.reference import load_reference
 from mlip_props.campaign.report.transitions import transition_rows
 from mlip_props.campaign.schema import parse_campaign
 from mlip_props.data import DATA_DIR
+
+from .conftest import run_and_report
 
 CAMPAIGN = f"""
 name: cu-transition
@@ -32,11 +32,7 @@ reference: [phase_transitions.csv]
 def run(tmp_path_factory, one_torch_thread):
     tmp = tmp_path_factory.mktemp("transition")
     camp = parse_campaign(CAMPAIGN, base_dir=tmp)
-    summary = run_campaign(camp, str(tmp / "t.db"), progress=False)
-    rep = build_report(tmp / "t.db", tmp / "rep", reference=camp.reference)
-    with ase.db.connect(str(tmp / "t.db"), use_lock_file=False) as db:
-        row = next(db.select(property="transition"))
-    return summary, rep, row
+    return run_and_report(camp, tmp, "transition")
 
 
 def test_committee_row_stores_member_crossings(run):
