@@ -36,11 +36,10 @@ ORDERED = ("Cu3Au", "CuAu", "CuAu3")
 
 
 def _labelled(frames):
-    from mlip_props.backend import emt_oracle, evaluate
-    from mlip_props.fitting import label_frames
+    from mlip_props.backend import emt_oracle
+    from mlip_props.fitting import label_with_oracle
 
-    r = evaluate(emt_oracle(), frames, ("energy", "forces", "stress"))
-    return label_frames(frames, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
+    return label_with_oracle(emt_oracle(), frames)
 
 
 def seed_frames(cells: dict, ss: list, seed: int) -> list:

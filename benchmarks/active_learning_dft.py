@@ -62,14 +62,6 @@ def held_out_frames(n: int, rng: np.random.Generator) -> list[Atoms]:
     return out
 
 
-def label(oracle, frames: list[Atoms]) -> list[Atoms]:
-    from mlip_props.backend import evaluate
-    from mlip_props.fitting import label_frames
-
-    r = evaluate(oracle, frames, ("energy", "forces", "stress"))
-    return label_frames(frames, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
-
-
 def al_properties(potential, a_guess: float) -> dict:
     """a0 (A) and B (GPa) from the equation of state of the 4-atom cubic cell (11 volumes over
     +-6 %, Birch-Murnaghan, no relaxation: every atom sits on a symmetry site), then the X-point
@@ -111,7 +103,7 @@ def experiment() -> dict:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from mlip_props.fitting import CommitteeMean, preset
+    from mlip_props.fitting import CommitteeMean, label_with_oracle, preset
     from mlip_props.fitting.active import force_rmse_meV_A, learn
     from mlip_props.fitting.explore import MDExplorer, StrainExplorer
     from mlip_props.potentials import gpaw_oracle as go
@@ -143,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     n0 = go.N_COMPUTED
-    test = label(oracle, held_out_frames(args.n_test, np.random.default_rng(9000 + args.seed)))
+    test = label_with_oracle(oracle, held_out_frames(args.n_test, np.random.default_rng(9000 + args.seed)))
     times["test_labels_s"], n_test_scf = time.perf_counter() - t, go.N_COMPUTED - n0
 
     def monitor(model, rnd):

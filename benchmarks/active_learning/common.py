@@ -14,8 +14,8 @@ import numpy as np
 from ase import Atoms, units
 from ase.build import bulk
 
-from mlip_props.backend import emt_oracle, evaluate
-from mlip_props.fitting import label_frames, preset
+from mlip_props.backend import emt_oracle
+from mlip_props.fitting import label_with_oracle, preset
 from mlip_props.fitting.explore import strain_cell
 
 ARMS = ("disagreement", "random")  # the selection rules compared: committee disagreement and uniform random
@@ -57,8 +57,7 @@ def test_set(cell: Atoms, n_per: int, seed: int = 12345) -> list[Atoms]:
             b = a.copy()
             b.calc = None
             out.append(b)
-    r = evaluate(emt_oracle(), out, ("energy", "forces", "stress"))
-    return label_frames(out, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
+    return label_with_oracle(emt_oracle(), out)
 
 
 def seed_frames(cell: Atoms, seed: int, n_strained: int = 0) -> list[Atoms]:

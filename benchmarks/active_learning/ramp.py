@@ -42,11 +42,10 @@ from .common import cu_cell, seed_frames
 
 
 def _label(atoms_list):
-    from mlip_props.backend import emt_oracle, evaluate
-    from mlip_props.fitting import label_frames
+    from mlip_props.backend import emt_oracle
+    from mlip_props.fitting import label_with_oracle
 
-    r = evaluate(emt_oracle(), atoms_list, ("energy", "forces", "stress"))
-    return label_frames(atoms_list, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
+    return label_with_oracle(emt_oracle(), atoms_list)
 
 
 def plot_ramp(npz: str | Path, summary: dict, filename: str | Path) -> None:

@@ -28,8 +28,9 @@ from ase import Atoms, units
 from ase.build import add_adsorbate, bulk, fcc100, fcc111
 from ase.calculators.calculator import Calculator
 
-from mlip_props.backend import emt_oracle, evaluate
-from mlip_props.fitting import label_frames
+from mlip_props.backend import emt_oracle
+from mlip_props.fitting import label_with_oracle
+from mlip_props.fitting.explore import push_nearest_pair
 
 from .common import cu_cell
 
@@ -151,15 +152,7 @@ def close_pair_frames(n_frames: int, rng: np.random.Generator, reps: int = 2) ->
     out = []
     for frame in _md_frames(cu_cell(reps), emt_calculator(), 300.0, n_frames, rng):
         i = int(rng.integers(len(frame)))
-        d = frame.get_distances(i, range(len(frame)), mic=True, vector=True)
-        r = np.linalg.norm(d, axis=1)
-        r[i] = np.inf
-        j = int(np.argmin(r))
-        target = float(rng.uniform(1.8, 2.0))
-        u = d[j] / r[j]
-        shift = 0.5 * (r[j] - target) * u
-        frame.positions[i] += shift
-        frame.positions[j] -= shift
+        push_nearest_pair(frame, i, float(rng.uniform(1.8, 2.0)))
         out.append(frame)
     return out
 
@@ -184,8 +177,7 @@ def rare_set(n_per: int = 4, seed: int = 54321, reps: int = 2) -> list[Atoms]:
             frames += _tag(_md_frames(strained, emt_calculator(), 600.0, 1, rng, equilibrate=100), kind)
     frames += _tag(_md_frames(stacking_fault_cell(), emt_calculator(), 300.0, n_per, rng), "stacking_fault")
     frames += _tag(close_pair_frames(n_per, rng, reps), "close_pair")
-    r = evaluate(emt_oracle(), frames, ("energy", "forces", "stress"))
-    labelled = label_frames(frames, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
+    labelled = label_with_oracle(emt_oracle(), frames)
     for f, src in zip(labelled, frames):
         f.info["config_type"] = src.info["config_type"]
     return labelled

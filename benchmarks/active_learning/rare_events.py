@@ -97,8 +97,8 @@ def run_loop_arm(args: argparse.Namespace, arm: str, seed: int, typical: list, r
 
 def boltzmann_frames(n: int, seed: int, stride: int) -> list:
     """EMT Langevin MD of the bulk cell at 300 K, ``n`` frames ``stride`` steps apart, labelled."""
-    from mlip_props.backend import emt_oracle, evaluate
-    from mlip_props.fitting import label_frames
+    from mlip_props.backend import emt_oracle
+    from mlip_props.fitting import label_with_oracle
 
     a, dyn = langevin(cu_cell(2), 0.0, 300.0, np.random.default_rng(7000 + seed))
     dyn.run(100)
@@ -109,24 +109,26 @@ def boltzmann_frames(n: int, seed: int, stride: int) -> list:
         b.calc = None
         b.info["config_type"] = "md300"
         frames.append(b)
-    r = evaluate(emt_oracle(), frames, ("energy", "forces", "stress"))
-    return label_frames(frames, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
+    return label_with_oracle(emt_oracle(), frames)
+
+
+def labelled_seeds(seed: int) -> list:
+    """The seed data every arm starts from (3 rattled + 2 strained 32-atom cells), labelled by EMT."""
+    from mlip_props.backend import emt_oracle
+    from mlip_props.fitting import label_with_oracle
+
+    return label_with_oracle(emt_oracle(), seed_frames(cu_cell(2), seed, n_strained=2))
 
 
 def run_boltzmann_arm(args: argparse.Namespace, seed: int, typical: list, rare: list) -> dict:
-    from mlip_props.backend import emt_oracle, evaluate
-    from mlip_props.fitting import label_frames
-
     from mlip_props.potentials import save_potential
 
     t0 = time.perf_counter()
     wd = Path(args.workdir) / f"boltzmann_s{seed}"
     wd.mkdir(parents=True, exist_ok=True)
     timings = {"oracle": 0.0, "training": 0.0, "exploration": 0.0, "selection": 0.0}
-    seeds = seed_frames(cu_cell(2), seed, n_strained=2)
     t = time.perf_counter()
-    r = evaluate(emt_oracle(), seeds, ("energy", "forces", "stress"))
-    seeds = label_frames(seeds, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
+    seeds = labelled_seeds(seed)
     timings["oracle"] += time.perf_counter() - t
     t = time.perf_counter()
     pool = boltzmann_frames(max(args.budgets), seed, args.stride)  # the EMT MD and the labels of its frames

@@ -16,7 +16,6 @@ from mlip_props.backend import emt_oracle
 from mlip_props.fitting import CommitteeMean
 from mlip_props.potentials import load_model_file
 
-from .common import cu_cell, seed_frames
 from .rare import TOLERANCES, all_properties
 
 
@@ -31,7 +30,7 @@ def property_table(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     Results are cached per seed in ``WORKDIR/properties_sSEED.json``."""
     from mlip_props.potentials import save_potential
 
-    from .rare_events import boltzmann_frames, boltzmann_model
+    from .rare_events import boltzmann_frames, boltzmann_model, labelled_seeds
 
     ref_path = workdir / "properties_emt.json"
     if ref_path.is_file():
@@ -54,13 +53,8 @@ def property_table(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
         bdir.mkdir(parents=True, exist_ok=True)
         path = bdir / f"model_{n}.pt"
         if not path.is_file():  # the same frames and fit as the arm itself (deterministic in the seed)
-            from mlip_props.backend import evaluate
-            from mlip_props.fitting import label_frames
-
-            seeds = seed_frames(cu_cell(2), seed, n_strained=2)
-            r = evaluate(emt_oracle(), seeds, ("energy", "forces", "stress"))
-            seeds = label_frames(seeds, r.energies_eV, r.forces_eV_A, r.stress_eV_A3)
-            save_potential(boltzmann_model(seeds, boltzmann_frames(n, seed, args.stride), n, args, seed), path)
+            save_potential(boltzmann_model(labelled_seeds(seed), boltzmann_frames(n, seed, args.stride), n, args, seed),
+                           path)
         boltzmann = all_properties(CommitteeMean(load_model_file(path)))
         entry = {"oracle_calls": n, "committee": _row(committee, emt), "boltzmann": _row(boltzmann, emt),
                  "seconds": {"committee_properties": t1 - t0, "boltzmann_fit_and_properties": time.perf_counter() - t1}}

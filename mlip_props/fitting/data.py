@@ -145,6 +145,18 @@ def label_frames(frames: Sequence[Atoms], energies, forces=None, stress=None, he
     return out
 
 
+def label_with_oracle(oracle: Any, frames: Sequence[Atoms],
+                      properties: Sequence[str] = ("energy", "forces", "stress")) -> list[Atoms]:
+    """Labelled copies of ``frames``: one batched :func:`mlip_props.evaluate` of ``oracle`` (or any
+    potential) for ``properties``, attached by :func:`label_frames` (eV, eV/A, eV/A^3; stress only
+    on cells periodic in all three directions)."""
+    from ..backend import evaluate
+
+    r = evaluate(oracle, list(frames), tuple(properties))
+    return label_frames(frames, r.energies_eV, r.forces_eV_A if "forces" in properties else None,
+                        r.stress_eV_A3 if "stress" in properties else None)
+
+
 def write_dataset(frames: Sequence[Atoms], path: str | os.PathLike) -> None:
     """Write labelled frames (with single-point results) to extended XYZ."""
     import ase.io

@@ -404,13 +404,19 @@ class PairScanExplorer(Explorer):
             a = self.bases[k % len(self.bases)].copy()
             a.positions = a.positions + rng.normal(0.0, self.rattle, a.positions.shape)
             i = int(rng.integers(len(a)))
-            d = a.get_distances(i, range(len(a)), mic=True, vector=True)
-            r = np.linalg.norm(d, axis=1)
-            r[i] = np.inf
-            j = int(np.argmin(r))
-            target = float(rng.uniform(*self.r_range))
-            shift = 0.5 * (r[j] - target) * d[j] / r[j]
-            a.positions[i] += shift
-            a.positions[j] -= shift
+            push_nearest_pair(a, i, float(rng.uniform(*self.r_range)))
             out.append(_clean(a, "pair_scan"))
         return Proposal(out)
+
+
+def push_nearest_pair(atoms: Atoms, i: int, distance_A: float) -> int:
+    """Move atom ``i`` and its nearest neighbour (minimum image) symmetrically along their bond,
+    in place, until they are ``distance_A`` apart; returns the neighbour's index."""
+    d = atoms.get_distances(i, range(len(atoms)), mic=True, vector=True)
+    r = np.linalg.norm(d, axis=1)
+    r[i] = np.inf
+    j = int(np.argmin(r))
+    shift = 0.5 * (r[j] - distance_A) * d[j] / r[j]
+    atoms.positions[i] += shift
+    atoms.positions[j] -= shift
+    return j

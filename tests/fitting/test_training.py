@@ -153,3 +153,27 @@ def test_asr_loss_of_the_pair_head_is_net_force_plus_antisymmetry(cu_frames):
     p0 = predict(model, d, create_graph=False, want_antisymmetry=True)
     assert float(loss_terms(model, d, p0)["asr"]) < 1e-28
     assert float(p0.direct_forces.abs().max()) > 1e-4
+
+
+def test_label_with_oracle_attaches_the_oracles_own_numbers():
+    from ase import Atoms
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from mlip_props.backend import emt_oracle
+    from mlip_props.fitting import label_with_oracle
+
+    cell = bulk("Cu", "fcc", a=3.6, cubic=True)
+    cell.positions[0] += [0.05, -0.03, 0.02]
+    dimer = Atoms("Cu2", positions=[[0, 0, 0], [2.4, 0, 0]], pbc=False)
+    labelled = label_with_oracle(emt_oracle(), [cell, dimer])
+    for src, lab in zip((cell, dimer), labelled):
+        assert src.calc is None  # the inputs are left alone
+        ref = src.copy()
+        ref.calc = EMT()
+        assert lab.get_potential_energy() == pytest.approx(ref.get_potential_energy(), abs=1e-10)
+        np.testing.assert_allclose(lab.get_forces(), ref.get_forces(), atol=1e-10)
+        if src.pbc.all():
+            np.testing.assert_allclose(lab.get_stress(), ref.get_stress(), atol=1e-10)
+        else:
+            assert "stress" not in lab.calc.results  # no stress for a molecule
