@@ -72,6 +72,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--diversity", type=float, default=None,
                         help="diversity-aware batch picks (length = this x median candidate fingerprint distance; "
                              "0: plain greedy; default: the library default)")
+    parser.add_argument("--balance-explorers", action="store_true",
+                        help="a round's picks in turns over the explorers, each one's most uncertain first")
     parser.add_argument("--train-dtype", choices=("float64", "float32"), default=None,
                         help="warm-start training precision (default: the library default)")
     parser.add_argument("--max-per-round", type=int, default=8)
@@ -165,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         target_uncertainty_eV_A=args.target_uncertainty, committee=args.committee,
         hidden=tuple(args.hidden), seed=args.seed, weights=_weights(args), progress=True,
         selection=getattr(args, "selection", "disagreement"), virial_lower_eV=getattr(args, "virial_lower", None),
+        balance_explorers=getattr(args, "balance_explorers", False),
         **{k: v for k, v in (("diversity", getattr(args, "diversity", None)),
                              ("train_dtype", getattr(args, "train_dtype", None))) if v is not None}))
 

@@ -279,6 +279,9 @@ def test_learn_cli_configure_and_run(tmp_path, capsys):
     bad_virial = p.parse_args(["--structure", "Cu", "--workdir", str(tmp_path / "d"), "--lower", "0",
                                "--virial-lower", "0.01"])  # the virial spread is counted in units of --lower
     assert learn_cli.run(bad_virial) == 2
+    bad_balance = p.parse_args(["--structure", "Cu", "--workdir", str(tmp_path / "e"), "--balance-explorers",
+                                "--selection", "random"])  # turns over explorers apply to the greedy rule only
+    assert learn_cli.run(bad_balance) == 2
 
 
 def test_static_explorers_propose_valid_frames():

@@ -17,6 +17,7 @@ from mlip_props.backend import OraclePotential, evaluate
 from mlip_props.fitting import fit, label_frames, preset
 from mlip_props.fitting.active import (ActiveLearningConfig, deduplicate, diverse_select, force_rmse_meV_A, learn,
                                        virial_disagreement, warm_start_fit)
+from mlip_props.fitting.active.selection import round_robin_deduplicate
 from mlip_props.fitting.data import dataset_from_frames
 from mlip_props.fitting.explore import PoolExplorer, strain_cell
 
@@ -108,6 +109,63 @@ def test_strained_perfect_cells_invisible_to_forces_found_by_virial(tmp_path):
     assert res.history[1]["n_selected_virial"] == 2
     with pytest.raises(ValueError, match="virial_lower_eV"):
         ActiveLearningConfig(virial_lower_eV=-1.0)
+
+
+# ------------------------------------------------------------------------------------------ balance
+def test_round_robin_deduplicate_takes_turns_over_sources():
+    fp = np.arange(6, dtype=float)[:, None] * np.ones((1, 3))  # six well separated candidates
+    scale = np.ones(3)
+
+    def rr(order, sources, limit=6, ref=fp[:0]):
+        return round_robin_deduplicate(fp, ref, order, sources, 0.5, scale, limit)
+
+    # most uncertain first; sources a a a b c b: a's best, b's best, c's, then a, b, a
+    assert rr([0, 1, 2, 3, 4, 5], list("aaabcb")) == ([0, 3, 4, 1, 5, 2], [])
+    assert rr([2, 1, 0, 3, 4, 5], [1, 0, 0, 0, 0, 0], limit=2) == ([2, 0], [])  # source 0 (frame 2) begins
+    # a near-duplicate of a labelled frame is passed over within its source's turn, not the round's
+    kept, dup = rr([0, 1, 2, 3], list("aabb"), limit=2, ref=fp[2:3] + 0.01)
+    assert kept == [0, 3] and dup == [2]
+    assert rr([], []) == ([], [])
+
+
+def test_balanced_picks_share_a_round_between_explorers(tmp_path):
+    """Two fixed pools: strongly rattled cells (large committee disagreement) and strained,
+    barely rattled ones (small disagreement, above the lower threshold). The greedy rule gives both picks of the round to
+    the first pool; balanced picks give one to each, and the decisions log says which explorer."""
+    a0 = 2.5 * np.sqrt(2)
+    cu = bulk("Cu", "fcc", a=a0, cubic=True)
+    rng = np.random.default_rng(2)
+
+    def rattled(std, n):
+        out = []
+        for _ in range(n):
+            a = cu.copy()
+            a.positions += rng.normal(0, std, a.positions.shape)
+            out.append(a)
+        return out
+
+    seeds, hot = rattled(0.1, 4), rattled(0.35, 4)
+    gentle = []  # cells strained by -3..+3 %, barely rattled: unlike the seeds in fingerprint
+    for e in (-0.03, -0.01, 0.01, 0.03):
+        a = strain_cell(cu, e)
+        a.positions += rng.normal(0, 0.01, a.positions.shape)
+        gentle.append(a)
+    kw = dict(committee=3, hidden=(8,), descriptor=DESC, initial_epochs=40, retrain_epochs=5, max_rounds=1,
+              max_per_round=2, patience=5, lower_eV_A=1e-4, upper_eV_A=50.0, include_isolated=False)
+
+    def picked_pools(folder, **extra):
+        learn(seeds, morse_oracle({"n": 0}), [PoolExplorer(hot), PoolExplorer(gentle)], tmp_path / folder,
+              **kw, **extra)
+        dec = [json.loads(x) for x in (tmp_path / folder / "decisions.jsonl").read_text().splitlines()]
+        assert len(dec) == 8 and not any(r["decision"] in ("trusted", "wild") for r in dec)  # all candidates
+        return [k // 4 for k, r in enumerate(dec) if r["decision"] == "selected"]  # 0: hot pool, 1: gentle
+
+    assert picked_pools("greedy") == [0, 0]
+    assert picked_pools("balanced", balance_explorers=True) == [0, 1]
+    with pytest.raises(ValueError, match="balance_explorers"):
+        ActiveLearningConfig(balance_explorers=True, selection="random")
+    with pytest.raises(ValueError, match="balance_explorers"):
+        ActiveLearningConfig(balance_explorers=True, diversity=0.5)
 
 
 # ------------------------------------------------------------------------------------------ float32

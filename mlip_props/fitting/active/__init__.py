@@ -22,7 +22,8 @@ The loop (:func:`learn`, :mod:`.loop`)::
                    frames by the committee's virial spread per atom (as a force-equivalent
                    d_V * lower / virial_lower); ``diversity`` > 0 picks a round's frames greedily by
                    disagreement x (1 - exp(-(D/l)^2)), D the fingerprint distance to this round's
-                   picks; ``frame_reduce="rms"`` the RMS instead of the max over atoms
+                   picks; ``frame_reduce="rms"`` the RMS instead of the max over atoms;
+                   ``balance_explorers`` takes a round's picks in turns over the explorers
                    ``selection="random"`` (the control arm of benchmarks): instead, up to
                    ``max_per_round`` of the unlabelled proposed frames are picked uniformly at
                    random (thresholds and disagreement ignored), everything else unchanged
@@ -65,12 +66,13 @@ from .loop import ActiveLearningResult, learn
 from .retrain import fresh_fit, warm_start_fit
 from .scores import (FRAME_REDUCTIONS, ForceScore, ForceVirialScore, classify, member_disagreement,
                      virial_disagreement)
-from .selection import (DiversePicker, GreedyPicker, RandomPicker, RoundFrames, deduplicate, diverse_select,
-                        fingerprints)
+from .selection import (BalancedPicker, DiversePicker, GreedyPicker, RandomPicker, RoundFrames, deduplicate,
+                        diverse_select, fingerprints, round_robin_deduplicate)
 
 __all__ = [
     "ActiveLearningConfig", "ActiveLearningResult", "DECISIONS", "SELECTIONS", "learn", "RunState", "OracleJournal",
     "structure_hash", "force_rmse_meV_A", "plot_learning_curve", "fresh_fit", "warm_start_fit", "FRAME_REDUCTIONS",
     "ForceScore", "ForceVirialScore", "classify", "member_disagreement", "virial_disagreement", "DiversePicker",
-    "GreedyPicker", "RandomPicker", "RoundFrames", "deduplicate", "diverse_select", "fingerprints",
+    "GreedyPicker", "RandomPicker", "RoundFrames", "deduplicate", "diverse_select", "fingerprints", "BalancedPicker",
+    "round_robin_deduplicate",
 ]

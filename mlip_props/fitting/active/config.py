@@ -49,6 +49,7 @@ class ActiveLearningConfig:
     diversity: float = 0.0  # diversity-aware batch picks: length = this x median candidate distance; 0: off
     train_dtype: str = "float64"  # warm-start training precision ("float32": faster on CPUs)
     frame_reduce: str = "max"  # per-atom force spread -> frame score: "max" over atoms or "rms" (static frames)
+    balance_explorers: bool = False  # a round's picks in turns over the explorers (BalancedPicker)
 
     def __post_init__(self) -> None:
         check_thresholds(self.lower_eV_A, self.upper_eV_A)
@@ -60,6 +61,9 @@ class ActiveLearningConfig:
                              f"got {self.virial_lower_eV}, {self.virial_upper_eV}, {self.lower_eV_A}")
         if self.diversity < 0:
             raise ValueError(f"diversity must be >= 0, got {self.diversity}")
+        if self.balance_explorers and (self.selection != "disagreement" or self.diversity > 0):
+            raise ValueError("balance_explorers applies to the greedy disagreement rule: it needs "
+                             f"selection='disagreement' and diversity=0, got {self.selection!r}, {self.diversity}")
         if self.frame_reduce not in FRAME_REDUCTIONS:
             raise ValueError(f"frame_reduce must be one of {tuple(FRAME_REDUCTIONS)}, got {self.frame_reduce!r}")
         if self.per_round_schedule is not None:

@@ -194,8 +194,9 @@ class _Run:
                 cls[k] = "duplicate"
         decisions = list(cls)
         limit = self.cfg.picks_allowed(rnd, len(self.state.keys))
+        source = [j for j, (_, p) in enumerate(proposals) for _ in p.frames]  # explorer index, per frame
         selected, duplicates = self.picker.pick(RoundFrames(frames, hashes, score, cls, labelled, limit, rng,
-                                                            self.model, data, self.fingerprint_cache))
+                                                            self.model, data, self.fingerprint_cache, source))
         for k in duplicates:
             decisions[k] = "duplicate"
         for k in selected:

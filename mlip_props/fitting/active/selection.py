@@ -8,6 +8,9 @@ the round's frames), and sees the round through :class:`RoundFrames`:
   an already-picked one is a duplicate;
 * :class:`DiversePicker`: the same duplicates, the round's picks chosen greedily by score x
   (1 - exp(-(D/l)^2)), D the fingerprint distance to this round's picks (:func:`diverse_select`);
+* :class:`BalancedPicker`: the greedy rule taken in turns over the explorers that proposed the
+  candidates (:func:`round_robin_deduplicate`): each explorer's most uncertain candidate first, so one
+  explorer with large disagreements cannot take every label of a round;
 * :class:`RandomPicker` (the control arm of benchmarks): uniformly among the unlabelled frames,
   thresholds and scores ignored.
 """
@@ -138,6 +141,7 @@ class RoundFrames:
     model: Any
     data: list[Atoms]
     fingerprint_cache: dict[str, np.ndarray]
+    sources: Sequence[int] | None = None  # index of the explorer that proposed each frame (None: one)
 
     def candidates(self) -> np.ndarray:
         """Indices of the frames classified 'candidate'."""
@@ -190,6 +194,51 @@ class DiversePicker(GreedyPicker):
         return diverse_select(fp_c, fp_r, rf.score_eV_A[cand], self.dedup_distance, scale, rf.limit, length)
 
 
+def round_robin_deduplicate(fp_candidates: np.ndarray, fp_reference: np.ndarray, order: Sequence[int],
+                            sources: Sequence[Any], distance: float, scale: np.ndarray,
+                            limit: int) -> tuple[list[int], list[int]]:
+    """:func:`deduplicate` taken in turns over ``sources`` (the source of each candidate): at each
+    turn a source takes its most uncertain remaining candidate (``order``: most uncertain first)
+    that is not a near-duplicate of a labelled frame or of a kept one (those it passes over are
+    duplicates); sources in the order of their first candidate in ``order``; at most ``limit`` kept.
+    Returns (kept, duplicates) as candidate indices, kept in the order taken."""
+    groups: dict[Any, list[int]] = {}
+    for k in order:
+        groups.setdefault(sources[k], []).append(int(k))
+    queues = list(groups.values())
+    ref = fp_reference / scale if len(fp_reference) else np.zeros((0, fp_candidates.shape[1]))
+    cand = fp_candidates / scale
+    kept: list[int] = []
+    dup: list[int] = []
+    while len(kept) < limit and any(queues):
+        for q in queues:
+            while q and len(kept) < limit:
+                k = q.pop(0)
+                pool = np.concatenate([ref, cand[kept]]) if kept else ref
+                dmin = np.sqrt(((pool - cand[k]) ** 2).mean(1)).min() if len(pool) else np.inf
+                if dmin >= distance:
+                    kept.append(k)
+                    break
+                dup.append(k)
+    return kept, dup
+
+
+class BalancedPicker(GreedyPicker):
+    """The greedy rule in turns over the explorers (``balance_explorers``): the round's picks go
+    round-robin to the explorers that proposed candidates, each explorer's candidates by
+    decreasing score, near-duplicates passed over within the explorer's turn
+    (:func:`round_robin_deduplicate`). A per-source cap in the spirit of DP-GEN's per-system picks
+    (Y. Zhang et al., Comput. Phys. Commun. 253, 107206 (2020)): without it, the explorer with the
+    largest disagreements (close pairs, the liquid) takes every label, and configurations whose
+    errors matter for near-equilibrium properties (small strains: the elastic constants) are never
+    labelled although the committee is unsure there too."""
+
+    def _choose(self, rf, cand, fp_c, fp_r, scale):
+        by_score = list(np.argsort(-rf.score_eV_A[cand], kind="stable"))
+        sources = [0 if rf.sources is None else rf.sources[int(c)] for c in cand]
+        return round_robin_deduplicate(fp_c, fp_r, by_score, sources, self.dedup_distance, scale, rf.limit)
+
+
 class RandomPicker:
     """Up to ``limit`` of the round's unlabelled frames (each structure once) uniformly at random,
     whatever their scores and classes; no duplicates reported beyond those already labelled."""
@@ -207,4 +256,6 @@ def picker(cfg: ActiveLearningConfig) -> GreedyPicker | RandomPicker:
         return RandomPicker()
     if cfg.diversity > 0:
         return DiversePicker(cfg.dedup_distance, cfg.diversity)
+    if cfg.balance_explorers:
+        return BalancedPicker(cfg.dedup_distance)
     return GreedyPicker(cfg.dedup_distance)
