@@ -4,7 +4,8 @@ and figures/*.png, section by section.
 Sections, in order: summary (rows per property, done, failed); accuracy against experiment (MAE,
 MAPE, RMSE, R^2 per quantity, overall and per crystal system of the input structures, from spglib);
 one comparison per quantity that has pairs (statistics overall and per crystal system, parity plot
-coloured by crystal system, table of pairs with sources); the largest deviations; the physics the
+coloured by crystal system, table of pairs with sources); the largest deviations; cross-checks
+between properties (the EOS bulk modulus against the elastic tensor's, :mod:`.consistency`); the physics the
 comparison ignores (:mod:`.experiment`); E(V), Cv(T) and phonon
 dispersion curves; committee bands; binary convex hulls; a table of the main scalar results per
 property (committee rows as mean ± std); the failed rows with their errors; the rows that no
@@ -26,6 +27,7 @@ import numpy as np
 from ..database import ResultsDB, readable_rows, to_dataframe
 from ..reference import ReferenceTable, load_all_references, load_reference
 from . import figures as fig
+from .consistency import BULK_MODULUS_TOLERANCE, bulk_modulus_cross_checks
 from .comparison import geometry_pairs, parity_stats, phonon_pairs, quantity_pairs, vibration_pairs
 from .document import Document, format_value, format_with_std
 from .experiment import (annotate_crystal_systems, grouped_stats, ignored_physics, largest_deviations,
@@ -155,6 +157,26 @@ class _Sections:
                          format_value(w["predicted"]), format_value(w["reference"]), format_value(w["difference"]),
                          format_value(w["relative_difference_pct"]), f"{w['source']} ({w['reference_file']})",
                          flags_text(w.get("flags", []))] for w in worst])
+
+    def cross_checks(self, preds: dict) -> None:
+        """The bulk modulus of the EOS against the Reuss bulk modulus of the elastic tensor, per
+        structure with both (:mod:`.consistency`)."""
+        checks = bulk_modulus_cross_checks(preds)
+        if not checks:
+            return
+        self.data["cross_checks"] = {"bulk_modulus": checks}
+        bad = [c["label"] for c in checks if not c["consistent"]]
+        self.doc.heading(2, "Cross-checks between properties")
+        self.doc.paragraph(
+            "Bulk modulus two ways: B0 of the EOS fit and the Reuss bulk modulus 1/sum(S_ij, i,j<=3) of the "
+            "elastic tensor ((C11 + 2 C12)/3 for cubic crystals) are the same curvature of E(V) at V0 and agree "
+            f"within a few per cent for a well-behaved potential; a gap above {100 * BULK_MODULUS_TOLERANCE:.0f} % "
+            "says its E(V) is not harmonic near V0 or its stress does not match its energy. "
+            + (f"Inconsistent: {', '.join(bad)}." if bad else "Every structure is consistent."))
+        self.doc.table(["structure", "B EOS (GPa)", "B elastic, Reuss (GPa)", "difference (%)", "check"],
+                       [[c["label"], format_value(c["B_eos_GPa"]), format_value(c["B_elastic_reuss_GPa"]),
+                         format_value(c["relative_difference_pct"]), "ok" if c["consistent"] else "inconsistent"]
+                        for c in checks])
 
     def ignored_physics(self, labels: list[str], tables: list[ReferenceTable], df) -> None:
         """What the comparison leaves out, so that a reader can judge it."""
@@ -409,6 +431,7 @@ def build_report(db: str | Path | ResultsDB, out_dir: str | Path, reference: lis
         if pairs:
             s.comparison(q, pairs, pot)
     s.deviations()
+    s.cross_checks(preds)
     if len(df):
         s.ignored_physics(sorted(preds), tables, df)
 
