@@ -9,11 +9,12 @@ arms with the same oracle, seed data, model and training settings:
    cells on a temperature schedule up to the liquid, compressed and stretched cells, dimer and
    trimer scans, unless ``--no-pair-scan`` a nearest-neighbour pair of the bulk and vacancy
    cells pushed to 1.7-2.3 A, and unless ``--no-strain`` small random strains of the bulk cell,
-   up to 2 %, barely rattled), frames picked uniformly at random among the unlabelled ones (no
-   committee in the selection, no pausing).
+   up to 2 %, barely rattled, de-duplicated by structure hash only), frames picked uniformly at
+   random among the unlabelled ones (no committee in the selection, no pausing).
 3. ``committee`` — the same explorers with the committee loop (disagreement thresholds,
-   de-duplication, on-the-fly pausing of MD replicas; unless ``--no-balance`` a round's picks in
-   turns over the explorers, and the strained cells scored by the committee's virial spread too).
+   de-duplication, on-the-fly pausing of MD replicas; with ``--strain`` the strained cells also
+   scored by the committee's virial spread, ``--virial-lower``; ``--balance``: a round's picks in
+   turns over the explorers).
 
 Arms 2 and 3 warm-start their committee every round (the loop's schedule); arm 1 fits from
 scratch at every budget with the loop's initial schedule (a user fits once, at the end).
@@ -62,7 +63,7 @@ def explorers(args: argparse.Namespace, committee_pauses: bool) -> list:
     if args.pair_scan:  # close pairs inside the crystal (and the vacancy cell), fresh every round
         out.append(PairScanExplorer([cu_cell(2), vacancy_endpoints(2)[0]], r_range=(1.7, 2.3), n=8, rattle=0.08))
     if args.strain:  # near-equilibrium homogeneous strains: where the elastic constants are decided
-        out.append(StrainExplorer(cu_cell(2), n=8, max_strain=0.02, rattle=0.02))
+        out.append(StrainExplorer(cu_cell(2), n=8, max_strain=0.02, rattle=0.02, dedup_distance=args.strain_dedup))
     return out
 
 
@@ -91,8 +92,8 @@ def run_loop_arm(args: argparse.Namespace, arm: str, seed: int, typical: list, r
                 per_round_schedule=args.per_round_schedule, committee=args.committee,
                 hidden=tuple(args.hidden), descriptor=small_descriptor(), initial_epochs=args.initial_epochs,
                 retrain_epochs=args.retrain_epochs, seed=seed, patience=args.patience, progress=False,
-                **({"balance_explorers": True, "virial_lower_eV": args.virial_lower}
-                   if arm == "committee" and args.balance else {}))
+                **({"virial_lower_eV": args.virial_lower} if arm == "committee" and args.strain else {}),
+                **({"balance_explorers": True} if arm == "committee" and args.balance else {}))
     points = [(h["oracle_calls"], h["rmse_typical_meV_A"], h["rmse_rare_meV_A"]) for h in res.history
               if "rmse_rare_meV_A" in h]
     return {"arm": arm, "seed": seed, "calls": [p[0] for p in points], "typical_meV_A": [p[1] for p in points],
@@ -262,11 +263,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--strain", action=argparse.BooleanOptionalAction, default=True,
                    help="arms 2 and 3: also a StrainExplorer (8 random strains of the bulk cell up to 2 %%, rattle "
                         "0.02 A, per round; default on)")
-    p.add_argument("--balance", action=argparse.BooleanOptionalAction, default=True,
-                   help="arm 3: a round's picks in turns over the explorers (balance_explorers) and the strained "
-                        "cells also scored by the committee's virial spread (--virial-lower; default on)")
+    p.add_argument("--strain-dedup", type=float, default=0.0,
+                   help="the StrainExplorer's own fingerprint de-duplication distance (default 0: structure hash "
+                        "only; small strains are otherwise duplicates of the first one labelled)")
+    p.add_argument("--balance", action=argparse.BooleanOptionalAction, default=False,
+                   help="arm 3: a round's picks in turns over the explorers (balance_explorers; default off)")
     p.add_argument("--virial-lower", type=float, default=0.01,
-                   help="arm 3 with --balance: virial spread per atom (eV) that counts as the lower force threshold")
+                   help="arm 3 with --strain: virial spread per atom (eV) that counts as the lower force threshold")
     p.add_argument("--summary", action="store_true")
     p.add_argument("--properties", action="store_true",
                    help="the property table: arm 3's committee (its final model) and arm 1's at the same calls, "

@@ -85,9 +85,12 @@ def max_disagreement(forces: torch.Tensor, ptr: Sequence[int]) -> np.ndarray:
 
 class Explorer:
     """Base class: ``propose(model, round_index, rng, thresholds) -> Proposal``; ``state_dict`` /
-    ``load_state_dict`` carry whatever must survive a restart (JSON/NumPy-serialisable)."""
+    ``load_state_dict`` carry whatever must survive a restart (JSON/NumPy-serialisable).
+    ``dedup_distance``: this explorer's fingerprint de-duplication distance in the loop (None: the
+    loop's ``dedup_distance``; 0: only exact repeats, by structure hash, are duplicates)."""
 
     name = "explorer"
+    dedup_distance: float | None = None
 
     def propose(self, model: Any, round_index: int, rng: np.random.Generator,
                 thresholds: tuple[float, float]) -> Proposal:
@@ -286,12 +289,21 @@ class PoolExplorer(Explorer):
 
 class StrainExplorer(Explorer):
     """``n`` random symmetric strains, each component uniform in +-``max_strain``, plus an isotropic
-    part uniform in +-``max_strain`` (compression and tension), and a Gaussian rattle of ``rattle`` A."""
+    part uniform in +-``max_strain`` (compression and tension), and a Gaussian rattle of ``rattle`` A.
+    ``dedup_distance`` (see :class:`Explorer`): small strains of a near-perfect cell differ in the
+    descriptor fingerprint by less than the loop's default distance once the labelled data span
+    liquids and surfaces (the fingerprint's per-feature scale is their spread), so with a few
+    per cent of strain they all count as duplicates of the first one labelled; 0 keeps them
+    apart (fresh random draws are never repeats)."""
 
     name = "strain"
 
-    def __init__(self, base: Any, n: int = 8, max_strain: float = 0.05, rattle: float = 0.05):
+    def __init__(self, base: Any, n: int = 8, max_strain: float = 0.05, rattle: float = 0.05,
+                 dedup_distance: float | None = None):
         self.base, self.n, self.max_strain, self.rattle = to_atoms(base).copy(), int(n), float(max_strain), float(rattle)
+        if dedup_distance is not None and dedup_distance < 0:
+            raise ValueError(f"dedup_distance must be >= 0 or None, got {dedup_distance}")
+        self.dedup_distance = dedup_distance
 
     def propose(self, model, round_index, rng, thresholds):
         out = []

@@ -19,7 +19,7 @@ from mlip_props.fitting.active import (ActiveLearningConfig, deduplicate, divers
                                        virial_disagreement, warm_start_fit)
 from mlip_props.fitting.active.selection import round_robin_deduplicate
 from mlip_props.fitting.data import dataset_from_frames
-from mlip_props.fitting.explore import PoolExplorer, strain_cell
+from mlip_props.fitting.explore import PoolExplorer, StrainExplorer, strain_cell
 
 MORSE = dict(epsilon=0.5, r0=2.5, rho0=4.0, rcut1=1.5, rcut2=1.8)
 DESC = preset(["Cu"], cutoff=4.5, n_radial=5, zetas=(1,), angular_etas=(0.01,)).to_dict()
@@ -166,6 +166,36 @@ def test_balanced_picks_share_a_round_between_explorers(tmp_path):
         ActiveLearningConfig(balance_explorers=True, selection="random")
     with pytest.raises(ValueError, match="balance_explorers"):
         ActiveLearningConfig(balance_explorers=True, diversity=0.5)
+
+
+def test_explorer_own_dedup_distance_reaches_the_picker(tmp_path):
+    """Perfect cells strained by 1.001-1.004 % next to a labelled one at 1 % are within the loop's
+    fingerprint distance of it: duplicates. An explorer's own distance reaches the picker: with
+    0 only exact repeats (structure hash) are duplicates, and the virial rule labels all four."""
+    a0 = 2.5 * np.sqrt(2)
+    cu = bulk("Cu", "fcc", a=a0, cubic=True)
+    rng = np.random.default_rng(3)
+    seeds = []
+    for std in (0.05, 0.1, 0.15, 0.2):
+        a = cu.copy()
+        a.positions += rng.normal(0, std, a.positions.shape)
+        seeds.append(a)
+    seeds.append(strain_cell(cu, 0.01))
+    pool = [strain_cell(cu, e) for e in (0.01001, 0.01002, 0.01003, 0.01004)]
+    kw = dict(committee=3, hidden=(8,), descriptor=DESC, initial_epochs=40, retrain_epochs=5, max_rounds=1,
+              max_per_round=4, patience=5, lower_eV_A=0.01, upper_eV_A=50.0, include_isolated=False,
+              virial_lower_eV=1e-5)
+
+    def decisions(folder, own):
+        ex = PoolExplorer(pool)
+        ex.dedup_distance = own
+        learn(seeds, morse_oracle({"n": 0}), [ex], tmp_path / folder, **kw)
+        return [json.loads(x)["decision"] for x in (tmp_path / folder / "decisions.jsonl").read_text().splitlines()]
+
+    assert decisions("default", None) == ["duplicate"] * 4
+    assert decisions("own", 0.0) == ["selected"] * 4
+    with pytest.raises(ValueError, match="dedup_distance"):
+        StrainExplorer(cu, dedup_distance=-1.0)
 
 
 # ------------------------------------------------------------------------------------------ float32

@@ -195,8 +195,12 @@ class _Run:
         decisions = list(cls)
         limit = self.cfg.picks_allowed(rnd, len(self.state.keys))
         source = [j for j, (_, p) in enumerate(proposals) for _ in p.frames]  # explorer index, per frame
+        own = [getattr(ex, "dedup_distance", None) for ex in self.explorers]  # an explorer's own distance
+        dedup = np.array([np.nan if own[j] is None else own[j] for j in source]) if any(
+            d is not None for d in own) else None
         selected, duplicates = self.picker.pick(RoundFrames(frames, hashes, score, cls, labelled, limit, rng,
-                                                            self.model, data, self.fingerprint_cache, source))
+                                                            self.model, data, self.fingerprint_cache, source,
+                                                            dedup))
         for k in duplicates:
             decisions[k] = "duplicate"
         for k in selected:

@@ -63,22 +63,30 @@ def fingerprints(model: BehlerParrinelloPotential, frames: Sequence[Atoms], n_qu
     return out.reshape(len(frames), -1)
 
 
-def deduplicate(fp_candidates: np.ndarray, fp_reference: np.ndarray, order: Sequence[int], distance: float,
+def deduplicate(fp_candidates: np.ndarray, fp_reference: np.ndarray, order: Sequence[int], distance: float | np.ndarray,
                 scale: np.ndarray, limit: int) -> tuple[list[int], list[int]]:
     """Greedy selection in ``order`` (most uncertain first): a candidate is kept if its RMS scaled
-    fingerprint distance to every reference frame and every kept candidate is >= ``distance``;
-    at most ``limit`` kept. Returns (kept, duplicates) as candidate indices."""
+    fingerprint distance to every reference frame and every kept candidate is >= ``distance``
+    (one value, or one per candidate); at most ``limit`` kept. Returns (kept, duplicates) as
+    candidate indices."""
     kept: list[int] = []
     dup: list[int] = []
     ref = fp_reference / scale if len(fp_reference) else np.zeros((0, fp_candidates.shape[1]))
     cand = fp_candidates / scale
+    dist = per_candidate(distance, len(cand))
     for k in order:
         if len(kept) >= limit:
             break
         pool = np.concatenate([ref, cand[kept]]) if kept else ref
         dmin = np.sqrt(((pool - cand[k]) ** 2).mean(1)).min() if len(pool) else np.inf
-        (kept if dmin >= distance else dup).append(int(k))
+        (kept if dmin >= dist[k] else dup).append(int(k))
     return kept, dup
+
+
+def per_candidate(distance: float | np.ndarray, n: int) -> np.ndarray:
+    """The de-duplication distance of each of ``n`` candidates (one value for all, or one each)."""
+    d = np.asarray(distance, dtype=float)
+    return np.broadcast_to(d, (n,)) if d.ndim == 0 else d
 
 
 def rms_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -87,7 +95,8 @@ def rms_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0) / max(a.shape[1], 1))
 
 
-def diverse_select(fp_candidates: np.ndarray, fp_reference: np.ndarray, score: np.ndarray, distance: float,
+def diverse_select(fp_candidates: np.ndarray, fp_reference: np.ndarray, score: np.ndarray,
+                   distance: float | np.ndarray,
                    scale: np.ndarray, limit: int, length: float) -> tuple[list[int], list[int]]:
     """Diversity-aware greedy batch selection (a batch-mode query: one round's picks should not
     be near neighbours of each other). Candidates within RMS scaled fingerprint distance
@@ -101,11 +110,12 @@ def diverse_select(fp_candidates: np.ndarray, fp_reference: np.ndarray, score: n
     n = len(fp_candidates)
     cand = fp_candidates / scale
     score = np.asarray(score, float)
+    dist = per_candidate(distance, n)
     if len(fp_reference):
         d_ref = rms_distances(cand, fp_reference / scale).min(1)
     else:
         d_ref = np.full(n, np.inf)
-    avail = d_ref >= distance
+    avail = d_ref >= dist
     dup = [int(k) for k in np.nonzero(~avail)[0]]
     d_kept = np.full(n, np.inf)
     kept: list[int] = []
@@ -115,7 +125,7 @@ def diverse_select(fp_candidates: np.ndarray, fp_reference: np.ndarray, score: n
         eff = np.where(avail, score * np.where(np.isinf(d_kept), 1.0, w), -np.inf)
         k = int(np.argmax(eff))
         avail[k] = False
-        if d_kept[k] < distance:
+        if d_kept[k] < dist[k]:
             dup.append(k)
             continue
         kept.append(k)
@@ -142,6 +152,14 @@ class RoundFrames:
     data: list[Atoms]
     fingerprint_cache: dict[str, np.ndarray]
     sources: Sequence[int] | None = None  # index of the explorer that proposed each frame (None: one)
+    dedup_distance: np.ndarray | None = None  # per frame, where an explorer sets its own (NaN: the picker's)
+
+    def dedup_distances(self, cand: np.ndarray, default: float) -> np.ndarray:
+        """The de-duplication distance of each candidate: its explorer's, else ``default``."""
+        if self.dedup_distance is None:
+            return np.full(len(cand), float(default))
+        d = np.asarray(self.dedup_distance, dtype=float)[cand]
+        return np.where(np.isnan(d), float(default), d)
 
     def candidates(self) -> np.ndarray:
         """Indices of the frames classified 'candidate'."""
@@ -174,7 +192,7 @@ class GreedyPicker:
     def _choose(self, rf: RoundFrames, cand: np.ndarray, fp_c: np.ndarray, fp_r: np.ndarray,
                 scale: np.ndarray) -> tuple[list[int], list[int]]:
         order = list(np.argsort(-rf.score_eV_A[cand], kind="stable"))
-        return deduplicate(fp_c, fp_r, order, self.dedup_distance, scale, rf.limit)
+        return deduplicate(fp_c, fp_r, order, rf.dedup_distances(cand, self.dedup_distance), scale, rf.limit)
 
 
 class DiversePicker(GreedyPicker):
@@ -191,11 +209,12 @@ class DiversePicker(GreedyPicker):
         cs = fp_c / scale
         pair = rms_distances(cs, cs)
         length = self.diversity * float(np.median(pair[np.triu_indices(len(cand), 1)]))
-        return diverse_select(fp_c, fp_r, rf.score_eV_A[cand], self.dedup_distance, scale, rf.limit, length)
+        return diverse_select(fp_c, fp_r, rf.score_eV_A[cand], rf.dedup_distances(cand, self.dedup_distance), scale,
+                              rf.limit, length)
 
 
 def round_robin_deduplicate(fp_candidates: np.ndarray, fp_reference: np.ndarray, order: Sequence[int],
-                            sources: Sequence[Any], distance: float, scale: np.ndarray,
+                            sources: Sequence[Any], distance: float | np.ndarray, scale: np.ndarray,
                             limit: int) -> tuple[list[int], list[int]]:
     """:func:`deduplicate` taken in turns over ``sources`` (the source of each candidate): at each
     turn a source takes its most uncertain remaining candidate (``order``: most uncertain first)
@@ -208,6 +227,7 @@ def round_robin_deduplicate(fp_candidates: np.ndarray, fp_reference: np.ndarray,
     queues = list(groups.values())
     ref = fp_reference / scale if len(fp_reference) else np.zeros((0, fp_candidates.shape[1]))
     cand = fp_candidates / scale
+    dist = per_candidate(distance, len(cand))
     kept: list[int] = []
     dup: list[int] = []
     while len(kept) < limit and any(queues):
@@ -216,7 +236,7 @@ def round_robin_deduplicate(fp_candidates: np.ndarray, fp_reference: np.ndarray,
                 k = q.pop(0)
                 pool = np.concatenate([ref, cand[kept]]) if kept else ref
                 dmin = np.sqrt(((pool - cand[k]) ** 2).mean(1)).min() if len(pool) else np.inf
-                if dmin >= distance:
+                if dmin >= dist[k]:
                     kept.append(k)
                     break
                 dup.append(k)
@@ -236,7 +256,8 @@ class BalancedPicker(GreedyPicker):
     def _choose(self, rf, cand, fp_c, fp_r, scale):
         by_score = list(np.argsort(-rf.score_eV_A[cand], kind="stable"))
         sources = [0 if rf.sources is None else rf.sources[int(c)] for c in cand]
-        return round_robin_deduplicate(fp_c, fp_r, by_score, sources, self.dedup_distance, scale, rf.limit)
+        return round_robin_deduplicate(fp_c, fp_r, by_score, sources, rf.dedup_distances(cand, self.dedup_distance),
+                                       scale, rf.limit)
 
 
 class RandomPicker:
