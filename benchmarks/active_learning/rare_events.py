@@ -274,6 +274,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--properties", action="store_true",
                    help="the property table: arm 3's committee (its final model) and arm 1's at the same calls, "
                         "vs EMT, for every seed with a finished committee run")
+    p.add_argument("--property-seeds", type=int, nargs="+", default=None,
+                   help="--properties: only these seeds (default: every seed with a finished committee run)")
     p.add_argument("--target", type=float, default=60.0, help="rare-set force RMSE target (meV/A)")
     p.add_argument("--out")
     p.add_argument("--plot")

@@ -41,6 +41,8 @@ def property_table(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     table: dict[str, Any] = {"emt": emt, "tolerances": TOLERANCES, "seeds": {}}
     for curve in sorted(workdir.glob("committee_s*/curve.json")):
         seed = int(curve.parent.name.rpartition("_s")[2])
+        if getattr(args, "property_seeds", None) and seed not in args.property_seeds:
+            continue
         cache = workdir / f"properties_s{seed}.json"
         if cache.is_file():
             table["seeds"][seed] = json.loads(cache.read_text())

@@ -234,6 +234,8 @@ def test_metal_rule(formula, crystal, metal, maybe):
 
     a = bulk(formula, crystal, a=4.3)
     assert (is_metal(a), may_be_metallic(a)) == (metal, maybe)
+    symbols = sorted(set(a.get_chemical_symbols()))  # the same rule from element symbols alone
+    assert (is_metal(symbols), may_be_metallic(symbols)) == (metal, maybe)
 
 
 def test_transition_metal_carbide_may_be_metallic_and_polar_crystal_has_no_lo_to():

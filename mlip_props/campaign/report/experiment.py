@@ -229,14 +229,13 @@ def ignored_physics(comparisons: dict[str, dict[str, Any]], labels: list[str], t
 def _may_be_metallic(elements: list[str]) -> bool:
     """The conductivity property's "may be metallic" rule (:func:`~mlip_props.properties.conductivity.kappa.
     may_be_metallic`) for a list of element symbols (False for names that are not elements)."""
-    from ase import Atoms
     from ase.data import chemical_symbols
 
     from ...properties.conductivity.kappa import may_be_metallic
 
     if not elements or any(e not in chemical_symbols for e in elements):
         return False
-    return may_be_metallic(Atoms(symbols=elements))
+    return may_be_metallic(elements)
 
 
 def _elements(formula: str) -> list[str]:

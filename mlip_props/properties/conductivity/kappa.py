@@ -148,12 +148,17 @@ def denser_mesh(mesh: Sequence[int]) -> list[int]:
     return [max(n + 2, math.ceil(1.25 * n)) for n in mesh]
 
 
-def is_metal(atoms: Atoms) -> bool:
-    """Whether every element of ``atoms`` is a metal (pymatgen's ``Element.is_metal``): an
-    elemental metal or an intermetallic (Cu, NiAl, Cu3Au), whose heat electrons carry too."""
+def _symbols(composition: Atoms | Sequence[str]) -> set[str]:
+    return set(composition.get_chemical_symbols() if isinstance(composition, Atoms) else composition)
+
+
+def is_metal(composition: Atoms | Sequence[str]) -> bool:
+    """Whether every element of ``composition`` (an Atoms or element symbols) is a metal
+    (pymatgen's ``Element.is_metal``): an elemental metal or an intermetallic (Cu, NiAl, Cu3Au),
+    whose heat electrons carry too."""
     from pymatgen.core import Element
 
-    return all(Element(s).is_metal for s in set(atoms.get_chemical_symbols()))
+    return all(Element(s).is_metal for s in _symbols(composition))
 
 
 #: non-metals whose compounds with transition metals are (almost always) ionic insulators or
@@ -161,8 +166,8 @@ def is_metal(atoms: Atoms) -> bool:
 IONIC_ANIONS = frozenset({"H", "O", "F", "Cl", "Br", "I"})
 
 
-def may_be_metallic(atoms: Atoms) -> bool:
-    """A composition that may be a metal although not every element is one: a transition metal
+def may_be_metallic(composition: Atoms | Sequence[str]) -> bool:
+    """A composition (an Atoms or element symbols) that may be a metal although not every element is one: a transition metal
     (groups 3-11, lanthanides and actinides; pymatgen's ``Element.group``) with non-metals none
     of which is oxygen, a halogen or hydrogen (:data:`IONIC_ANIONS`) -- the carbides, nitrides,
     borides, silicides, pnictides and chalcogenides of the transition metals, many of them
@@ -172,7 +177,7 @@ def may_be_metallic(atoms: Atoms) -> bool:
     and halides are not flagged; all-metal compositions are :func:`is_metal` instead."""
     from pymatgen.core import Element
 
-    elements = [Element(s) for s in set(atoms.get_chemical_symbols())]
+    elements = [Element(s) for s in _symbols(composition)]
     if all(e.is_metal for e in elements):
         return False
     transition = any(e.is_metal and (3 <= e.group <= 11 or e.is_lanthanoid or e.is_actinoid) for e in elements)
