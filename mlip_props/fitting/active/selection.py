@@ -63,8 +63,8 @@ def fingerprints(model: BehlerParrinelloPotential, frames: Sequence[Atoms], n_qu
     return out.reshape(len(frames), -1)
 
 
-def deduplicate(fp_candidates: np.ndarray, fp_reference: np.ndarray, order: Sequence[int], distance: float | np.ndarray,
-                scale: np.ndarray, limit: int) -> tuple[list[int], list[int]]:
+def deduplicate(fp_candidates: np.ndarray, fp_reference: np.ndarray, order: Sequence[int],
+                distance: float | np.ndarray, scale: np.ndarray, limit: int) -> tuple[list[int], list[int]]:
     """Greedy selection in ``order`` (most uncertain first): a candidate is kept if its RMS scaled
     fingerprint distance to every reference frame and every kept candidate is >= ``distance``
     (one value, or one per candidate); at most ``limit`` kept. Returns (kept, duplicates) as
@@ -77,10 +77,14 @@ def deduplicate(fp_candidates: np.ndarray, fp_reference: np.ndarray, order: Sequ
     for k in order:
         if len(kept) >= limit:
             break
-        pool = np.concatenate([ref, cand[kept]]) if kept else ref
-        dmin = np.sqrt(((pool - cand[k]) ** 2).mean(1)).min() if len(pool) else np.inf
-        (kept if dmin >= dist[k] else dup).append(int(k))
+        (kept if _nearest(ref, cand, kept, k) >= dist[k] else dup).append(int(k))
     return kept, dup
+
+
+def _nearest(ref: np.ndarray, cand: np.ndarray, kept: list[int], k: int) -> float:
+    """RMS scaled distance of candidate ``k`` to the nearest reference frame or kept candidate."""
+    pool = np.concatenate([ref, cand[kept]]) if kept else ref
+    return float(np.sqrt(((pool - cand[k]) ** 2).mean(1)).min()) if len(pool) else np.inf
 
 
 def per_candidate(distance: float | np.ndarray, n: int) -> np.ndarray:
@@ -234,9 +238,7 @@ def round_robin_deduplicate(fp_candidates: np.ndarray, fp_reference: np.ndarray,
         for q in queues:
             while q and len(kept) < limit:
                 k = q.pop(0)
-                pool = np.concatenate([ref, cand[kept]]) if kept else ref
-                dmin = np.sqrt(((pool - cand[k]) ** 2).mean(1)).min() if len(pool) else np.inf
-                if dmin >= dist[k]:
+                if _nearest(ref, cand, kept, k) >= dist[k]:
                     kept.append(k)
                     break
                 dup.append(k)
