@@ -276,6 +276,10 @@ def parser() -> argparse.ArgumentParser:
                         "vs EMT, for every seed with a finished committee run")
     p.add_argument("--property-seeds", type=int, nargs="+", default=None,
                    help="--properties: only these seeds (default: every seed with a finished committee run)")
+    p.add_argument("--final-model", choices=("loop", "large"), default="loop",
+                   help="--properties: 'loop' tables the loop's own committee and arm 1 fitted with the loop's "
+                        "model; 'large' refits both arms' labels with a larger model (20 symmetry functions, "
+                        "cutoff 5 A, 4 x 32-32) and adds test-set RMSEs and the members' spread")
     p.add_argument("--target", type=float, default=60.0, help="rare-set force RMSE target (meV/A)")
     p.add_argument("--out")
     p.add_argument("--plot")
@@ -297,9 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({arm: {k: v for k, v in d.items()} for arm, d in s["arms"].items()}, indent=1))
         return 0
     if args.properties:
-        from .rare_properties import property_table
+        from .rare_properties import final_fit_table, property_table
 
-        table = property_table(wd, args)
+        table = final_fit_table(wd, args) if args.final_model == "large" else property_table(wd, args)
         if args.out:
             Path(args.out).write_text(json.dumps(table, indent=1))
         print(json.dumps(table["summary"], indent=1))

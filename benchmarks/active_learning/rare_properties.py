@@ -3,7 +3,12 @@ stopped at (arm 3, its final ``model.pt``) and the Boltzmann arm's potential at 
 oracle calls (arm 1, fitted from scratch on its first frames, as :func:`.rare_events.boltzmann_model`
 does), each against EMT with :func:`.rare.all_properties` (a0, B, C11/C12/C44, X-point phonons,
 vacancy formation energy, (111) surface energy, vacancy migration barrier) and the issue's
-tolerances (:data:`.rare.TOLERANCES`)."""
+tolerances (:data:`.rare.TOLERANCES`).
+
+:func:`final_fit_table` is the same table for a final fit of each arm's labelled frames with a larger
+model (``--final-model large``): the committee arm's labels, chosen by the loop's small committee, and
+the Boltzmann arm's frames at the same calls, both fitted from scratch with one architecture and
+schedule; it also reports each final potential's test-set RMSEs and its members' spread per property."""
 from __future__ import annotations
 
 import argparse
@@ -65,5 +70,79 @@ def property_table(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     table["summary"] = {seed: {"calls": e["oracle_calls"],
                                "committee_within": sum(e["committee"]["within"].values()),
                                "boltzmann_within": sum(e["boltzmann"]["within"].values()),
+                               "of": len(TOLERANCES)} for seed, e in table["seeds"].items()}
+    return table
+
+
+def large_model_config(seed: int) -> Any:
+    """The final fit's settings: the descriptor preset's defaults for Cu (20 symmetry functions,
+    cutoff 5 A), 4 members of 32-32, the loop's initial schedule (300 epochs, default weights)."""
+    from mlip_props.fitting.active.config import ActiveLearningConfig
+    from mlip_props.fitting.descriptors import preset
+
+    return ActiveLearningConfig(committee=4, hidden=(32, 32), descriptor=preset(["Cu"]).to_dict(), seed=seed)
+
+
+def _final_entry(frames_of: Any, path: Path, seed: int, emt: dict, typical: list, rare: list) -> dict:
+    """Fit (or load) the final potential at ``path``; its properties vs EMT, the members' spread
+    (standard deviation over members, relative to EMT) and its test-set force RMSEs (meV/A)."""
+    import numpy as np
+
+    from mlip_props.fitting.active.retrain import fresh_fit
+    from mlip_props.potentials import save_potential
+
+    from .rare_events import _rmse
+
+    t0 = time.perf_counter()
+    if not path.is_file():
+        save_potential(fresh_fit(frames_of(), large_model_config(seed), seed), path)
+    model = load_model_file(path)
+    row = _row(all_properties(CommitteeMean(model)), emt)
+    members = [all_properties(model.member(m)) for m in range(model.n_members)]
+    row["member_std_rel"] = {k: float(np.std([r[k] for r in members], ddof=1) / emt[k]) for k in TOLERANCES}
+    row["rare_meV_A"], row["typical_meV_A"] = _rmse(model, rare), _rmse(model, typical)
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def final_fit_table(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`property_table` with both arms' labels refitted by :func:`large_model_config`; cached
+    per seed in ``WORKDIR/properties_large_sSEED.json`` (models ``model_large*.pt`` in the arm folders)."""
+    from ase.io import read
+
+    from .rare_events import boltzmann_frames, labelled_seeds, test_sets
+
+    def boltzmann_labels(seed: int, n: int) -> list:  # the frames boltzmann_model fits at n calls
+        seeds = labelled_seeds(seed)
+        return seeds + boltzmann_frames(n, seed, args.stride)[: max(0, n - len(seeds))]
+
+    emt = json.loads((workdir / "properties_emt.json").read_text()) if (workdir / "properties_emt.json").is_file() \
+        else all_properties(emt_oracle())
+    typical, rare = test_sets(workdir, args.typical_per_set, args.rare_per_kind)
+    table: dict[str, Any] = {"emt": emt, "tolerances": TOLERANCES, "model": large_model_config(0).descriptor,
+                             "hidden": [32, 32], "seeds": {}}
+    for curve in sorted(workdir.glob("committee_s*/curve.json")):
+        seed = int(curve.parent.name.rpartition("_s")[2])
+        if getattr(args, "property_seeds", None) and seed not in args.property_seeds:
+            continue
+        cache = workdir / f"properties_large_s{seed}.json"
+        if cache.is_file():
+            table["seeds"][seed] = json.loads(cache.read_text())
+            continue
+        n = int(json.loads(curve.read_text())["calls"][-1])
+        bdir = workdir / f"boltzmann_s{seed}"
+        bdir.mkdir(parents=True, exist_ok=True)
+        entry = {"oracle_calls": n,
+                 "committee": _final_entry(lambda: read(curve.parent / "data.extxyz", ":"),
+                                           curve.parent / "model_large.pt", seed, emt, typical, rare),
+                 "boltzmann": _final_entry(lambda: boltzmann_labels(seed, n),
+                                           bdir / f"model_large_{n}.pt", seed, emt, typical, rare)}
+        cache.write_text(json.dumps(entry, indent=1))
+        table["seeds"][seed] = entry
+    table["summary"] = {seed: {"calls": e["oracle_calls"],
+                               "committee_within": sum(e["committee"]["within"].values()),
+                               "boltzmann_within": sum(e["boltzmann"]["within"].values()),
+                               "committee_rare_meV_A": e["committee"]["rare_meV_A"],
+                               "boltzmann_rare_meV_A": e["boltzmann"]["rare_meV_A"],
                                "of": len(TOLERANCES)} for seed, e in table["seeds"].items()}
     return table
