@@ -15,7 +15,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mlip_props.backend import emt_oracle
 from mlip_props.fitting import CommitteeMean
@@ -29,6 +29,44 @@ def _row(props: dict, ref: dict) -> dict:
     return {"values": props, "rel_err": rel, "within": {k: abs(rel[k]) <= TOLERANCES[k] for k in TOLERANCES}}
 
 
+def _emt_reference(workdir: Path) -> dict:
+    """EMT's properties, cached in ``WORKDIR/properties_emt.json``."""
+    path = workdir / "properties_emt.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    emt = all_properties(emt_oracle())
+    path.write_text(json.dumps(emt, indent=1))
+    return emt
+
+
+def _per_seed(workdir: Path, args: argparse.Namespace, cache_prefix: str,
+              entry_of: Callable[[int, Path, int], dict]) -> dict[int, dict]:
+    """``entry_of(seed, committee_folder, calls)`` for each seed whose committee run finished
+    (``curve.json``; ``--property-seeds`` selects), at the calls it finished with; cached in
+    ``WORKDIR/{cache_prefix}_sSEED.json``."""
+    seeds: dict[int, dict] = {}
+    for curve in sorted(workdir.glob("committee_s*/curve.json")):
+        seed = int(curve.parent.name.rpartition("_s")[2])
+        if getattr(args, "property_seeds", None) and seed not in args.property_seeds:
+            continue
+        cache = workdir / f"{cache_prefix}_s{seed}.json"
+        if not cache.is_file():
+            n = int(json.loads(curve.read_text())["calls"][-1])
+            (workdir / f"boltzmann_s{seed}").mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"oracle_calls": n, **entry_of(seed, curve.parent, n)}, indent=1))
+        seeds[seed] = json.loads(cache.read_text())
+    return seeds
+
+
+def _summary(seeds: dict[int, dict], *extra: str) -> dict:
+    """Per seed: calls, tolerances met per arm, and the arms' ``extra`` fields."""
+    return {seed: {"calls": e["oracle_calls"],
+                   "committee_within": sum(e["committee"]["within"].values()),
+                   "boltzmann_within": sum(e["boltzmann"]["within"].values()),
+                   **{f"{arm}_{k}": e[arm][k] for k in extra for arm in ("committee", "boltzmann")},
+                   "of": len(TOLERANCES)} for seed, e in seeds.items()}
+
+
 def property_table(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One entry per seed whose committee run finished (``curve.json``): the oracle calls, and the
     committee arm's and the Boltzmann arm's values, relative errors and pass/fail per property.
@@ -37,41 +75,22 @@ def property_table(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
 
     from .rare_events import boltzmann_frames, boltzmann_model, labelled_seeds
 
-    ref_path = workdir / "properties_emt.json"
-    if ref_path.is_file():
-        emt = json.loads(ref_path.read_text())
-    else:
-        emt = all_properties(emt_oracle())
-        ref_path.write_text(json.dumps(emt, indent=1))
-    table: dict[str, Any] = {"emt": emt, "tolerances": TOLERANCES, "seeds": {}}
-    for curve in sorted(workdir.glob("committee_s*/curve.json")):
-        seed = int(curve.parent.name.rpartition("_s")[2])
-        if getattr(args, "property_seeds", None) and seed not in args.property_seeds:
-            continue
-        cache = workdir / f"properties_s{seed}.json"
-        if cache.is_file():
-            table["seeds"][seed] = json.loads(cache.read_text())
-            continue
-        n = int(json.loads(curve.read_text())["calls"][-1])
+    emt = _emt_reference(workdir)
+
+    def entry_of(seed: int, folder: Path, n: int) -> dict:
         t0 = time.perf_counter()
-        committee = all_properties(CommitteeMean(load_model_file(curve.parent / "model.pt")))
+        committee = all_properties(CommitteeMean(load_model_file(folder / "model.pt")))
         t1 = time.perf_counter()
-        bdir = workdir / f"boltzmann_s{seed}"
-        bdir.mkdir(parents=True, exist_ok=True)
-        path = bdir / f"model_{n}.pt"
+        path = workdir / f"boltzmann_s{seed}" / f"model_{n}.pt"
         if not path.is_file():  # the same frames and fit as the arm itself (deterministic in the seed)
             save_potential(boltzmann_model(labelled_seeds(seed), boltzmann_frames(n, seed, args.stride), n, args, seed),
                            path)
         boltzmann = all_properties(CommitteeMean(load_model_file(path)))
-        entry = {"oracle_calls": n, "committee": _row(committee, emt), "boltzmann": _row(boltzmann, emt),
-                 "seconds": {"committee_properties": t1 - t0, "boltzmann_fit_and_properties": time.perf_counter() - t1}}
-        cache.write_text(json.dumps(entry, indent=1))
-        table["seeds"][seed] = entry
-    table["summary"] = {seed: {"calls": e["oracle_calls"],
-                               "committee_within": sum(e["committee"]["within"].values()),
-                               "boltzmann_within": sum(e["boltzmann"]["within"].values()),
-                               "of": len(TOLERANCES)} for seed, e in table["seeds"].items()}
-    return table
+        return {"committee": _row(committee, emt), "boltzmann": _row(boltzmann, emt),
+                "seconds": {"committee_properties": t1 - t0, "boltzmann_fit_and_properties": time.perf_counter() - t1}}
+
+    seeds = _per_seed(workdir, args, "properties", entry_of)
+    return {"emt": emt, "tolerances": TOLERANCES, "seeds": seeds, "summary": _summary(seeds)}
 
 
 def large_model_config(seed: int) -> Any:
@@ -116,33 +135,15 @@ def final_fit_table(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
         seeds = labelled_seeds(seed)
         return seeds + boltzmann_frames(n, seed, args.stride)[: max(0, n - len(seeds))]
 
-    emt = json.loads((workdir / "properties_emt.json").read_text()) if (workdir / "properties_emt.json").is_file() \
-        else all_properties(emt_oracle())
+    emt = _emt_reference(workdir)
     typical, rare = test_sets(workdir, args.typical_per_set, args.rare_per_kind)
-    table: dict[str, Any] = {"emt": emt, "tolerances": TOLERANCES, "model": large_model_config(0).descriptor,
-                             "hidden": [32, 32], "seeds": {}}
-    for curve in sorted(workdir.glob("committee_s*/curve.json")):
-        seed = int(curve.parent.name.rpartition("_s")[2])
-        if getattr(args, "property_seeds", None) and seed not in args.property_seeds:
-            continue
-        cache = workdir / f"properties_large_s{seed}.json"
-        if cache.is_file():
-            table["seeds"][seed] = json.loads(cache.read_text())
-            continue
-        n = int(json.loads(curve.read_text())["calls"][-1])
-        bdir = workdir / f"boltzmann_s{seed}"
-        bdir.mkdir(parents=True, exist_ok=True)
-        entry = {"oracle_calls": n,
-                 "committee": _final_entry(lambda: read(curve.parent / "data.extxyz", ":"),
-                                           curve.parent / "model_large.pt", seed, emt, typical, rare),
-                 "boltzmann": _final_entry(lambda: boltzmann_labels(seed, n),
-                                           bdir / f"model_large_{n}.pt", seed, emt, typical, rare)}
-        cache.write_text(json.dumps(entry, indent=1))
-        table["seeds"][seed] = entry
-    table["summary"] = {seed: {"calls": e["oracle_calls"],
-                               "committee_within": sum(e["committee"]["within"].values()),
-                               "boltzmann_within": sum(e["boltzmann"]["within"].values()),
-                               "committee_rare_meV_A": e["committee"]["rare_meV_A"],
-                               "boltzmann_rare_meV_A": e["boltzmann"]["rare_meV_A"],
-                               "of": len(TOLERANCES)} for seed, e in table["seeds"].items()}
-    return table
+
+    def entry_of(seed: int, folder: Path, n: int) -> dict:
+        return {"committee": _final_entry(lambda: read(folder / "data.extxyz", ":"), folder / "model_large.pt",
+                                          seed, emt, typical, rare),
+                "boltzmann": _final_entry(lambda: boltzmann_labels(seed, n),
+                                          workdir / f"boltzmann_s{seed}" / f"model_large_{n}.pt", seed, emt, typical, rare)}
+
+    seeds = _per_seed(workdir, args, "properties_large", entry_of)
+    return {"emt": emt, "tolerances": TOLERANCES, "model": large_model_config(0).descriptor, "hidden": [32, 32],
+            "seeds": seeds, "summary": _summary(seeds, "rare_meV_A")}
