@@ -158,6 +158,11 @@ def run_boltzmann_arm(args: argparse.Namespace, seed: int, typical: list, rare: 
     return out
 
 
+def first_calls(seeds: list, pool: list, n: int) -> list:
+    """Arm 1's labels at ``n`` oracle calls: the seed frames, then the first MD frames of ``pool``."""
+    return seeds + pool[: max(0, n - len(seeds))]
+
+
 def boltzmann_model(seeds: list, pool: list, n: int, args: argparse.Namespace, seed: int) -> Any:
     """Arm 1's committee at ``n`` oracle calls: fitted from scratch on the seed frames and the first
     ``n - len(seeds)`` labelled 300 K MD frames, with the loop's model and initial schedule."""
@@ -166,7 +171,7 @@ def boltzmann_model(seeds: list, pool: list, n: int, args: argparse.Namespace, s
 
     cfg = ActiveLearningConfig(committee=args.committee, hidden=tuple(args.hidden), descriptor=small_descriptor(),
                                initial_epochs=args.initial_epochs, seed=seed)
-    return fresh_fit(seeds + pool[: max(0, n - len(seeds))], cfg, seed)
+    return fresh_fit(first_calls(seeds, pool, n), cfg, seed)
 
 
 def _curve_of(folder: Path) -> dict | None:

@@ -129,11 +129,7 @@ def final_fit_table(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     per seed in ``WORKDIR/properties_large_sSEED.json`` (models ``model_large*.pt`` in the arm folders)."""
     from ase.io import read
 
-    from .rare_events import boltzmann_frames, labelled_seeds, test_sets
-
-    def boltzmann_labels(seed: int, n: int) -> list:  # the frames boltzmann_model fits at n calls
-        seeds = labelled_seeds(seed)
-        return seeds + boltzmann_frames(n, seed, args.stride)[: max(0, n - len(seeds))]
+    from .rare_events import boltzmann_frames, first_calls, labelled_seeds, test_sets
 
     emt = _emt_reference(workdir)
     typical, rare = test_sets(workdir, args.typical_per_set, args.rare_per_kind)
@@ -141,9 +137,10 @@ def final_fit_table(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     def entry_of(seed: int, folder: Path, n: int) -> dict:
         return {"committee": _final_entry(lambda: read(folder / "data.extxyz", ":"), folder / "model_large.pt",
                                           seed, emt, typical, rare),
-                "boltzmann": _final_entry(lambda: boltzmann_labels(seed, n),
+                "boltzmann": _final_entry(lambda: first_calls(labelled_seeds(seed), boltzmann_frames(n, seed, args.stride), n),
                                           workdir / f"boltzmann_s{seed}" / f"model_large_{n}.pt", seed, emt, typical, rare)}
 
     seeds = _per_seed(workdir, args, "properties_large", entry_of)
-    return {"emt": emt, "tolerances": TOLERANCES, "model": large_model_config(0).descriptor, "hidden": [32, 32],
+    config = large_model_config(0)
+    return {"emt": emt, "tolerances": TOLERANCES, "model": config.descriptor, "hidden": list(config.hidden),
             "seeds": seeds, "summary": _summary(seeds, "rare_meV_A")}
